@@ -1,0 +1,144 @@
+"""The `bench` command line (Typer). Commands only turn flags into requests; the work is done
+in the packages below, which never read flags or the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+import yaml
+
+from benchmark.console import fail, handles_errors, print_json, setup_logging
+from registry.catalog import Catalog
+from registry.paths import BenchPaths, resolve_home
+
+app = typer.Typer(name="bench", no_args_is_help=True, add_completion=False,
+                  help="Benchmark transfer learning between image datasets.")
+datasets_app = typer.Typer(help="List the catalog and registered datasets; show one.")
+app.add_typer(datasets_app, name="datasets")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+@app.callback()
+def main(ctx: typer.Context,
+         verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False
+         ) -> None:
+    """Set up logging and resolve BENCH_HOME once for every command."""
+    setup_logging(verbose)
+    ctx.obj = BenchPaths(resolve_home())
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    parts = text.lower().replace(" ", "").split("x")
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise fail(f"--size '{text}' is not a size; write HEIGHTxWIDTH (e.g. 112x112) or one "
+                   "number for a square.", 2)
+    return int(parts[0]), int(parts[1])
+
+
+def _parse_options(items: list[str]) -> dict:
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise fail(f"--option '{item}' must look like KEY=VALUE (VALUE is read as YAML).", 2)
+        options[key] = yaml.safe_load(value)
+    return options
+
+
+@app.command("add-dataset")
+@handles_errors
+def add_dataset_cmd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Catalog name or alias, or a new name.")],
+    path: Annotated[Optional[Path], typer.Option(help="Folder holding the data.")] = None,
+    card: Annotated[Optional[Path], typer.Option(help="A YAML dataset card.")] = None,
+    format: Annotated[Optional[str], typer.Option("--format", help="Loader for --path.")] = None,
+    option: Annotated[list[str], typer.Option(help="Loader option KEY=VALUE (repeatable).")] = [],
+    size: Annotated[list[str], typer.Option(help="Cache size HxW (repeatable).")] = [],
+    origin: Annotated[str, typer.Option(help="medical or natural (own data).")] = "medical",
+    modality: Annotated[str, typer.Option(help="Imaging modality (own data).")] = "unknown",
+    force: Annotated[bool, typer.Option(help="Register again even if registered.")] = False,
+    workers: Annotated[int, typer.Option(help="Decoding threads (0: automatic).")] = 0,
+    json_out: JsonFlag = False,
+) -> None:
+    """Register a dataset: validate every sample, decode it once into the cache, compute
+    meta-features and record it in the registry."""
+    from registry.progress import rich_progress
+    from registry.register import AddRequest, add_dataset
+    from registry.views import show_dataset
+
+    req = AddRequest(name=name, path=path, card_file=card, format=format,
+                     options=_parse_options(option),
+                     sizes=tuple(_parse_size(s) for s in size) or None,
+                     origin=origin, modality=modality, force=force, workers=workers)
+    paths: BenchPaths = ctx.obj
+    catalog = Catalog.load()
+    result = add_dataset(req, paths, catalog, progress=rich_progress)
+    view = show_dataset(result.record.name, catalog, paths)
+    view["already_registered"] = result.already_registered
+    if json_out:
+        print_json(view)
+        return
+    state = "already registered" if result.already_registered else "registered"
+    typer.echo(f"{view['name']}: {state}, {view['n_samples']} samples, "
+               f"{len(view['classes'])} classes, cache {view['cache_dir']}")
+
+
+@datasets_app.callback(invoke_without_command=True)
+@handles_errors
+def datasets_list(ctx: typer.Context, json_out: JsonFlag = False) -> None:
+    """List the catalog and the registered datasets."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from registry.views import list_datasets
+
+    rows = list_datasets(Catalog.load(), ctx.find_root().obj)
+    if json_out:
+        print_json(rows)
+        return
+    _print_table(rows)
+
+
+def _print_table(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "aliases", "origin", "modality", "task", "classes", "samples",
+                  "obtain", "registered")
+    for r in rows:
+        table.add_row(r["name"], ",".join(r["aliases"]), r["origin"], r["modality"], r["task"],
+                      str(r["classes"]), "" if r["n_samples"] is None else f"{r['n_samples']:,}",
+                      r["obtain"], "yes" if r["registered"] else "")
+    Console(width=160).print(table)
+
+
+@datasets_app.command("show")
+@handles_errors
+def datasets_show(ctx: typer.Context, name: str, json_out: JsonFlag = False) -> None:
+    """Card, local counts per class, meta-features and cache files of one dataset."""
+    from registry.views import show_dataset
+
+    view = show_dataset(name, Catalog.load(), ctx.find_root().obj)
+    if json_out:
+        print_json(view)
+        return
+    typer.echo(yaml.safe_dump(view, sort_keys=False, allow_unicode=True))
+
+
+@datasets_app.command("remove")
+@handles_errors
+def datasets_remove(ctx: typer.Context, name: str) -> None:
+    """Unregister a dataset and delete its cache."""
+    from registry.register import remove_dataset
+
+    catalog = Catalog.load()
+    key = catalog.canonical(name) if name.strip().lower() in catalog else name.strip().lower()
+    if not remove_dataset(key, ctx.find_root().obj):
+        raise fail(f"'{key}' is not registered; nothing was removed. "
+                   "Run `bench datasets` to see what is registered.")
+    typer.echo(f"{key}: removed")

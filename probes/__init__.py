@@ -1,0 +1,1 @@
+"""Dataset-similarity and transferability probes (Task2Vec, SimEx, expert, estimators)."""

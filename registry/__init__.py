@@ -1,0 +1,1 @@
+"""The meta-learning data registry: dataset cards, loaders, the decoded cache, the store."""

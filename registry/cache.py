@@ -1,0 +1,161 @@
+"""Decode once into uint8 (N, C, H, W) arrays, one ``.npy`` per image size, written atomically.
+
+Everything is written into a temporary folder next to the final one and renamed into place
+when complete, so a crash or a bad image leaves no partial cache behind. The folder name is the
+dataset's fingerprint: two identical runs produce the same folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from registry.loaders.base import Loader, SampleTable
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class CacheResult:
+    """The cache folder's files and the native (height, width) range of the decoded images."""
+
+    files: list[CacheFile]
+    native_min: tuple[int, int]
+    native_max: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class CacheFile:
+    """One cached array and its checksum."""
+
+    kind: str  # "images" or "labels"
+    path: Path
+    shape: tuple[int, ...]
+    sha256: str
+    size: tuple[int, int] | None = None
+
+
+def to_channels(img: np.ndarray, channels: int) -> np.ndarray:
+    """uint8 (H, W) or (H, W, C) -> (H, W, channels); RGB to gray with ITU-R 601 luma (as PIL)."""
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.shape[2] == channels:
+        return img
+    if channels == 3 and img.shape[2] == 1:
+        return np.repeat(img, 3, axis=2)
+    if channels == 1 and img.shape[2] >= 3:
+        rgb = img[..., :3].astype(np.float32)
+        luma = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+        return luma.round().clip(0, 255).astype(np.uint8)[..., None]
+    raise ValueError(f"cannot convert {img.shape[2]} channels to {channels}")
+
+
+def resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W, C) uint8 resized to ``size`` (height, width), bilinear with antialiasing."""
+    h, w = size
+    if img.shape[:2] == (h, w):
+        return img
+    planes = [np.asarray(Image.fromarray(img[..., c]).resize((w, h), Image.BILINEAR))
+              for c in range(img.shape[2])]
+    return np.stack(planes, axis=2)
+
+
+def _decoded(loader: Loader, table: SampleTable, workers: int) -> Iterator[np.ndarray]:
+    if not loader.parallel_read or workers <= 1:
+        yield from loader.iter_images(table)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(lambda i: loader.read(table, i), range(len(table)), chunksize=1)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_arrays(loader: Loader, table: SampleTable, tmp: Path, sizes: tuple[tuple[int, int], ...],
+                  channels: int, workers: int, progress: Progress | None) -> list[tuple[int, int]]:
+    n = len(table)
+    native: list[tuple[int, int]] = []
+    arrays = {size: np.lib.format.open_memmap(tmp / _image_name(size), mode="w+", dtype=np.uint8,
+                                              shape=(n, channels, *size)) for size in sizes}
+    start = time.perf_counter()
+    for i, img in enumerate(_decoded(loader, table, workers)):
+        native.append((int(img.shape[0]), int(img.shape[1])))
+        img = to_channels(img, channels)
+        for size, arr in arrays.items():
+            arr[i] = resize(img, size).transpose(2, 0, 1)
+        if progress:
+            progress(1)
+    for arr in arrays.values():
+        arr.flush()
+    del arrays
+    elapsed = max(time.perf_counter() - start, 1e-9)
+    log.info("decoded %d images in %.1f s (%.0f images/s)", n, elapsed, n / elapsed)
+    np.save(tmp / "labels.npy", table.labels)
+    return native
+
+
+def _image_name(size: tuple[int, int]) -> str:
+    return f"images_{size[0]}x{size[1]}.npy"
+
+
+def build_cache(loader: Loader, table: SampleTable, final_dir: Path,
+                sizes: tuple[tuple[int, int], ...], channels: int, *, workers: int = 0,
+                progress: Progress | None = None) -> CacheResult:
+    """Decode every sample into ``final_dir`` (atomically); return the files with checksums.
+
+    Side effects: creates ``final_dir`` (and its parent). If ``final_dir`` already exists (an
+    identical earlier or concurrent run), the new copy is discarded and the existing one used.
+    """
+    workers = workers or min(8, os.cpu_count() or 1)
+    final_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final_dir.parent / f".tmp-{final_dir.name}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        native = np.asarray(_write_arrays(loader, table, tmp, sizes, channels, workers, progress))
+        (tmp / "manifest.json").write_text(json.dumps(
+            {"n": len(table), "channels": channels, "sizes": [list(s) for s in sizes],
+             "classes": list(table.class_names),
+             "native_min": native.min(axis=0).tolist(), "native_max": native.max(axis=0).tolist()}))
+        try:
+            os.rename(tmp, final_dir)
+        except OSError:
+            if not final_dir.is_dir():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    manifest = json.loads((final_dir / "manifest.json").read_text())
+    return CacheResult(describe_cache(final_dir, sizes), tuple(manifest["native_min"]),
+                       tuple(manifest["native_max"]))
+
+
+def describe_cache(folder: Path, sizes: tuple[tuple[int, int], ...]) -> list[CacheFile]:
+    """The cache files of ``folder`` with shapes and sha256 checksums."""
+    files = []
+    for size in sizes:
+        path = folder / _image_name(size)
+        shape = np.load(path, mmap_mode="r").shape
+        files.append(CacheFile("images", path, tuple(shape), _sha256(path), size))
+    labels = folder / "labels.npy"
+    files.append(CacheFile("labels", labels, tuple(np.load(labels).shape), _sha256(labels)))
+    return files

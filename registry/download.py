@@ -1,0 +1,136 @@
+"""Download a card's public files with a progress bar, verify checksums, unpack safely.
+
+Offline, the first request fails at once and the error says how to get the files by hand.
+Files are written as ``NAME.part`` and renamed only after the checksum matched.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import shutil
+import tarfile
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from registry.card import DatasetCard, RemoteFile
+from registry.errors import ChecksumError, DownloadError
+from registry.progress import ProgressFactory, no_progress
+
+log = logging.getLogger(__name__)
+TIMEOUT_S = 20
+
+
+@dataclass(frozen=True)
+class FetchedFile:
+    path: Path
+    sha256: str
+
+
+def manual_steps(card: DatasetCard) -> str:
+    """The card's instructions for getting the data by hand, as one paragraph."""
+    steps = list(card.obtain.steps)
+    for f in card.obtain.files:
+        check = f" ({f.checksum.algorithm} {f.checksum.value})" if f.checksum else ""
+        steps.append(f"download {f.url}{check} and unpack it")
+    where = card.obtain.path_hint or "the folder holding the data"
+    steps.append(f"then run `bench add-dataset {card.name} --path DIR` with DIR {where}")
+    return " ".join(f"({i}) {s.rstrip('.')}." for i, s in enumerate(steps, start=1))
+
+
+def hash_file(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verify(path: Path, remote: RemoteFile) -> None:
+    if remote.checksum is None:
+        log.warning("%s has no published checksum; recording its sha256 only", path.name)
+        return
+    got = hash_file(path, remote.checksum.algorithm)
+    if got != remote.checksum.value.lower():
+        raise ChecksumError(
+            f"Checksum mismatch for {path.name} from {remote.url}: {remote.checksum.algorithm} "
+            f"is {got}, the card expects {remote.checksum.value}.",
+            "The download is corrupt or the file changed upstream: delete it and try again, "
+            "or check the card's checksum.")
+
+
+def _stream(remote: RemoteFile, part: Path, progress: ProgressFactory) -> None:
+    try:
+        with urllib.request.urlopen(remote.url, timeout=TIMEOUT_S) as resp:
+            total = resp.length or remote.size_bytes
+            with part.open("wb") as out, progress(f"download {remote.filename}", total) as adv:
+                for block in iter(lambda: resp.read(1 << 20), b""):
+                    out.write(block)
+                    adv(len(block))
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        part.unlink(missing_ok=True)
+        reason = getattr(err, "reason", err)
+        raise DownloadError(f"Could not download {remote.url} ({reason}).") from None
+
+
+def _unpack(path: Path, how: str, dest: Path) -> None:
+    if how == "zip":
+        with zipfile.ZipFile(path) as zf:
+            for member in zf.namelist():
+                if Path(member).is_absolute() or ".." in Path(member).parts:
+                    raise DownloadError(f"Archive {path} has an unsafe member '{member}'.",
+                                        "Do not use this archive.")
+            zf.extractall(dest)
+    elif how == "tar":
+        with tarfile.open(path) as tf:
+            tf.extractall(dest, filter="data")
+    elif how == "gunzip":
+        out = dest / path.name.removesuffix(".gz")
+        part = out.with_name(out.name + ".part")
+        with gzip.open(path, "rb") as src, part.open("wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        part.rename(out)
+
+
+def _fetch_one(card: DatasetCard, remote: RemoteFile, dest: Path,
+               progress: ProgressFactory) -> FetchedFile:
+    target = dest / remote.filename
+    marker = dest / f".unpacked-{remote.filename}"
+    if marker.is_file():  # verified and unpacked earlier; the archive itself was removed
+        return FetchedFile(target, marker.read_text().strip())
+    if not target.is_file():
+        part = target.with_name(target.name + ".part")
+        try:
+            _stream(remote, part, progress)
+        except DownloadError as err:
+            raise DownloadError(f"{err.what} Get '{card.name}' by hand:",
+                                manual_steps(card)) from None
+        try:
+            _verify(part, remote)
+        except ChecksumError:
+            part.unlink(missing_ok=True)
+            raise
+        part.rename(target)
+    else:
+        _verify(target, remote)
+    sha = hash_file(target, "sha256")
+    if remote.unpack != "none":
+        _unpack(target, remote.unpack, dest)
+        marker.write_text(sha)
+        target.unlink()
+    return FetchedFile(target, sha)
+
+
+def fetch(card: DatasetCard, dest: Path, progress: ProgressFactory = no_progress
+          ) -> list[FetchedFile]:
+    """Download, verify and unpack every file of ``card`` into ``dest``; return them with sha256.
+
+    Side effects: files land in ``dest``; archives are removed once unpacked (a marker file
+    keeps their sha256), so nothing is downloaded twice.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    return [_fetch_one(card, remote, dest, progress) for remote in card.obtain.files]

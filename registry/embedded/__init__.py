@@ -1,0 +1,1 @@
+"""Datasets built deterministically from data shipped inside our dependencies (no network)."""

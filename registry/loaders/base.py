@@ -1,0 +1,188 @@
+"""The loader contract: every on-disk format is one registered :class:`Loader`.
+
+A loader is built from the card's ``format.options`` (validated by its own pydantic
+``Options`` model). :meth:`Loader.scan` walks the data, checks the layout and returns a
+:class:`SampleTable` (labels and a reference per sample) without decoding pixels;
+:meth:`Loader.read` decodes one sample into a uint8 array (H, W) or (H, W, C).
+Errors name the file or value and say what to do.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from registry.errors import CardError, DatasetFormatError
+from registry.names import Registry
+from registry.paths import BenchPaths
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp",
+                            ".ppm", ".pgm"})
+JUNK_NAMES = frozenset({"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini", ".directory"})
+
+
+class LoaderOptions(BaseModel):
+    """Base of every loader's options; unknown keys are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+@dataclass(frozen=True)
+class LoaderContext:
+    """What a loader may need beyond its options: where BENCH_HOME is, the dataset's name and
+    the class names the card declares (None for a user's folder whose classes are discovered)."""
+
+    paths: BenchPaths
+    dataset: str
+    classes: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class SampleTable:
+    """What a loader found: class names, labels and one reference per sample.
+
+    ``labels`` is int64 (N,) of indices into ``class_names``, or uint8 (N, K) of 0/1 for
+    multilabel data. ``refs`` are whatever :meth:`Loader.read` understands (a path, a row).
+    """
+
+    class_names: tuple[str, ...]
+    labels: np.ndarray
+    refs: Sequence[Any]
+    where: str
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    @property
+    def multilabel(self) -> bool:
+        return self.labels.ndim == 2
+
+    def class_counts(self) -> dict[str, int]:
+        """Samples per class (positives per label for multilabel data)."""
+        if self.multilabel:
+            counts = self.labels.sum(axis=0)
+        else:
+            counts = np.bincount(self.labels, minlength=len(self.class_names))
+        return {c: int(n) for c, n in zip(self.class_names, counts)}
+
+
+class Loader(ABC):
+    """Base class of the registered on-disk formats."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type[LoaderOptions]] = LoaderOptions
+    needs_path: ClassVar[bool] = True
+    parallel_read: ClassVar[bool] = False
+
+    def __init__(self, options: dict[str, Any], context: LoaderContext) -> None:
+        try:
+            self.opts = self.Options.model_validate(options)
+        except ValidationError as err:
+            fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+            raise CardError(f"Options for loader '{self.name}' are invalid: {fields}.",
+                            f"Fix format.options in the card of '{context.dataset}'.") from None
+        self.context = context
+
+    @abstractmethod
+    def scan(self, root: Path | None) -> SampleTable:
+        """Walk the data below ``root``, validate the layout, return the sample table."""
+
+    @abstractmethod
+    def read(self, table: SampleTable, index: int) -> np.ndarray:
+        """Decode sample ``index`` into uint8 (H, W) or (H, W, C)."""
+
+    def iter_images(self, table: SampleTable) -> Iterator[np.ndarray]:
+        """Decoded samples in table order (array formats override this to read in chunks)."""
+        for i in range(len(table)):
+            yield self.read(table, i)
+
+    def extra_meta_features(self) -> dict[str, float]:
+        """Meta-features the source itself provides (OpenML qualities); none by default."""
+        return {}
+
+    def source_files(self, root: Path | None, table: SampleTable) -> list[Path]:
+        """Files whose size and modification time fingerprint the source."""
+        return [r for r in table.refs if isinstance(r, Path)]
+
+
+LOADERS: Registry[type[Loader]] = Registry("loader")
+
+
+def register_loader(cls: type[Loader]) -> type[Loader]:
+    """Class decorator: register ``cls`` under ``cls.name``."""
+    LOADERS.add(cls.name, cls)
+    return cls
+
+
+# Helpers shared by the file-based loaders -------------------------------------------------
+
+
+def require_dir(path: Path | None, what: str, hint: str) -> Path:
+    """``path`` if it is a folder, else a DatasetFormatError naming it."""
+    if path is None:
+        raise DatasetFormatError(f"No folder given for {what}.", hint)
+    if not path.exists():
+        raise DatasetFormatError(f"Folder {path} ({what}) does not exist.", hint)
+    if not path.is_dir():
+        raise DatasetFormatError(f"{path} ({what}) is not a folder.", hint)
+    return path
+
+
+def is_junk(path: Path) -> bool:
+    """Archive debris: macOS resource forks, Finder/Explorer metadata, hidden files."""
+    return any(p in JUNK_NAMES or p.startswith("._") for p in path.parts) or path.name.startswith(".")
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files directly in ``folder`` (sorted; junk and non-image files skipped)."""
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not is_junk(p))
+
+
+def decode_image(path: Path) -> np.ndarray:
+    """Decode an image file to uint8 (H, W) or (H, W, 3); 16-bit grayscale is rescaled."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return pil_to_array(img)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        raise DatasetFormatError(
+            f"Image {path} does not decode ({type(err).__name__}: {err}).",
+            "Replace or delete the file (a truncated download?) and run add-dataset again.",
+        ) from None
+
+
+def pil_to_array(img: Image.Image) -> np.ndarray:
+    """A PIL image as uint8 (H, W) for grayscale or (H, W, 3) for anything else."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        scaled = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+        return scaled.round().astype(np.uint8)
+    if img.mode in ("L", "1"):
+        return np.asarray(img.convert("L"), dtype=np.uint8)
+    if img.mode == "LA":
+        return np.asarray(img.convert("L"), dtype=np.uint8)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def class_index(names: Sequence[str], expected: Sequence[str] | None, where: str) -> dict[str, int]:
+    """Map class names found on disk to label indices, in the card's order when it has one."""
+    found = list(names)
+    if expected:
+        missing = [c for c in expected if c not in found]
+        extra = [c for c in found if c not in expected]
+        if missing or extra:
+            raise DatasetFormatError(
+                f"Classes in {where} do not match the card: "
+                f"missing {missing or 'none'}, unexpected {extra or 'none'}.",
+                "Point --path at the right folder, or fix the card's classes.")
+        return {c: i for i, c in enumerate(expected)}
+    return {c: i for i, c in enumerate(sorted(found))}

@@ -1,0 +1,80 @@
+"""Registries keyed by name, filled by decorator (as timm's model registry is).
+
+A duplicate name raises; an unknown name raises an error that lists close matches.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+from registry.errors import DuplicateNameError, UnknownNameError
+
+T = TypeVar("T")
+
+
+def close_matches(name: str, candidates: list[str], n: int = 3) -> list[str]:
+    """Candidates that look like ``name`` (prefix matches first, then by similarity)."""
+    prefix = [c for c in candidates if c.startswith(name) or name.startswith(c)]
+    fuzzy = difflib.get_close_matches(name, candidates, n=n, cutoff=0.5)
+    out: list[str] = []
+    for c in prefix + fuzzy:
+        if c not in out:
+            out.append(c)
+    return out[:n]
+
+
+def unknown_name_message(kind: str, name: str, candidates: list[str]) -> str:
+    """One-paragraph message for an unknown ``name`` of ``kind``, with suggestions."""
+    near = close_matches(name, candidates)
+    msg = f"Unknown {kind} '{name}'."
+    if near:
+        msg += " Did you mean " + " or ".join(f"'{c}'" for c in near) + "?"
+    return msg
+
+
+class Registry(Generic[T]):
+    """A name -> object mapping filled by the :meth:`register` decorator."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator registering the decorated object under ``name``."""
+
+        def deco(obj: T) -> T:
+            self.add(name, obj)
+            return obj
+
+        return deco
+
+    def add(self, name: str, obj: T) -> None:
+        if name in self._items:
+            raise DuplicateNameError(
+                f"A {self.kind} named '{name}' is already registered.",
+                "Choose another name.",
+            )
+        self._items[name] = obj
+
+    def get(self, name: str) -> T:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise UnknownNameError(
+                unknown_name_message(self.kind, name, sorted(self._items)),
+                f"Known {self.kind}s: {', '.join(sorted(self._items))}.",
+            ) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._items)

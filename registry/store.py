@@ -1,0 +1,148 @@
+"""The registry store: an SQLite database in ``BENCH_HOME`` of registered datasets.
+
+One row per dataset (card, where the data is, counts, meta-features, fingerprint) and one row per
+file (cache arrays and verified source files) with its sha256. A registration is written in one
+transaction, so a reader never sees a half-registered dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from registry.errors import RegistryError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS datasets (
+    name TEXT PRIMARY KEY,
+    card TEXT NOT NULL,
+    root TEXT,
+    loader TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    n_samples INTEGER NOT NULL,
+    classes TEXT NOT NULL,
+    class_counts TEXT NOT NULL,
+    meta_features TEXT NOT NULL,
+    cache_dir TEXT NOT NULL,
+    registered_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS files (
+    dataset TEXT NOT NULL REFERENCES datasets(name) ON DELETE CASCADE,
+    role TEXT NOT NULL,
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    shape TEXT,
+    PRIMARY KEY (dataset, path)
+);
+"""
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    role: str  # "images 32x32", "labels", "source"
+    path: str
+    sha256: str
+    shape: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """What the store holds about one registered dataset."""
+
+    name: str
+    card: dict[str, Any]
+    root: str | None
+    loader: str
+    fingerprint: str
+    n_samples: int
+    classes: list[str]
+    class_counts: dict[str, int]
+    meta_features: dict[str, float]
+    cache_dir: str
+    registered_at: str = ""
+    files: list[FileRecord] = field(default_factory=list)
+
+
+class RegistryStore:
+    """Access to the SQLite registry; connections are opened per operation."""
+
+    def __init__(self, path: Path, timeout: float = 60.0) -> None:
+        self.path = path
+        self.timeout = timeout
+
+    @contextmanager
+    def _connect(self, write: bool) -> Iterator[sqlite3.Connection]:
+        if not write and not self.path.exists():
+            conn = sqlite3.connect(":memory:")
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+        try:
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.executescript(SCHEMA)
+            yield conn
+        except sqlite3.DatabaseError as err:
+            raise RegistryError(f"Registry database {self.path} failed: {err}.",
+                                "If it is corrupt, move it away and register the datasets again."
+                                ) from None
+        finally:
+            conn.close()
+
+    def add(self, record: DatasetRecord) -> None:
+        """Insert (or replace) ``record`` and its files in one transaction."""
+        with self._connect(write=True) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("DELETE FROM datasets WHERE name = ?", (record.name,))
+                conn.execute(
+                    "INSERT INTO datasets VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (record.name, json.dumps(record.card), record.root, record.loader,
+                     record.fingerprint, record.n_samples, json.dumps(record.classes),
+                     json.dumps(record.class_counts), json.dumps(record.meta_features),
+                     record.cache_dir, datetime.now(timezone.utc).isoformat(timespec="seconds")))
+                conn.executemany(
+                    "INSERT INTO files VALUES (?,?,?,?,?)",
+                    [(record.name, f.role, f.path, f.sha256,
+                      json.dumps(f.shape) if f.shape else None) for f in record.files])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def remove(self, name: str) -> bool:
+        """Delete ``name``; True if it was registered."""
+        with self._connect(write=True) as conn:
+            cur = conn.execute("DELETE FROM datasets WHERE name = ?", (name,))
+            return cur.rowcount > 0
+
+    def get(self, name: str) -> DatasetRecord | None:
+        with self._connect(write=False) as conn:
+            row = conn.execute("SELECT * FROM datasets WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                return None
+            files = conn.execute("SELECT role, path, sha256, shape FROM files WHERE dataset = ? "
+                                 "ORDER BY role, path", (name,)).fetchall()
+        return _record(row, files)
+
+    def names(self) -> list[str]:
+        with self._connect(write=False) as conn:
+            return [r[0] for r in conn.execute("SELECT name FROM datasets ORDER BY name")]
+
+    def all(self) -> list[DatasetRecord]:
+        return [r for r in (self.get(n) for n in self.names()) if r is not None]
+
+
+def _record(row: tuple, files: list[tuple]) -> DatasetRecord:
+    (name, card, root, loader, fingerprint, n, classes, counts, meta, cache_dir, at) = row
+    return DatasetRecord(
+        name=name, card=json.loads(card), root=root, loader=loader, fingerprint=fingerprint,
+        n_samples=n, classes=json.loads(classes), class_counts=json.loads(counts),
+        meta_features=json.loads(meta), cache_dir=cache_dir, registered_at=at,
+        files=[FileRecord(role, path, sha, tuple(json.loads(shape)) if shape else None)
+               for role, path, sha, shape in files])
