@@ -36,7 +36,8 @@ def manual_steps(card: DatasetCard) -> str:
     steps = list(card.obtain.steps)
     for f in card.obtain.files:
         check = f" ({f.checksum.algorithm} {f.checksum.value})" if f.checksum else ""
-        steps.append(f"download {f.url}{check} and unpack it")
+        unpack = " and unpack it" if f.unpack != "none" else ""
+        steps.append(f"download {f.url}{check}{unpack}")
     where = card.obtain.path_hint or "the folder holding the data"
     steps.append(f"then run `bench add-dataset {card.name} --path DIR` with DIR {where}")
     return " ".join(f"({i}) {s.rstrip('.')}." for i, s in enumerate(steps, start=1))
@@ -66,7 +67,8 @@ def _verify(path: Path, remote: RemoteFile) -> None:
 def _stream(remote: RemoteFile, part: Path, progress: ProgressFactory) -> None:
     try:
         with urllib.request.urlopen(remote.url, timeout=TIMEOUT_S) as resp:
-            total = resp.length or remote.size_bytes
+            length = resp.headers.get("Content-Length")
+            total = int(length) if length else remote.size_bytes
             with part.open("wb") as out, progress(f"download {remote.filename}", total) as adv:
                 for block in iter(lambda: resp.read(1 << 20), b""):
                     out.write(block)
@@ -133,4 +135,9 @@ def fetch(card: DatasetCard, dest: Path, progress: ProgressFactory = no_progress
     keeps their sha256), so nothing is downloaded twice.
     """
     dest.mkdir(parents=True, exist_ok=True)
-    return [_fetch_one(card, remote, dest, progress) for remote in card.obtain.files]
+    try:
+        return [_fetch_one(card, remote, dest, progress) for remote in card.obtain.files]
+    except BaseException:
+        if not any(dest.iterdir()):
+            dest.rmdir()
+        raise

@@ -15,11 +15,11 @@ T = TypeVar("T")
 
 
 def close_matches(name: str, candidates: list[str], n: int = 3) -> list[str]:
-    """Candidates that look like ``name`` (prefix matches first, then by similarity)."""
-    prefix = [c for c in candidates if c.startswith(name) or name.startswith(c)]
+    """Candidates that look like ``name``: most similar first, then prefix matches."""
     fuzzy = difflib.get_close_matches(name, candidates, n=n, cutoff=0.5)
+    prefix = [c for c in candidates if c.startswith(name) or name.startswith(c)]
     out: list[str] = []
-    for c in prefix + fuzzy:
+    for c in fuzzy + prefix:
         if c not in out:
             out.append(c)
     return out[:n]

@@ -27,8 +27,8 @@ def _load(name: str) -> np.ndarray:
 
 @BUILDERS.register("textures")
 def build_textures(params: dict[str, Any], seed: int) -> EmbeddedData:
-    names = tuple(params.get("sources", ("brick", "grass", "gravel", "moon")))
-    size, stride = params.get("patch", 32), params.get("stride", 32)
+    names = tuple(params.get("sources", ("brick", "grass", "gravel")))
+    size, stride = params.get("patch", 32), params.get("stride", 16)
     images, labels = [], []
     for label, name in enumerate(names):
         patches = grid_patches(_load(name).astype(np.uint8), size, stride)

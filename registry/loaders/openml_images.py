@@ -69,7 +69,7 @@ class OpenMLLoader(ArrayLoader):
                            f"OpenML dataset {self.opts.dataset_id}")
 
     def _labels(self, y) -> tuple[np.ndarray, tuple[str, ...]]:
-        values = np.asarray(y).astype(str)
+        values = [str(v) for v in np.asarray(y)]
         found = sorted(set(values), key=lambda v: (len(v), v))
         classes = self.context.classes or tuple(found)
         unknown = sorted(set(found) - set(classes))
@@ -78,7 +78,7 @@ class OpenMLLoader(ArrayLoader):
                 f"OpenML dataset {self.opts.dataset_id} has labels {unknown} not in the card.",
                 "Fix the card's classes.")
         index = {c: i for i, c in enumerate(classes)}
-        return np.asarray([index[v] for v in values], dtype=np.int64), tuple(classes)
+        return np.asarray([index[v] for v in values], dtype=np.int64), tuple(map(str, classes))
 
     def rows(self, table: SampleTable, indices: np.ndarray) -> np.ndarray:
         return self._images[indices]

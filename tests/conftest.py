@@ -1,0 +1,60 @@
+"""Shared fixtures: every test gets its own BENCH_HOME (registry, caches, downloads)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/formats.py, tests/openml_cache.py
+
+from benchmark.cli import app  # noqa: E402
+from registry.catalog import Catalog  # noqa: E402
+from registry.paths import BenchPaths  # noqa: E402
+
+
+@pytest.fixture
+def bench_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "bench-home"
+    monkeypatch.setenv("BENCH_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return home
+
+
+@pytest.fixture
+def paths(bench_home: Path) -> BenchPaths:
+    return BenchPaths(bench_home)
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Catalog:
+    return Catalog.load()
+
+
+class CliResult:
+    def __init__(self, exit_code: int, stdout: str, stderr: str) -> None:
+        self.exit_code, self.stdout, self.stderr = exit_code, stdout, stderr
+
+    def json(self):
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def cli(bench_home: Path) -> Callable[..., CliResult]:
+    """Run `bench ARGS...` in-process; stdout and stderr are kept apart."""
+    runner = CliRunner()
+
+    def run(*args: str) -> CliResult:
+        res = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+        return CliResult(res.exit_code, res.stdout, res.stderr)
+
+    return run
+
+
+def files_under(folder: Path) -> list[Path]:
+    """Every file below ``folder`` (empty list if it does not exist)."""
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []

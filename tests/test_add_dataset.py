@@ -1,0 +1,136 @@
+"""`bench add-dataset` / `bench datasets` end to end, through the real CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import formats
+from conftest import files_under
+from registry.catalog import Catalog
+
+EMBEDDED = [n for n, c in Catalog.load().cards.items() if c.obtain.kind == "embedded"]
+
+
+def fixture_card(tmp_path: Path, loader: str, fx: formats.Fixture, channels: int = 3) -> Path:
+    data = {
+        "name": f"fx-{loader}", "description": f"{loader} fixture", "origin": "medical",
+        "modality": "test", "task": "binary" if len(fx.classes) == 2 else "multiclass",
+        "classes": list(fx.classes), "n_samples": sum(fx.counts.values()), "channels": channels,
+        "cache_sizes": [[16, 16], [8, 12]], "license": "test", "citation": "", "homepage": "",
+        "obtain": {"kind": "manual", "steps": ["made by the test"]},
+        "format": {"loader": loader, "options": fx.options},
+    }
+    path = tmp_path / f"fx-{loader}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize("name", EMBEDDED)
+def test_every_embedded_dataset_registers_with_its_card_counts(cli, catalog, bench_home, name):
+    res = cli("add-dataset", name, "--json")
+    assert res.exit_code == 0, res.stderr
+    view = res.json()
+    card = catalog.get(name)
+    assert view["registered"] is True and view["n_samples"] == card.n_samples
+    assert sum(view["class_counts"].values()) == card.n_samples
+    assert all(n > 0 for n in view["class_counts"].values())
+    images = [f for f in view["cache_files"] if f["role"].startswith("images")]
+    assert images[0]["shape"] == [card.n_samples, card.channels, *card.cache_sizes[0]]
+
+
+@pytest.mark.parametrize("loader", sorted(formats.FIXTURES))
+def test_every_format_fixture_registers_from_a_card(cli, tmp_path, loader):
+    fx = formats.FIXTURES[loader](tmp_path / "data")
+    card = fixture_card(tmp_path, loader, fx)
+    args = ["add-dataset", f"fx-{loader}", "--card", card, "--json"]
+    res = cli(*args, *(["--path", fx.root] if fx.root else []))
+    assert res.exit_code == 0, res.stderr
+    view = res.json()
+    assert view["class_counts"] == fx.counts
+    n = sum(fx.counts.values())
+    shapes = {f["role"]: f["shape"] for f in view["cache_files"]}
+    assert shapes == {"images 16x16": [n, 3, 16, 16], "images 8x12": [n, 3, 8, 12], "labels": [n]}
+    labels = np.load(next(f["path"] for f in view["cache_files"] if f["role"] == "labels"))
+    assert np.bincount(labels, minlength=len(fx.classes)).tolist() == list(fx.counts.values())
+
+
+@pytest.mark.parametrize("name,writer", [("isic2018", formats.write_isic2018),
+                                         ("chest", formats.write_chest_xray)])
+def test_catalog_dataset_from_the_users_folder(cli, tmp_path, name, writer):
+    fx = writer(tmp_path / "data")
+    res = cli("add-dataset", name, "--path", fx.root, "--json")
+    assert res.exit_code == 0, res.stderr
+    view = res.json()
+    assert view["name"] == fx.catalog_name
+    assert view["class_counts"] == fx.counts
+    assert "expects" in res.stderr  # count differs from the full dataset: warned, not failed
+
+
+def test_show_json_contract(cli):
+    assert cli("add-dataset", "lfw-faces").exit_code == 0
+    view = cli("datasets", "show", "lfw-faces", "--json").json()
+    for key in ("name", "registered", "n_samples", "classes", "class_counts", "meta_features", "card"):
+        assert key in view
+    assert view["meta_features"]["n_instances"] == 200.0
+    assert view["card"]["expert"]["subject"] == "faces"
+    listing = cli("datasets", "--json").json()
+    row = next(r for r in listing if r["name"] == "lfw-faces")
+    assert row["registered"] is True
+    assert not next(r for r in listing if r["name"] == "digits")["registered"]
+
+
+def test_show_unregistered_catalog_dataset_and_alias(cli):
+    view = cli("datasets", "show", "pcam", "--json").json()
+    assert view["name"] == "pcam-middle" and view["registered"] is False
+    assert view["n_samples"] == 100000 and view["class_counts"] is None
+
+
+def test_user_folder_with_format(cli, tmp_path):
+    fx = formats.write_imagefolder(tmp_path / "mine")
+    res = cli("add-dataset", "my-lesions", "--path", fx.root, "--format", "imagefolder",
+              "--size", "24", "--json")
+    assert res.exit_code == 0, res.stderr
+    view = res.json()
+    assert view["classes"] == ["benign", "malignant"] and view["class_counts"] == fx.counts
+    assert view["card"]["cache_sizes"] == [[24, 24]] and view["card"]["channels"] == 3
+    listing = cli("datasets", "--json").json()
+    assert any(r["name"] == "my-lesions" and not r["in_catalog"] for r in listing)
+
+
+def test_second_add_is_a_no_op_and_force_redoes(cli, bench_home):
+    first = cli("add-dataset", "digits", "--json").json()
+    again = cli("add-dataset", "digits", "--json").json()
+    assert again["already_registered"] is True and again["fingerprint"] == first["fingerprint"]
+    forced = cli("add-dataset", "digits", "--force", "--size", "16", "--json").json()
+    assert forced["already_registered"] is False
+    assert [f["shape"] for f in forced["cache_files"] if f["role"].startswith("images")] == \
+        [[1797, 1, 16, 16]]
+    caches = [p for p in (bench_home / "cache" / "digits").iterdir()]
+    assert len(caches) == 1  # the old cache was removed
+
+
+def test_remove(cli, bench_home):
+    cli("add-dataset", "lfw-faces")
+    assert cli("datasets", "remove", "lfw-faces").exit_code == 0
+    assert files_under(bench_home / "cache") == []
+    res = cli("datasets", "remove", "lfw-faces")
+    assert res.exit_code == 1 and "not registered" in res.stderr
+
+
+def test_meta_features_against_independent_computation(cli):
+    from scipy.stats import entropy
+
+    view = cli("add-dataset", "texture-patches", "--json").json()
+    path = next(f["path"] for f in view["cache_files"] if f["role"] == "images 32x32")
+    images = np.load(path).astype(np.float64) / 255.0
+    counts = np.array(list(view["class_counts"].values()))
+    meta = view["meta_features"]
+    assert meta["class_entropy"] == pytest.approx(entropy(counts, base=2))
+    assert meta["intensity_mean"] == pytest.approx(images.mean())
+    assert meta["intensity_std"] == pytest.approx(images.std(), rel=1e-6)
+    assert meta["image_contrast_mean"] == pytest.approx(images.reshape(len(images), -1).std(1).mean())
+    assert meta["majority_class_share"] == pytest.approx(counts.max() / counts.sum())

@@ -1,0 +1,216 @@
+"""Every bad input fails with a clear message and a non-zero exit, and leaves no registry row,
+no cache file and no temporary folder behind."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+import formats
+from conftest import files_under
+from registry.store import RegistryStore
+
+
+def assert_nothing_left(home: Path) -> None:
+    assert RegistryStore(home / "registry.db").names() == []
+    assert files_under(home / "cache") == []
+    assert not [p for p in (home / "cache").rglob(".tmp-*")] if (home / "cache").exists() else True
+
+
+def test_unknown_name_suggests_close_matches(cli, bench_home):
+    res = cli("add-dataset", "chest-xrays")
+    assert res.exit_code == 1
+    assert "Unknown dataset 'chest-xrays'. Did you mean 'chest-xray'" in res.stderr
+    assert "give both --path DIR and --format LOADER" in res.stderr
+    assert_nothing_left(bench_home)
+
+
+def test_unknown_loader(cli, tmp_path, bench_home):
+    res = cli("add-dataset", "mine", "--path", tmp_path, "--format", "imagefolders")
+    assert res.exit_code == 1 and "Unknown loader 'imagefolders'. Did you mean 'imagefolder'" in res.stderr
+
+
+def test_bad_dataset_name(cli, tmp_path, bench_home):
+    fx = formats.write_imagefolder(tmp_path / "d")
+    res = cli("add-dataset", "My Data", "--path", fx.root, "--format", "imagefolder")
+    assert res.exit_code == 1 and "Dataset name 'My Data' is not allowed" in res.stderr
+    assert_nothing_left(bench_home)
+
+
+def test_missing_folder(cli, tmp_path, bench_home):
+    res = cli("add-dataset", "isic", "--path", tmp_path / "nope")
+    assert res.exit_code == 1
+    assert f"{tmp_path / 'nope'}" in res.stderr and "does not exist" in res.stderr
+    assert_nothing_left(bench_home)
+
+
+def test_wrong_layout(cli, tmp_path, bench_home):
+    fx = formats.write_imagefolder(tmp_path / "d")
+    res = cli("add-dataset", "chest", "--path", fx.root)
+    assert res.exit_code == 1 and "No split folder (train, val, test) found" in res.stderr
+    assert_nothing_left(bench_home)
+
+
+def test_csv_row_without_image(cli, tmp_path, bench_home):
+    fx = formats.write_isic2018(tmp_path / "d")
+    (fx.root / "ISIC2018_Task3_Training_Input" / "ISIC_0024310.jpg").unlink()
+    res = cli("add-dataset", "isic", "--path", fx.root)
+    assert res.exit_code == 1 and "image 'ISIC_0024310'" in res.stderr
+    assert_nothing_left(bench_home)
+
+
+def test_image_that_does_not_decode_midway_leaves_no_cache(cli, tmp_path, bench_home):
+    fx = formats.write_chest_xray(tmp_path / "d")
+    bad = fx.root / "chest_xray" / "test" / "PNEUMONIA" / "person1_test.jpeg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    res = cli("add-dataset", "chest", "--path", fx.root)
+    assert res.exit_code == 1 and "person1_test.jpeg does not decode" in res.stderr
+    assert_nothing_left(bench_home)
+
+
+def test_empty_class(cli, tmp_path, bench_home):
+    fx = formats.write_imagefolder(tmp_path / "d")
+    (fx.root / "cyst").mkdir()
+    res = cli("add-dataset", "mine", "--path", fx.root, "--format", "imagefolder")
+    assert res.exit_code == 1 and "class 'cyst' is empty" in res.stderr
+    assert_nothing_left(bench_home)
+
+
+def test_class_missing_against_card(cli, tmp_path, bench_home):
+    fx = formats.write_kimia960(tmp_path / "d")
+    res = cli("add-dataset", "kimia", "--path", fx.root)
+    assert res.exit_code == 1 and "do not match the card: missing ['D'" in res.stderr
+    assert_nothing_left(bench_home)
+
+
+def test_invalid_card(cli, tmp_path, bench_home):
+    card = tmp_path / "bad.yaml"
+    card.write_text(yaml.safe_dump({"name": "bad", "task": "binary", "classes": ["a", "b", "c"]}))
+    res = cli("add-dataset", "bad", "--card", card)
+    assert res.exit_code == 1 and f"Dataset card {card} is invalid" in res.stderr
+    assert "description: Field required" in res.stderr
+    assert_nothing_left(bench_home)
+
+
+def test_bad_size_flag(cli, bench_home):
+    res = cli("add-dataset", "digits", "--size", "big")
+    assert res.exit_code == 2 and "--size 'big' is not a size" in res.stderr
+    assert_nothing_left(bench_home)
+
+
+def test_gated_dataset_without_path_prints_the_manual_steps(cli, bench_home):
+    res = cli("add-dataset", "isic")
+    assert res.exit_code == 1
+    assert "'isic2018' cannot be downloaded automatically" in res.stderr
+    assert "ISIC2018_Task3_Training_GroundTruth.zip" in res.stderr
+    assert "bench add-dataset isic2018 --path DIR" in res.stderr
+    assert_nothing_left(bench_home)
+
+
+# -- downloads: the real urllib path against file:// URLs -------------------------------------
+
+
+def _pcam_download_card(tmp_path: Path, md5_of: dict[str, str], url_base: str) -> Path:
+    files = [{"url": f"{url_base}/{name}", "filename": name, "unpack": "gunzip",
+              "checksum": {"algorithm": "md5", "value": md5}} for name, md5 in md5_of.items()]
+    card = {"name": "pcam-fixture", "description": "x", "origin": "medical",
+            "modality": "histopathology", "task": "binary", "classes": ["no-tumor", "tumor"],
+            "channels": 3, "cache_sizes": [[32, 32]], "license": "CC0", "citation": "",
+            "homepage": "", "obtain": {"kind": "download", "files": files},
+            "format": {"loader": "pcam", "options": {"subset": 20, "seed": 0}}}
+    path = tmp_path / "pcam-fixture.yaml"
+    path.write_text(yaml.safe_dump(card))
+    return path
+
+
+def _gzipped_pcam(tmp_path: Path) -> dict[str, str]:
+    import gzip
+
+    fx = formats.write_pcam(tmp_path / "server")
+    md5 = {}
+    for f in sorted(fx.root.glob("*.h5")):
+        gz = f.with_name(f.name + ".gz")
+        gz.write_bytes(gzip.compress(f.read_bytes()))
+        f.unlink()
+        md5[gz.name] = hashlib.md5(gz.read_bytes()).hexdigest()
+    return md5
+
+
+def test_download_verify_unpack_register(cli, tmp_path, bench_home):
+    md5 = _gzipped_pcam(tmp_path)
+    card = _pcam_download_card(tmp_path, md5, (tmp_path / "server").as_uri())
+    res = cli("add-dataset", "pcam-fixture", "--card", card, "--json")
+    assert res.exit_code == 0, res.stderr
+    view = res.json()
+    assert view["n_samples"] == 20 and view["class_counts"] == {"no-tumor": 15, "tumor": 5}
+    dl = bench_home / "downloads" / "pcam-fixture"
+    assert sorted(p.name for p in dl.glob("*.h5")) == sorted(n[:-3] for n in md5)
+    assert not list(dl.glob("*.part"))
+
+
+def test_checksum_mismatch_fails_and_keeps_nothing(cli, tmp_path, bench_home):
+    md5 = _gzipped_pcam(tmp_path)
+    first = sorted(md5)[0]
+    md5[first] = "0" * 32
+    card = _pcam_download_card(tmp_path, md5, (tmp_path / "server").as_uri())
+    res = cli("add-dataset", "pcam-fixture", "--card", card)
+    assert res.exit_code == 1
+    assert f"Checksum mismatch for {first}" in res.stderr and "0" * 32 in res.stderr
+    assert_nothing_left(bench_home)
+    dl = bench_home / "downloads" / "pcam-fixture"
+    assert not (dl / first).exists() and not list(dl.glob("*.part"))
+
+
+def test_offline_download_fails_fast_with_manual_steps(cli, tmp_path, bench_home):
+    md5 = {"camelyonpatch_level_2_split_train_x.h5.gz": "0" * 32}
+    card = _pcam_download_card(tmp_path, md5, "http://no-such-host.invalid/pcam")
+    start = time.perf_counter()
+    res = cli("add-dataset", "pcam-fixture", "--card", card)
+    assert time.perf_counter() - start < 30
+    assert res.exit_code == 1
+    assert "Could not download http://no-such-host.invalid/pcam/" in res.stderr
+    assert "Get 'pcam-fixture' by hand" in res.stderr and "--path DIR" in res.stderr
+    assert "(md5 " + "0" * 32 + ") and unpack it" in res.stderr
+    assert_nothing_left(bench_home)
+    assert not (bench_home / "downloads" / "pcam-fixture").exists()
+
+
+def test_failed_path_does_not_touch_an_existing_registration(cli, tmp_path, bench_home):
+    assert cli("add-dataset", "digits").exit_code == 0
+    before = files_under(bench_home / "cache")
+    fx = formats.write_imagefolder(tmp_path / "d")
+    shutil.rmtree(fx.root / "malignant")
+    (fx.root / "malignant").mkdir()
+    res = cli("add-dataset", "mine", "--path", fx.root, "--format", "imagefolder")
+    assert res.exit_code == 1
+    assert RegistryStore(bench_home / "registry.db").names() == ["digits"]
+    assert files_under(bench_home / "cache") == before
+
+
+@pytest.mark.parametrize("same_name", [True, False])
+def test_two_registrations_at_once(tmp_path, bench_home, same_name):
+    """Two real `bench` processes at once leave a consistent registry."""
+    import os
+    import subprocess
+    import sys
+
+    bench = Path(sys.executable).with_name("bench")
+    names = ["digits", "digits"] if same_name else ["digits", "digits-inverted"]
+    env = {**os.environ, "BENCH_HOME": str(bench_home)}
+    procs = [subprocess.Popen([str(bench), "add-dataset", n, "--json"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for n in names]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1] for o in outs]
+    store = RegistryStore(bench_home / "registry.db")
+    assert store.names() == sorted(set(names))
+    for name in set(names):
+        rec = store.get(name)
+        assert Path(rec.cache_dir).is_dir()
+        assert len(list((bench_home / "cache" / name).iterdir())) == 1
+    assert not list((bench_home / "cache").rglob(".tmp-*"))
