@@ -14,6 +14,7 @@ import os
 import shutil
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -74,12 +75,35 @@ def resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.stack(planes, axis=2)
 
 
-def _decoded(loader: Loader, table: SampleTable, workers: int) -> Iterator[np.ndarray]:
+def _prepare(img: np.ndarray, native: tuple[int, int], sizes: tuple[tuple[int, int], ...],
+             channels: int) -> tuple[tuple[int, int], list[np.ndarray]]:
+    """Native (height, width) and the image as (C, H, W) at every size."""
+    img = to_channels(img, channels)
+    return native, [resize(img, size).transpose(2, 0, 1) for size in sizes]
+
+
+def _prepared(loader: Loader, table: SampleTable, sizes: tuple[tuple[int, int], ...],
+              channels: int, workers: int
+              ) -> Iterator[tuple[tuple[int, int], list[np.ndarray]]]:
+    """Prepared samples in table order. File formats decode and resize in threads (PIL releases
+    the GIL) through a bounded window, so memory stays flat however fast decoding runs."""
     if not loader.parallel_read or workers <= 1:
-        yield from loader.iter_images(table)
+        for img in loader.iter_images(table):
+            yield _prepare(img, (int(img.shape[0]), int(img.shape[1])), sizes, channels)
         return
+
+    def job(i: int):
+        return _prepare(*loader.read_sized(table, i), sizes, channels)
+
+    window = 4 * workers
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(lambda i: loader.read(table, i), range(len(table)), chunksize=1)
+        pending: deque = deque()
+        for i in range(len(table)):
+            pending.append(pool.submit(job, i))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _sha256(path: Path) -> str:
@@ -97,11 +121,12 @@ def _write_arrays(loader: Loader, table: SampleTable, tmp: Path, sizes: tuple[tu
     arrays = {size: np.lib.format.open_memmap(tmp / _image_name(size), mode="w+", dtype=np.uint8,
                                               shape=(n, channels, *size)) for size in sizes}
     start = time.perf_counter()
-    for i, img in enumerate(_decoded(loader, table, workers)):
-        native.append((int(img.shape[0]), int(img.shape[1])))
-        img = to_channels(img, channels)
-        for size, arr in arrays.items():
-            arr[i] = resize(img, size).transpose(2, 0, 1)
+    if hasattr(loader, "draft_size"):
+        loader.draft_size = (max(h for h, _ in sizes), max(w for _, w in sizes))
+    for i, (size_hw, planes) in enumerate(_prepared(loader, table, sizes, channels, workers)):
+        native.append(size_hw)
+        for arr, plane in zip(arrays.values(), planes):
+            arr[i] = plane
         if progress:
             progress(1)
     for arr in arrays.values():

@@ -93,3 +93,23 @@ def test_multilabel_medmnist(tmp_path):
     table = loader.scan(root)
     expected = np.concatenate([arrays[f"{s}_labels"] for s in ("train", "val", "test")]).sum(0)
     assert table.multilabel and list(table.class_counts().values()) == expected.tolist()
+
+
+def test_large_jpegs_decode_in_draft_mode_but_report_native_size(tmp_path):
+    rng = np.random.default_rng(0)
+    root = tmp_path / "d"
+    for cls in ("a", "b"):
+        (root / cls).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)).save(
+                root / cls / f"{i}.jpg")
+    loader = LOADERS.get("imagefolder")({}, LoaderContext(BenchPaths(tmp_path), "t", ("a", "b")))
+    table = loader.scan(root)
+    result = build_cache(loader, table, tmp_path / "c", ((32, 32),), 3, workers=2)
+    assert loader.draft_size == (32, 32)
+    assert result.native_min == (480, 640) == result.native_max
+    drafted, native = loader.read_sized(table, 0)
+    assert drafted.shape == (60, 80, 3) and native == (480, 640)  # 1/8 DCT scale
+    full = np.asarray(Image.open(table.refs[0]).convert("RGB").resize((32, 32), Image.BILINEAR))
+    cached = np.load(result.files[0].path)[0].transpose(1, 2, 0)
+    assert np.abs(cached.astype(int) - full.astype(int)).mean() < 12  # same picture

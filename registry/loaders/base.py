@@ -98,6 +98,12 @@ class Loader(ABC):
     def read(self, table: SampleTable, index: int) -> np.ndarray:
         """Decode sample ``index`` into uint8 (H, W) or (H, W, C)."""
 
+    def read_sized(self, table: SampleTable, index: int) -> tuple[np.ndarray, tuple[int, int]]:
+        """Sample ``index`` and its native (height, width) (formats that decode at a reduced
+        scale override this to report the stored size)."""
+        img = self.read(table, index)
+        return img, (int(img.shape[0]), int(img.shape[1]))
+
     def iter_images(self, table: SampleTable) -> Iterator[np.ndarray]:
         """Decoded samples in table order (array formats override this to read in chunks)."""
         for i in range(len(table)):
@@ -146,12 +152,25 @@ def list_images(folder: Path) -> list[Path]:
                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not is_junk(p))
 
 
-def decode_image(path: Path) -> np.ndarray:
+def decode_image(path: Path, draft: tuple[int, int] | None = None) -> np.ndarray:
     """Decode an image file to uint8 (H, W) or (H, W, 3); 16-bit grayscale is rescaled."""
+    return decode_image_sized(path, draft)[0]
+
+
+def decode_image_sized(path: Path, draft: tuple[int, int] | None = None
+                       ) -> tuple[np.ndarray, tuple[int, int]]:
+    """The decoded image and its native (height, width) as stored in the file.
+
+    With ``draft`` (height, width), JPEGs are decoded at the smallest DCT scale that keeps
+    both sides at least that large (the native size is still the file's).
+    """
     try:
         with Image.open(path) as img:
+            native = (img.size[1], img.size[0])
+            if draft is not None and img.format == "JPEG":
+                img.draft(img.mode, (draft[1], draft[0]))
             img.load()
-            return pil_to_array(img)
+            return pil_to_array(img), native
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise DatasetFormatError(
             f"Image {path} does not decode ({type(err).__name__}: {err}).",
