@@ -70,6 +70,10 @@ def resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     h, w = size
     if img.shape[:2] == (h, w):
         return img
+    if img.shape[2] in (1, 3):  # one PIL call for L / RGB
+        out = np.asarray(Image.fromarray(img if img.shape[2] == 3 else img[..., 0])
+                         .resize((w, h), Image.BILINEAR))
+        return out if out.ndim == 3 else out[..., None]
     planes = [np.asarray(Image.fromarray(img[..., c]).resize((w, h), Image.BILINEAR))
               for c in range(img.shape[2])]
     return np.stack(planes, axis=2)
@@ -87,9 +91,13 @@ def _prepared(loader: Loader, table: SampleTable, sizes: tuple[tuple[int, int], 
               ) -> Iterator[tuple[tuple[int, int], list[np.ndarray]]]:
     """Prepared samples in table order. File formats decode and resize in threads (PIL releases
     the GIL) through a bounded window, so memory stays flat however fast decoding runs."""
-    if not loader.parallel_read or workers <= 1:
+    if not loader.parallel_read:  # array formats: chunked reads, stored size = decoded size
         for img in loader.iter_images(table):
             yield _prepare(img, (int(img.shape[0]), int(img.shape[1])), sizes, channels)
+        return
+    if workers <= 1:
+        for i in range(len(table)):
+            yield _prepare(*loader.read_sized(table, i), sizes, channels)
         return
 
     def job(i: int):

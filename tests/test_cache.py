@@ -95,7 +95,8 @@ def test_multilabel_medmnist(tmp_path):
     assert table.multilabel and list(table.class_counts().values()) == expected.tolist()
 
 
-def test_large_jpegs_decode_in_draft_mode_but_report_native_size(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_large_jpegs_decode_in_draft_mode_but_report_native_size(tmp_path, workers):
     rng = np.random.default_rng(0)
     root = tmp_path / "d"
     for cls in ("a", "b"):
@@ -105,7 +106,7 @@ def test_large_jpegs_decode_in_draft_mode_but_report_native_size(tmp_path):
                 root / cls / f"{i}.jpg")
     loader = LOADERS.get("imagefolder")({}, LoaderContext(BenchPaths(tmp_path), "t", ("a", "b")))
     table = loader.scan(root)
-    result = build_cache(loader, table, tmp_path / "c", ((32, 32),), 3, workers=2)
+    result = build_cache(loader, table, tmp_path / "c", ((32, 32),), 3, workers=workers)
     assert loader.draft_size == (32, 32)
     assert result.native_min == (480, 640) == result.native_max
     drafted, native = loader.read_sized(table, 0)
