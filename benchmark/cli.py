@@ -142,3 +142,135 @@ def datasets_remove(ctx: typer.Context, name: str) -> None:
         raise fail(f"'{key}' is not registered; nothing was removed. "
                    "Run `bench datasets` to see what is registered.")
     typer.echo(f"{key}: removed")
+
+
+def _names(text: str | None, catalog: Catalog) -> list[str] | None:
+    if not text:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    return [catalog.canonical(n) if n.lower() in catalog else n for n in names]
+
+
+def _register_embedded(names: list[str], paths: BenchPaths, catalog: Catalog) -> None:
+    """Register the suite's embedded (offline) datasets that are not registered yet."""
+    from registry.progress import rich_progress
+    from registry.register import AddRequest, add_dataset
+    from registry.store import RegistryStore
+
+    store = RegistryStore(paths.registry_db)
+    for name in names:
+        if name in catalog.cards and catalog.cards[name].obtain.kind == "embedded" \
+                and store.get(name) is None:
+            add_dataset(AddRequest(name), paths, catalog, progress=rich_progress)
+
+
+@app.command("run")
+@handles_errors
+def run_cmd(
+    ctx: typer.Context,
+    suite: Annotated[str, typer.Option(help="Built-in suite name or a suite YAML file.")] = "digits",
+    sources: Annotated[Optional[str], typer.Option(help="Comma-separated subset of sources.")] = None,
+    targets: Annotated[Optional[str], typer.Option(help="Comma-separated subset of targets.")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="Override KEY.PATH=VALUE (YAML).")] = [],
+    imagenet_weights: Annotated[Optional[Path], typer.Option(help="ImageNet weights file.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    out: Annotated[Optional[Path], typer.Option(help="Report folder.")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Plan and validate only.")] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Run a benchmark suite: pretrain sources, fine-tune every source on every target per fold,
+    train the baselines, log everything to MLflow, write the report."""
+    from benchmark.config import resolve_suite
+    from benchmark.plan import make_plan
+    from registry.store import RegistryStore
+
+    paths: BenchPaths = ctx.find_root().obj
+    catalog = Catalog.load()
+    overrides = list(_parse_options(set_).items())
+    if imagenet_weights is not None:
+        overrides.append(("sources.imagenet.weights", f"file:{imagenet_weights.expanduser()}"))
+    resolved = resolve_suite(suite, overrides, _names(sources, catalog), _names(targets, catalog))
+    needed = [s.name for s in resolved.sources if s.weights is None] + [t.name for t in resolved.targets]
+    _register_embedded(needed, paths, catalog)
+    plan = make_plan(resolved, RegistryStore(paths.registry_db))
+    if dry_run:
+        summary = plan.summary()
+        if json_out:
+            print_json(summary)
+        else:
+            typer.echo(yaml.safe_dump(summary, sort_keys=False))
+        return
+    _execute(plan, paths, device, out, json_out)
+
+
+def _execute(plan, paths: BenchPaths, device: str, out: Optional[Path], json_out: bool) -> None:
+    import os
+
+    from benchmark.devices import resolve_device
+    from benchmark.report import write_report
+    from benchmark.runner import RunContext, execute
+    from benchmark.tracking import Tracker, default_tracking_uri
+    from registry.progress import rich_progress
+
+    uri = default_tracking_uri(paths.home, os.environ)
+    artifacts = None if os.environ.get("MLFLOW_TRACKING_URI") else paths.home / "mlartifacts"
+    paths.home.mkdir(parents=True, exist_ok=True)
+    tracker = Tracker(uri, f"transfer-bench/{plan.suite.name}", artifacts)
+    suite_yaml = yaml.safe_dump(plan.suite.model_dump(mode="json"), sort_keys=False)
+    ctx = RunContext(paths, tracker, resolve_device(device), suite_yaml, progress=rich_progress)
+    outcomes = execute(plan, ctx)
+    hashes = {o.job.config_hash for o in outcomes}
+    report = write_report(tracker, plan.suite.name, out or paths.home / "reports" / plan.suite.name,
+                          hashes)
+    doc = {"suite": plan.suite.name, "tracking_uri": uri, "experiment_id": tracker.experiment_id,
+           "device": str(ctx.device), "report_run_id": report.run_id,
+           "report": {k: str(v) for k, v in report.files.items()},
+           "results": report.table.where(report.table.notna(), None).to_dict(orient="records")}
+    if json_out:
+        print_json(doc)
+        return
+    typer.echo(report.files["markdown"].read_text())
+    typer.echo(f"report: {report.files['markdown'].parent}   MLflow: {uri} (bench ui)")
+
+
+@app.command("report")
+@handles_errors
+def report_cmd(
+    ctx: typer.Context,
+    suite: Annotated[str, typer.Option(help="Suite name.")] = "digits",
+    out: Annotated[Optional[Path], typer.Option(help="Report folder.")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """The results table (CSV, markdown) and Fig. 3 from the suite's finished MLflow runs."""
+    import os
+
+    from benchmark.report import write_report
+    from benchmark.tracking import Tracker, default_tracking_uri
+
+    paths: BenchPaths = ctx.find_root().obj
+    uri = default_tracking_uri(paths.home, os.environ)
+    tracker = Tracker(uri, f"transfer-bench/{suite}")
+    report = write_report(tracker, suite, out or paths.home / "reports" / suite)
+    if json_out:
+        print_json({"suite": suite, "report": {k: str(v) for k, v in report.files.items()},
+                    "results": report.table.where(report.table.notna(), None)
+                    .to_dict(orient="records")})
+        return
+    typer.echo(report.files["markdown"].read_text())
+
+
+@app.command("ui")
+def ui_cmd(ctx: typer.Context,
+           port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000) -> None:
+    """Start the MLflow UI on the local store (127.0.0.1 only)."""
+    import os
+    import subprocess
+    import sys
+
+    from benchmark.tracking import default_tracking_uri
+
+    paths: BenchPaths = ctx.find_root().obj
+    uri = default_tracking_uri(paths.home, os.environ)
+    typer.echo(f"MLflow UI for {uri} on http://127.0.0.1:{port}", err=True)
+    raise typer.Exit(subprocess.call([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri",
+                                      uri, "--host", "127.0.0.1", "--port", str(port)]))

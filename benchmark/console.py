@@ -25,6 +25,8 @@ def setup_logging(verbose: bool) -> None:
     handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=False)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler],
                         format="%(message)s", force=True)
+    for noisy in ("mlflow", "alembic", "urllib3", "openml"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def print_json(doc: Any) -> None:

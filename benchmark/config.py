@@ -1,0 +1,235 @@
+"""Suite configuration: YAML defaults (benchmark/suites/*.yaml) overridden by CLI flags,
+resolved into typed, frozen models. The resolved config is what gets hashed and logged."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from registry.errors import CardError, UnknownNameError
+from registry.names import unknown_name_message
+
+SUITES_DIR = Path(__file__).parent / "suites"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Optimizer(_Frozen):
+    name: Literal["adam", "sgd"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = 0.9
+
+
+class Scheduler(_Frozen):
+    """``halve-after``: lr halved once after ``after`` epochs (the paper's text);
+    ``halve-every-after``: halved at every epoch past ``after`` (the public code, compounding)."""
+
+    kind: Literal["none", "halve-after", "halve-every-after"] = "none"
+    after: int = Field(0, ge=0)
+
+    def factor(self, epoch: int) -> float:
+        """Learning-rate multiplier for 0-based ``epoch``."""
+        if self.kind == "halve-after":
+            return 0.5 if epoch >= self.after else 1.0
+        if self.kind == "halve-every-after":
+            return 0.5 ** max(0, epoch - self.after + 1)
+        return 1.0
+
+
+class Augmentation(_Frozen):
+    rotation: float = Field(10.0, ge=0, le=180)
+    shift: float = Field(0.1, ge=0, le=0.5)
+    hflip: bool = True
+
+
+class TrainSettings(_Frozen):
+    image_size: tuple[int, int] = (112, 112)
+    batch_size: int = Field(128, ge=1)
+    epochs: int = Field(50, ge=1)
+    optimizer: Optimizer = Optimizer()
+    scheduler: Scheduler = Scheduler()
+    augmentation: Augmentation = Augmentation()
+    class_weights: Literal["balanced", "none"] = "balanced"
+    select_on: Literal["val_auc", "val_loss"] = "val_auc"
+
+
+class Architecture(_Frozen):
+    name: str = "resnet50"
+    drop_rate: float = Field(0.5, ge=0, lt=1)
+
+
+class Folds(_Frozen):
+    n: int = Field(5, ge=2)
+    val_fraction: float = Field(0.5, gt=0, lt=1)  # share of each held-out fold used for val
+    seed: int = 0
+
+
+class SourceSpec(_Frozen):
+    """A source: a registered dataset to pretrain on, or ``weights`` (e.g. ImageNet)."""
+
+    name: str
+    weights: str | None = None  # "file:PATH", "hub:NAME", "ask" (must be given), None: pretrain
+    pretrain: dict[str, Any] = Field(default_factory=dict)
+    only_targets: tuple[str, ...] = ()  # empty: every target
+
+
+class TargetSpec(_Frozen):
+    name: str
+    finetune: dict[str, Any] = Field(default_factory=dict)
+
+
+class Generality(_Frozen):
+    """Seed 000's layer-freezing protocol: only the last k stages trainable, for the listed
+    sources and targets (empty lists: all of them); g_k = AUC_k / AUC(scratch)."""
+
+    ks: tuple[int, ...] = ()
+    sources: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()
+
+
+class Suite(_Frozen):
+    name: str
+    description: str = ""
+    architecture: Architecture = Architecture()
+    folds: Folds = Folds()
+    baseline: Literal["scratch", "self"] = "scratch"
+    seed: int = 0
+    pretrain_defaults: TrainSettings = TrainSettings()
+    finetune_defaults: TrainSettings = TrainSettings()
+    sources: tuple[SourceSpec, ...]
+    targets: tuple[TargetSpec, ...]
+    generality: Generality = Generality()
+
+    @model_validator(mode="after")
+    def _unique(self) -> Suite:
+        for kind, names in (("source", [s.name for s in self.sources]),
+                            ("target", [t.name for t in self.targets])):
+            if len(set(names)) != len(names):
+                raise ValueError(f"{kind} names must be unique, got {names}")
+        if not self.targets:
+            raise ValueError("a suite needs at least one target")
+        return self
+
+    def pretrain_settings(self, source: SourceSpec) -> TrainSettings:
+        return _merge(self.pretrain_defaults, source.pretrain, f"sources.{source.name}.pretrain")
+
+    def finetune_settings(self, target: TargetSpec) -> TrainSettings:
+        return _merge(self.finetune_defaults, target.finetune, f"targets.{target.name}.finetune")
+
+    def digest(self) -> str:
+        return config_hash(self.model_dump(mode="json"))
+
+
+def _merge(base: TrainSettings, override: dict[str, Any], where: str) -> TrainSettings:
+    data = _deep_merge(base.model_dump(mode="json"), override)
+    try:
+        return TrainSettings.model_validate(data)
+    except ValidationError as err:
+        raise CardError(f"Suite field {where} is invalid: {_errors(err)}.",
+                        "Fix the suite file or the --set flag.") from None
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _errors(err: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '(suite)'}: {e['msg']}" for e in err.errors())
+
+
+def config_hash(data: Any) -> str:
+    """Stable short hash of a JSON-able config."""
+    blob = json.dumps(data, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def suite_names() -> list[str]:
+    return sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))
+
+
+def load_suite_dict(name_or_path: str) -> tuple[dict[str, Any], str]:
+    """The raw suite mapping and where it came from (a built-in name or a YAML path)."""
+    path = Path(name_or_path)
+    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
+        path = SUITES_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise UnknownNameError(unknown_name_message("suite", name_or_path, suite_names()),
+                                   f"Built-in suites: {', '.join(suite_names())}; "
+                                   "or give the path of a suite YAML file.")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise CardError(f"Suite file {path} is not valid YAML: {err}.", "Fix its syntax.") from None
+    if not isinstance(data, dict):
+        raise CardError(f"Suite file {path} must hold a mapping.", "See benchmark/suites/.")
+    return data, str(path)
+
+
+def apply_override(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``a.b.c`` in ``data``; list items are addressed by their ``name``
+    (``sources.stl10.pretrain.epochs``)."""
+    keys = dotted.split(".")
+    node: Any = data
+    for i, key in enumerate(keys[:-1]):
+        if isinstance(node, list):
+            match = [item for item in node if isinstance(item, dict) and item.get("name") == key]
+            if not match:
+                names = [item.get("name") for item in node if isinstance(item, dict)]
+                raise CardError(f"--set {dotted}: no list item named '{key}' (have {names}).",
+                                "Use the name of a source or target of the suite.")
+            node = match[0]
+        else:
+            node = node.setdefault(key, {})
+            if not isinstance(node, (dict, list)):
+                raise CardError(f"--set {dotted}: '{'.'.join(keys[:i + 1])}' is not a section.",
+                                "Check the key path against the suite file.")
+    node[keys[-1]] = value
+
+
+def select(data: dict[str, Any], field: str, names: list[str] | None) -> None:
+    """Keep only the named sources/targets (in the given order); unknown names are errors."""
+    if not names:
+        return
+    items = {item["name"]: item for item in data.get(field, [])}
+    picked = []
+    for name in names:
+        if name not in items:
+            raise UnknownNameError(unknown_name_message(field[:-1], name, sorted(items)),
+                                   f"The suite's {field}: {', '.join(items)}.")
+        picked.append(items[name])
+    data[field] = picked
+
+
+def resolve_suite(name_or_path: str, overrides: list[tuple[str, Any]] = (),
+                  sources: list[str] | None = None, targets: list[str] | None = None) -> Suite:
+    """Load a suite, apply ``--set`` overrides and source/target selection, validate."""
+    data, where = load_suite_dict(name_or_path)
+    for dotted, value in overrides:
+        apply_override(data, dotted, value)
+    select(data, "sources", sources)
+    select(data, "targets", targets)
+    try:
+        suite = Suite.model_validate(data)
+    except ValidationError as err:
+        raise CardError(f"Suite {where} is invalid: {_errors(err)}.",
+                        "Fix the suite file or the --set flags.") from None
+    for s in suite.sources:
+        suite.pretrain_settings(s)
+    for t in suite.targets:
+        suite.finetune_settings(t)
+    return suite

@@ -1,0 +1,172 @@
+"""The plan of a suite: pretraining jobs, then source -> target pairs with their folds.
+
+Everything that can be checked before training is checked here, so a bad suite fails in
+seconds: datasets registered and single-label, folds stratifiable (every class in every val and
+test split), weights for weight-only sources (ImageNet) present, per-source target lists valid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from benchmark.config import SourceSpec, Suite, TrainSettings, config_hash
+from benchmark.models import WeightsError
+from benchmark.splits import check_splittable
+from registry.errors import BenchError, DatasetFormatError, RegistryError
+from registry.store import DatasetRecord, RegistryStore
+
+SCRATCH = "scratch"
+
+
+@dataclass(frozen=True)
+class PretrainJob:
+    source: str
+    settings: TrainSettings
+    config_hash: str
+
+
+@dataclass(frozen=True)
+class PairJob:
+    """Fine-tune ``source`` -> ``target`` (or train from scratch) on every fold."""
+
+    source: str
+    target: str
+    kind: Literal["scratch", "transfer", "freeze"]
+    settings: TrainSettings
+    init: str  # "scratch", "pretrain:<hash>" or "weights:<spec>"
+    config_hash: str
+    fold_hashes: tuple[str, ...]
+    k: int | None = None
+
+    @property
+    def label(self) -> str:
+        base = f"{self.source} -> {self.target}"
+        return f"{base} [k={self.k}]" if self.kind == "freeze" else base
+
+
+@dataclass(frozen=True)
+class Plan:
+    suite: Suite
+    pretrain: tuple[PretrainJob, ...]
+    pairs: tuple[PairJob, ...]
+    records: dict[str, DatasetRecord] = field(repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        return {"suite": self.suite.name, "pretrain": [j.source for j in self.pretrain],
+                "pairs": [{"source": p.source, "target": p.target, "kind": p.kind, "k": p.k,
+                           "folds": len(p.fold_hashes)} for p in self.pairs],
+                "runs": len(self.pretrain) + sum(len(p.fold_hashes) for p in self.pairs)}
+
+
+def _weights_fingerprint(spec: str) -> str:
+    kind, _, ref = spec.partition(":")
+    if kind == "file":
+        path = Path(ref).expanduser()
+        if not path.is_file():
+            raise WeightsError(f"Weights file {path} does not exist.",
+                               "Check the path given to --imagenet-weights or sources.*.weights.")
+        stat = path.stat()
+        return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    if kind == "hub":
+        return spec
+    raise WeightsError(f"Weights spec '{spec}' must start with file: or hub:.",
+                       "Example: --imagenet-weights ~/weights/resnet50_a1_0-14fe96d1.pth")
+
+
+def _needs_weights_message(source: SourceSpec) -> WeightsError:
+    return WeightsError(
+        f"Source '{source.name}' means pretrained {source.name} weights, and none were given.",
+        "Pass --imagenet-weights PATH (a timm ResNet50 ImageNet state dict such as "
+        "resnet50_a1_0-14fe96d1.pth or a .safetensors file), or when online "
+        f"--set sources.{source.name}.weights=hub:timm/resnet50.a1_in1k.")
+
+
+def _records(suite: Suite, store: RegistryStore) -> dict[str, DatasetRecord]:
+    needed = [s.name for s in suite.sources if s.weights is None] + [t.name for t in suite.targets]
+    records, missing = {}, []
+    for name in dict.fromkeys(needed):
+        rec = store.get(name)
+        if rec is None:
+            missing.append(name)
+        else:
+            records[name] = rec
+    if missing:
+        cmds = "; ".join(f"`bench add-dataset {n}`" for n in missing)
+        raise RegistryError(f"Suite '{suite.name}' needs datasets that are not registered: "
+                            f"{', '.join(missing)}.",
+                            f"Register them first ({cmds}; gated data needs --path DIR).")
+    for name, rec in records.items():
+        if rec.card.get("task") == "multilabel":
+            raise DatasetFormatError(f"'{name}' is multilabel; the benchmark trains single-label "
+                                     "classifiers.", "Remove it from the suite.")
+    return records
+
+
+def _check_targets(suite: Suite, records: dict[str, DatasetRecord]) -> None:
+    names = {t.name for t in suite.targets}
+    for s in suite.sources:
+        unknown = set(s.only_targets) - names
+        if unknown:
+            raise BenchError(f"Source '{s.name}' lists only_targets {sorted(unknown)} that are "
+                             "not targets of the suite.", "Fix only_targets in the suite.")
+    for t in suite.targets:
+        labels = np.load(next(f.path for f in records[t.name].files if f.role == "labels"))
+        check_splittable(labels, suite.folds.n, t.name)
+    if suite.baseline == "self":
+        pretrained = {s.name for s in suite.sources if s.weights is None}
+        lacking = [t.name for t in suite.targets if t.name not in pretrained]
+        if lacking:
+            raise BenchError(f"Baseline 'self' needs each target pretrained as a source; "
+                             f"{lacking} are not sources of the suite.",
+                             "Add them as sources, or use --set baseline=scratch.")
+
+
+def make_plan(suite: Suite, store: RegistryStore) -> Plan:
+    """Validate ``suite`` against the registry and lay out its jobs."""
+    for s in suite.sources:
+        if s.weights == "ask":
+            raise _needs_weights_message(s)
+    records = _records(suite, store)
+    _check_targets(suite, records)
+    arch = suite.architecture.model_dump()
+    pretrain, inits = [], {SCRATCH: "scratch"}
+    for s in suite.sources:
+        if s.weights is not None:
+            _weights_fingerprint(s.weights)  # fails now if the file is missing
+            inits[s.name] = f"weights:{s.weights}"
+            continue
+        settings = suite.pretrain_settings(s)
+        h = config_hash({"kind": "pretrain", "arch": arch, "data": records[s.name].fingerprint,
+                         "settings": settings.model_dump(mode="json"), "seed": suite.seed})
+        pretrain.append(PretrainJob(s.name, settings, h))
+        inits[s.name] = f"pretrain:{h}"
+    pairs = []
+    for t in suite.targets:
+        settings = suite.finetune_settings(t)
+        sources = [SCRATCH] + [s.name for s in suite.sources
+                               if not s.only_targets or t.name in s.only_targets]
+        for src in sources:
+            pairs.append(_pair(suite, records, t.name, src, settings, inits[src], None))
+        for k in suite.generality.ks:
+            for src in sources[1:]:
+                if (not suite.generality.sources or src in suite.generality.sources) and \
+                        (not suite.generality.targets or t.name in suite.generality.targets):
+                    pairs.append(_pair(suite, records, t.name, src, settings, inits[src], k))
+    return Plan(suite, tuple(pretrain), tuple(pairs), records)
+
+
+def _pair(suite: Suite, records: dict[str, DatasetRecord], target: str, source: str,
+          settings: TrainSettings, init: str, k: int | None) -> PairJob:
+    kind = "scratch" if source == SCRATCH else ("freeze" if k is not None else "transfer")
+    init_key = init
+    if init.startswith("weights:"):
+        init_key = f"weights:{_weights_fingerprint(init.removeprefix('weights:'))}"
+    base = {"kind": kind, "arch": suite.architecture.model_dump(), "init": init_key, "k": k,
+            "data": records[target].fingerprint, "settings": settings.model_dump(mode="json"),
+            "folds": suite.folds.model_dump(), "seed": suite.seed}
+    folds = tuple(config_hash({**base, "fold": i}) for i in range(suite.folds.n))
+    return PairJob(source, target, kind, settings, init, config_hash(base), folds, k)
