@@ -64,7 +64,11 @@ def load_backbone(target: nn.Module, state: dict[str, torch.Tensor]) -> None:
     (fine-tuning replaces the prediction layer and keeps the rest)."""
     prefix = f"{target.default_cfg.get('classifier', 'fc')}."
     backbone = {k: v for k, v in state.items() if not k.startswith(prefix)}
-    missing, unexpected = target.load_state_dict(backbone, strict=False)
+    try:
+        missing, unexpected = target.load_state_dict(backbone, strict=False)
+    except RuntimeError as err:
+        raise WeightsError(f"Source weights do not fit the target model: {str(err)[:300]}",
+                           "Use the same architecture for source and target.") from None
     if unexpected or any(not m.startswith(prefix) for m in missing):
         raise WeightsError(f"Source weights do not fit the target model (missing {missing}, "
                            f"unexpected {unexpected}).", "Use the same architecture for both.")

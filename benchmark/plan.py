@@ -130,13 +130,14 @@ def make_plan(suite: Suite, store: RegistryStore) -> Plan:
     for s in suite.sources:
         if s.weights == "ask":
             raise _needs_weights_message(s)
+        if s.weights is not None:
+            _weights_fingerprint(s.weights)  # a missing weights file fails first
     records = _records(suite, store)
     _check_targets(suite, records)
     arch = suite.architecture.model_dump()
     pretrain, inits = [], {SCRATCH: "scratch"}
     for s in suite.sources:
         if s.weights is not None:
-            _weights_fingerprint(s.weights)  # fails now if the file is missing
             inits[s.name] = f"weights:{s.weights}"
             continue
         settings = suite.pretrain_settings(s)

@@ -68,8 +68,10 @@ def _pid_alive(pid: int) -> bool:
 class Tracker:
     """The suite's experiment in one MLflow store."""
 
-    def __init__(self, uri: str, experiment: str, artifact_root: Path | None = None) -> None:
+    def __init__(self, uri: str, experiment: str, artifact_root: Path | None = None,
+                 system_metrics_interval: float = 2.0) -> None:
         mlflow.set_tracking_uri(uri)
+        mlflow.set_system_metrics_sampling_interval(system_metrics_interval)
         self.uri = uri
         self.client = MlflowClient(uri)
         exp = self.client.get_experiment_by_name(experiment)
