@@ -36,7 +36,8 @@ def auc_bars_figure(table: pd.DataFrame):
     """Seed 004's Fig. 3: mean test AUC (std as error bars) per source, grouped by target."""
     targets = list(dict.fromkeys(table["target"]))
     sources = list(dict.fromkeys(table["source"]))
-    fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(targets) * max(1, len(sources)) / 3), 3.6))
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(targets) * max(1, len(sources)) / 3 + 1.5),
+                                    3.6))
     width = 0.8 / max(len(sources), 1)
     for j, src in enumerate(sources):
         rows = table[table["source"] == src].set_index("target").reindex(targets)
@@ -46,6 +47,7 @@ def auc_bars_figure(table: pd.DataFrame):
     low = float(table["auc_mean"].min() - table["auc_std"].fillna(0).max() - 0.02)
     ax.set_ylim(max(0.0, min(low, 0.95)), 1.0)
     ax.set(ylabel="test AUC (mean over folds)", title="AUC per source and target")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, title="source", title_fontsize=7, loc="upper left",
+              bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
