@@ -3,6 +3,9 @@ in the packages below, which never read flags or the environment."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -40,12 +43,12 @@ def _parse_size(text: str) -> tuple[int, int]:
     return int(parts[0]), int(parts[1])
 
 
-def _parse_options(items: list[str]) -> dict:
+def _parse_options(items: list[str], flag: str = "--option") -> dict:
     options = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise fail(f"--option '{item}' must look like KEY=VALUE (VALUE is read as YAML).", 2)
+            raise fail(f"{flag} '{item}' must look like KEY=VALUE (VALUE is read as YAML).", 2)
         options[key] = yaml.safe_load(value)
     return options
 
@@ -186,7 +189,7 @@ def run_cmd(
 
     paths: BenchPaths = ctx.find_root().obj
     catalog = Catalog.load()
-    overrides = list(_parse_options(set_).items())
+    overrides = list(_parse_options(set_, "--set").items())
     if imagenet_weights is not None:
         overrides.append(("sources.imagenet.weights", f"file:{imagenet_weights.expanduser()}"))
     resolved = resolve_suite(suite, overrides, _names(sources, catalog), _names(targets, catalog))
@@ -209,19 +212,22 @@ def _execute(plan, paths: BenchPaths, device: str, out: Optional[Path], json_out
     from benchmark.devices import resolve_device
     from benchmark.report import write_report
     from benchmark.runner import RunContext, execute
+    from benchmark.console import quiet_libraries
     from benchmark.tracking import Tracker, default_tracking_uri
     from registry.progress import rich_progress
 
+    quiet_libraries(logging.getLogger().level <= logging.DEBUG)
     uri = default_tracking_uri(paths.home, os.environ)
     artifacts = None if os.environ.get("MLFLOW_TRACKING_URI") else paths.home / "mlartifacts"
     paths.home.mkdir(parents=True, exist_ok=True)
     tracker = Tracker(uri, f"transfer-bench/{plan.suite.name}", artifacts)
     suite_yaml = yaml.safe_dump(plan.suite.model_dump(mode="json"), sort_keys=False)
     ctx = RunContext(paths, tracker, resolve_device(device), suite_yaml, progress=rich_progress)
-    outcomes = execute(plan, ctx)
-    hashes = {o.job.config_hash for o in outcomes}
-    report = write_report(tracker, plan.suite.name, out or paths.home / "reports" / plan.suite.name,
-                          hashes)
+    with contextlib.redirect_stdout(sys.stderr):  # MLflow prints run links on stdout: logs
+        outcomes = execute(plan, ctx)
+        hashes = {o.job.config_hash for o in outcomes}
+        report = write_report(tracker, plan.suite.name,
+                              out or paths.home / "reports" / plan.suite.name, hashes)
     doc = {"suite": plan.suite.name, "tracking_uri": uri, "experiment_id": tracker.experiment_id,
            "device": str(ctx.device), "report_run_id": report.run_id,
            "report": {k: str(v) for k, v in report.files.items()},
@@ -250,7 +256,8 @@ def report_cmd(
     paths: BenchPaths = ctx.find_root().obj
     uri = default_tracking_uri(paths.home, os.environ)
     tracker = Tracker(uri, f"transfer-bench/{suite}")
-    report = write_report(tracker, suite, out or paths.home / "reports" / suite)
+    with contextlib.redirect_stdout(sys.stderr):  # MLflow prints run links on stdout
+        report = write_report(tracker, suite, out or paths.home / "reports" / suite)
     if json_out:
         print_json({"suite": suite, "report": {k: str(v) for k, v in report.files.items()},
                     "results": report.table.where(report.table.notna(), None)
@@ -265,12 +272,13 @@ def ui_cmd(ctx: typer.Context,
     """Start the MLflow UI on the local store (127.0.0.1 only)."""
     import os
     import subprocess
-    import sys
 
     from benchmark.tracking import default_tracking_uri
 
     paths: BenchPaths = ctx.find_root().obj
     uri = default_tracking_uri(paths.home, os.environ)
+    if uri.startswith("sqlite:"):
+        paths.home.mkdir(parents=True, exist_ok=True)
     typer.echo(f"MLflow UI for {uri} on http://127.0.0.1:{port}", err=True)
     raise typer.Exit(subprocess.call([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri",
                                       uri, "--host", "127.0.0.1", "--port", str(port)]))

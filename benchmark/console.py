@@ -25,6 +25,12 @@ def setup_logging(verbose: bool) -> None:
     handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=False)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler],
                         format="%(message)s", force=True)
+    quiet_libraries(verbose)
+
+
+def quiet_libraries(verbose: bool) -> None:
+    """Keep library INFO chatter off stderr (mlflow resets its loggers on first import, so
+    commands call this again after importing it)."""
     for noisy in ("mlflow", "alembic", "urllib3", "openml"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
 

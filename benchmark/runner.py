@@ -199,6 +199,7 @@ def _fold(job: PairJob, i: int, split: Split, data: DeviceData, plan: Plan, ctx:
                           run_name=f"{job.label} fold {i}", tags=tags):
         mlflow.log_params({"fold": i, "n_train": len(split.train), "n_val": len(split.val),
                            "n_test": len(split.test)})
+        mlflow.log_text(ctx.suite_yaml, "config/suite.yaml")
         model = _init_model(job, plan, data, weights)
         frozen = freeze_all_but_last(model, job.k) if job.kind == "freeze" else []
         with ctx.progress(f"{job.label} fold {i}", job.settings.epochs) as advance:

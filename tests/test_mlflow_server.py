@@ -1,7 +1,9 @@
-"""mlflow/local-server.sh starts a real MLflow server on the BENCH_HOME store."""
+"""A real MLflow tracking server: mlflow/local-server.sh starts it on the BENCH_HOME store,
+and `bench run` logs to it over HTTP when MLFLOW_TRACKING_URI points at it."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -9,9 +11,12 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
+from mlflow.tracking import MlflowClient
 
 SCRIPT = Path(__file__).resolve().parents[1] / "mlflow" / "local-server.sh"
 
@@ -22,26 +27,89 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_local_server_answers_health(bench_home):
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A tracking server on its own store; yields (uri, its BENCH_HOME)."""
+    home = tmp_path / "server-home"
     port = _free_port()
-    env = {**os.environ, "BENCH_HOME": str(bench_home), "PORT": str(port),
+    env = {**os.environ, "BENCH_HOME": str(home), "PORT": str(port),
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     proc = subprocess.Popen(["bash", str(SCRIPT)], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 90
-        while time.time() < deadline:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=2) as r:
+                    assert r.read().strip() == b"OK"
+                    break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+                assert time.time() < deadline, "MLflow server did not answer /health in 90 s"
+                time.sleep(1)
+        yield uri, home
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_local_server_answers_health(server):
+    _, home = server
+    assert (home / "mlflow.db").is_file()
+
+
+@pytest.mark.slow
+def test_bench_run_logs_to_a_tracking_server(server, tmp_path, monkeypatch):
+    uri, server_home = server
+    client_home = tmp_path / "client-home"
+    suite = tmp_path / "srv.yaml"
+    suite.write_text(yaml.safe_dump({
+        "name": "srv", "architecture": {"name": "resnet10t"},
+        "folds": {"n": 2}, "pretrain_defaults": {"image_size": [16, 16], "epochs": 1},
+        "finetune_defaults": {"image_size": [16, 16], "epochs": 1, "batch_size": 32},
+        "sources": [{"name": "digits"}], "targets": [{"name": "lfw-faces"}]}))
+    bench = str(Path(sys.executable).with_name("bench"))
+    env = {**os.environ, "BENCH_HOME": str(client_home), "MLFLOW_TRACKING_URI": uri}
+    done = subprocess.run([bench, "run", "--suite", str(suite), "--json"], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout)["tracking_uri"] == uri  # stdout holds only the JSON
+    assert not (client_home / "mlflow.db").exists()  # nothing went to the local store
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("transfer-bench/srv")
+    runs = client.search_runs([exp.experiment_id], max_results=100)
+    levels = sorted(r.data.tags.get("level") for r in runs)
+    assert levels.count("fold") == 4 and levels.count("pair") == 2 and "pretrain" in levels
+    pair = next(r for r in runs if r.data.tags.get("level") == "pair"
+                and r.data.tags["kind"] == "transfer")
+    assert "curves.png" in {a.path for a in client.list_artifacts(pair.info.run_id)}
+    assert list((server_home / "mlartifacts").rglob("curves.png"))  # proxied to the server
+
+
+@pytest.mark.slow
+def test_bench_ui_serves_the_local_store(tmp_path):
+    port = _free_port()
+    home = tmp_path / "ui-home"
+    bench = str(Path(sys.executable).with_name("bench"))
+    env = {**os.environ, "BENCH_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    proc = subprocess.Popen([bench, "ui", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 90
+        while True:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
                     assert r.read().strip() == b"OK"
                     break
             except OSError:
                 assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+                assert time.time() < deadline, "bench ui did not answer /health in 90 s"
                 time.sleep(1)
-        else:
-            pytest.fail("MLflow server did not answer /health within 90 s")
-        assert (bench_home / "mlflow.db").is_file()
+        assert (home / "mlflow.db").is_file()
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)

@@ -64,6 +64,7 @@ def test_tiny_suite_end_to_end(cli, tmp_path, bench_home):
     fold = next(r for r in by_level["fold"] if r.data.tags["source"] == "digits"
                 and r.data.tags["kind"] == "transfer")
     assert fold.data.params["fold"] in ("0", "1") and fold.data.tags["target"] == "lfw-faces"
+    assert c.list_artifacts(fold.info.run_id, "config")[0].path == "config/suite.yaml"
     history = c.get_metric_history(fold.info.run_id, "val_auc")
     assert sorted(m.step for m in history) == [0, 1]
     for key in ("test_auc", "test_accuracy", "transferability", "best_epoch", "train_images_per_s"):
