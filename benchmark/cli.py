@@ -282,3 +282,61 @@ def ui_cmd(ctx: typer.Context,
     typer.echo(f"MLflow UI for {uri} on http://127.0.0.1:{port}", err=True)
     raise typer.Exit(subprocess.call([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri",
                                       uri, "--host", "127.0.0.1", "--port", str(port)]))
+
+
+@app.command("probe")
+@handles_errors
+def probe_cmd(
+    ctx: typer.Context,
+    method: Annotated[str, typer.Argument(help="Probe name: expert, metafeatures, task2vec.")],
+    datasets: Annotated[str, typer.Option(help="Comma-separated registered datasets.")],
+    option: Annotated[list[str], typer.Option(help="Probe option KEY=VALUE (YAML).")] = [],
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    json_out: JsonFlag = False,
+) -> None:
+    """Dataset-similarity probe: distance matrix between datasets, logged to MLflow."""
+    import os
+
+    from benchmark.console import quiet_libraries
+    from benchmark.devices import resolve_device
+    from benchmark.tracking import Tracker, default_tracking_uri
+    from probes.base import ProbeContext, ProbeError, card_only_record
+    from probes.logging import log_probe
+    from probes.registry import PROBES
+    from registry.progress import rich_progress
+    from registry.store import RegistryStore
+
+    paths: BenchPaths = ctx.find_root().obj
+    catalog = Catalog.load()
+    names = _names(datasets, catalog) or []
+    if len(names) < 2:
+        raise ProbeError("A probe compares datasets: give at least two with --datasets a,b.")
+    options = _parse_options(option)
+    probe = PROBES.get(method)(options, ProbeContext(paths, resolve_device(device), rich_progress))
+    if probe.needs_data:
+        _register_embedded(names, paths, catalog)
+    store = RegistryStore(paths.registry_db)
+    records = []
+    for name in names:
+        rec = store.get(name)
+        if rec is None and not probe.needs_data and name in catalog.cards:
+            rec = card_only_record(catalog.cards[name].model_dump(mode="json"))
+        if rec is None:
+            raise ProbeError(f"Dataset '{name}' is not registered.",
+                             f"Run `bench add-dataset {name}` first.")
+        records.append(rec)
+    result = probe.compute(records)
+    quiet_libraries(logging.getLogger().level <= logging.DEBUG)
+    paths.home.mkdir(parents=True, exist_ok=True)
+    uri = default_tracking_uri(paths.home, os.environ)
+    artifacts = None if os.environ.get("MLFLOW_TRACKING_URI") else paths.home / "mlartifacts"
+    with contextlib.redirect_stdout(sys.stderr):
+        run_id = log_probe(Tracker(uri, "transfer-bench/probes", artifacts), result, options)
+    doc = {**result.as_json(), "run_id": run_id, "tracking_uri": uri}
+    if json_out:
+        print_json(doc)
+        return
+    width = max(len(n) for n in result.datasets)
+    typer.echo(" " * width + "  " + "  ".join(f"{n[:10]:>10}" for n in result.datasets))
+    for name, row in zip(result.datasets, result.distances):
+        typer.echo(f"{name:>{width}}  " + "  ".join(f"{v:10.4f}" for v in row))

@@ -74,7 +74,7 @@ def _resize_on_device(images: np.ndarray, size: tuple[int, int], device: torch.d
                       ) -> torch.Tensor:
     out = torch.empty((images.shape[0], images.shape[1], *size), dtype=torch.uint8, device=device)
     for start in range(0, images.shape[0], RESIZE_CHUNK):
-        x = torch.from_numpy(np.asarray(images[start:start + RESIZE_CHUNK])).to(device).float()
+        x = torch.from_numpy(np.array(images[start:start + RESIZE_CHUNK])).to(device).float()
         y = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
         out[start:start + len(x)] = y.round().clamp(0, 255).to(torch.uint8)
     return out

@@ -1,0 +1,87 @@
+"""The probe contract: a registered probe turns registered datasets into a distance matrix.
+
+Every probe is a class registered under its name with a pydantic ``Options`` model; ``compute``
+takes the datasets' registry records (in the order asked) and returns a :class:`ProbeResult`
+whose ``distances`` is a square matrix in that order (smaller = more similar). Probes that
+learn an embedding per dataset also return it, so it can be stored and logged.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from registry.errors import BenchError, CardError
+from registry.names import Registry
+from registry.paths import BenchPaths
+from registry.progress import ProgressFactory, no_progress
+from registry.store import DatasetRecord
+
+
+class ProbeOptions(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+@dataclass(frozen=True)
+class ProbeContext:
+    paths: BenchPaths
+    device: Any = "cpu"
+    progress: ProgressFactory = no_progress
+
+
+@dataclass
+class ProbeResult:
+    method: str
+    datasets: list[str]
+    distances: np.ndarray
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"method": self.method, "datasets": self.datasets,
+                "distances": np.asarray(self.distances, dtype=float).round(6).tolist(),
+                "details": self.details}
+
+
+class ProbeError(BenchError):
+    """A probe that cannot run on the given datasets or options."""
+
+
+class Probe(ABC):
+    name: ClassVar[str]
+    Options: ClassVar[type[ProbeOptions]] = ProbeOptions
+    symmetric: ClassVar[bool] = True
+    needs_data: ClassVar[bool] = True  # False: the catalog card is enough (expert)
+
+    def __init__(self, options: dict[str, Any], context: ProbeContext) -> None:
+        try:
+            self.opts = self.Options.model_validate(options)
+        except ValidationError as err:
+            fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+            raise CardError(f"Options for probe '{self.name}' are invalid: {fields}.",
+                            "Fix the --option flags.") from None
+        self.context = context
+
+    @abstractmethod
+    def compute(self, records: list[DatasetRecord]) -> ProbeResult:
+        """Distances between the datasets of ``records`` (square, in their order)."""
+
+
+PROBES: Registry[type[Probe]] = Registry("probe")
+
+
+def register_probe(cls: type[Probe]) -> type[Probe]:
+    PROBES.add(cls.name, cls)
+    return cls
+
+
+def card_only_record(card: dict[str, Any]) -> DatasetRecord:
+    """A record for a catalog dataset that is not registered (for probes that need no data)."""
+    return DatasetRecord(name=card["name"], card=card, root=None, loader=card["format"]["loader"],
+                         fingerprint="", n_samples=card.get("n_samples") or 0,
+                         classes=list(card["classes"]), class_counts={}, meta_features={},
+                         cache_dir="")

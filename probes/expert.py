@@ -1,0 +1,37 @@
+"""Expert meta-features (seed 004): Hamming distance between the cards' six properties."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from probes.base import Probe, ProbeError, ProbeResult, register_probe
+from registry.store import DatasetRecord
+
+FIELDS = ("origin", "color", "content", "subject", "diversity", "n_classes")
+
+
+def expert_vector(record: DatasetRecord) -> tuple[str, ...]:
+    expert = record.card.get("expert")
+    if not expert:
+        raise ProbeError(f"'{record.name}' has no expert meta-features in its card.",
+                         "Add an `expert:` section to its card (see registry/catalog/*.yaml) "
+                         "and register it again with --force.")
+    return tuple(str(expert[f]) for f in FIELDS)
+
+
+def hamming_matrix(vectors: list[tuple[str, ...]]) -> np.ndarray:
+    """Number of differing properties between every pair."""
+    n = len(vectors)
+    return np.array([[sum(a != b for a, b in zip(vectors[i], vectors[j])) for j in range(n)]
+                     for i in range(n)], dtype=float)
+
+
+@register_probe
+class ExpertProbe(Probe):
+    name = "expert"
+    needs_data = False
+
+    def compute(self, records: list[DatasetRecord]) -> ProbeResult:
+        vectors = [expert_vector(r) for r in records]
+        return ProbeResult(self.name, [r.name for r in records], hamming_matrix(vectors),
+                           details={"fields": list(FIELDS)})

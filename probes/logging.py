@@ -1,0 +1,53 @@
+"""Log a probe result to MLflow: one run per probe call, with the distance matrix as a table
+artifact, a heatmap figure and the embeddings (npz)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import mlflow  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from benchmark.tracking import Tracker, flatten  # noqa: E402
+from probes.base import ProbeResult  # noqa: E402
+
+
+def heatmap(result: ProbeResult):
+    n = len(result.datasets)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * n, 0.8 + 0.7 * n))
+    im = ax.imshow(result.distances, cmap="viridis")
+    ax.set_xticks(range(n), result.datasets, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(n), result.datasets, fontsize=8)
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, f"{result.distances[i, j]:.2f}", ha="center", va="center",
+                    fontsize=7, color="w")
+    ax.set_title(f"{result.method} distance")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return fig
+
+
+def log_probe(tracker: Tracker, result: ProbeResult, options: dict) -> str:
+    """Log ``result`` as a run ``probe: METHOD``; return its run id."""
+    tags = {"level": "probe", "probe": result.method, "datasets": ",".join(result.datasets),
+            **tracker.base_tags()}
+    with mlflow.start_run(experiment_id=tracker.experiment_id, run_name=f"probe: {result.method}",
+                          tags=tags) as run:
+        mlflow.log_params(flatten({"probe": result.method, "options": options}))
+        frame = pd.DataFrame(result.distances, index=result.datasets, columns=result.datasets)
+        mlflow.log_table(frame.reset_index(names="dataset"), "distances.json")
+        mlflow.log_text(frame.to_csv(), "distances.csv")
+        mlflow.log_figure(heatmap(result), "heatmap.png")
+        if result.embeddings:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "embeddings.npz"
+                np.savez(path, **{k: np.asarray(v) for k, v in result.embeddings.items()})
+                mlflow.log_artifact(str(path))
+        return run.info.run_id

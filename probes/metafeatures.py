@@ -1,0 +1,48 @@
+"""Statistical meta-features (the registry's OpenML-style qualities): Euclidean distance between
+datasets after standardising each feature across the compared datasets (z-scores; a feature
+constant across them contributes nothing)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from probes.base import Probe, ProbeOptions, ProbeResult, register_probe
+from registry.store import DatasetRecord
+
+DEFAULT_FEATURES = ("n_instances", "n_classes", "class_entropy", "normalized_class_entropy",
+                    "majority_class_share", "minority_class_share", "channels",
+                    "intensity_mean", "intensity_std", "image_contrast_mean",
+                    "edge_strength_mean", "intensity_entropy_bits")
+
+
+class MetaFeatureOptions(ProbeOptions):
+    features: tuple[str, ...] = DEFAULT_FEATURES
+    log_counts: bool = True  # n_instances, n_classes on a log scale
+
+
+def standardized_distances(table: np.ndarray) -> np.ndarray:
+    """Pairwise Euclidean distances of the z-scored columns of ``table`` (n x f)."""
+    std = table.std(axis=0)
+    z = np.where(std > 0, (table - table.mean(axis=0)) / np.where(std > 0, std, 1), 0.0)
+    diff = z[:, None, :] - z[None, :, :]
+    return np.sqrt((diff ** 2).sum(axis=2))
+
+
+@register_probe
+class MetaFeatureProbe(Probe):
+    name = "metafeatures"
+    Options = MetaFeatureOptions
+
+    def compute(self, records: list[DatasetRecord]) -> ProbeResult:
+        rows = []
+        for r in records:
+            row = []
+            for f in self.opts.features:
+                v = float(r.meta_features.get(f, 0.0))
+                row.append(np.log10(max(v, 1.0)) if self.opts.log_counts and f in
+                           ("n_instances", "n_classes") else v)
+            rows.append(row)
+        table = np.asarray(rows)
+        return ProbeResult(self.name, [r.name for r in records], standardized_distances(table),
+                           embeddings={r.name: table[i] for i, r in enumerate(records)},
+                           details={"features": list(self.opts.features)})

@@ -1,0 +1,248 @@
+"""Probes: Fisher against a closed form, distance properties, estimators against hand
+computations, the probe registry contract, `bench probe` end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from probes import distances as D
+from probes.base import ProbeContext, ProbeError
+from probes.estimators import hscore, leep, logme, nce
+from probes.fisher import fisher_batch_mean, fisher_loop, fisher_per_sample
+from probes.registry import PROBES
+from registry.catalog import Catalog
+from registry.errors import CardError
+from registry.register import AddRequest, add_dataset
+from registry.store import RegistryStore
+
+# -- Fisher -----------------------------------------------------------------------------------
+
+
+def _linear():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(5, 3, bias=False)
+    x = torch.randn(40, 5)
+    p = torch.softmax(model(x), 1).detach()
+    closed = torch.einsum("nk,nj->kj", p * (1 - p), x ** 2) / len(x)  # E_y[(dlogp/dW)^2]
+    return model, x, closed
+
+
+def test_expected_fisher_equals_closed_form_for_linear_softmax():
+    model, x, closed = _linear()
+    ours = fisher_per_sample(model, x, ["weight"], mode="expected", chunk=7)["weight"]
+    torch.testing.assert_close(ours, closed, atol=1e-6, rtol=1e-5)
+    loop = fisher_loop(model, x, ["weight"], mode="expected")["weight"]
+    torch.testing.assert_close(loop, closed, atol=1e-6, rtol=1e-5)
+
+
+def test_montecarlo_fisher_converges_to_closed_form():
+    model, x, closed = _linear()
+    gen = torch.Generator().manual_seed(0)
+    mc = fisher_per_sample(model, x.repeat(400, 1), ["weight"], "montecarlo", 1000, gen)["weight"]
+    assert ((mc - closed).abs() / closed).max() < 0.05
+
+
+def test_per_sample_in_batch_equals_the_loop_on_a_convnet():
+    from benchmark.models import build_model
+
+    net = build_model("resnet10t", 4, 0.0).eval()
+    x = torch.randn(12, 3, 16, 16)
+    names = [n for n, _ in net.named_parameters() if not n.startswith("fc")]
+    a = fisher_per_sample(net, x, names, "montecarlo", 5, torch.Generator().manual_seed(1))
+    b = fisher_loop(net, x, names, "montecarlo", torch.Generator().manual_seed(1))
+    for n in names:
+        torch.testing.assert_close(a[n], b[n], rtol=1e-4, atol=1e-10)
+
+
+def test_batch_mean_variant_differs_from_per_sample():
+    model, x, closed = _linear()
+    bm = fisher_batch_mean(model, x, ["weight"], batch=40, gen=torch.Generator().manual_seed(0))
+    assert bm["weight"].sum() < closed.sum()  # squared mean gradient << mean squared gradient
+
+
+# -- distances --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(D.DISTANCES))
+def test_distance_identity_is_zero(name):
+    e = np.random.default_rng(0).random(50)
+    assert D.DISTANCES[name](e, e) == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("name", ["cosine", "normalized_cosine", "correlation", "jsd"])
+def test_symmetric_distances(name):
+    rng = np.random.default_rng(1)
+    a, b = rng.random(30), rng.random(30)
+    assert D.DISTANCES[name](a, b) == pytest.approx(D.DISTANCES[name](b, a))
+    assert D.DISTANCES[name](a, b) > 0
+
+
+def test_kl_and_asymmetric_are_not_symmetric_and_zero_entries_are_finite():
+    rng = np.random.default_rng(2)
+    a, b, t = rng.random(30), rng.random(30) ** 3, rng.random(30)
+    assert D.kl(a, b) != pytest.approx(D.kl(b, a))
+    assert D.asymmetric(a, b, t) != pytest.approx(D.asymmetric(b, a, t))
+    assert D.asymmetric(a, b, t) == pytest.approx(D.cosine(a, b) - 0.15 * D.cosine(a, t))
+    z = np.zeros(30)
+    z[0] = 1.0
+    assert np.isfinite(D.cosine(z, b)) and np.isfinite(D.kl(z, b))
+
+
+def test_reference_cosine_by_hand():
+    a, b = np.array([1.0, 3.0]), np.array([3.0, 1.0])
+    h0, h1 = a / (a + b), b / (a + b)  # [0.25, 0.75], [0.75, 0.25]
+    expected = 1 - (h0 @ h1) / (np.linalg.norm(h0) * np.linalg.norm(h1))
+    assert D.cosine(a, b) == pytest.approx(expected) == pytest.approx(0.4)
+
+
+# -- estimators -------------------------------------------------------------------------------
+
+
+def _logme_direct(f: np.ndarray, y: np.ndarray) -> float:
+    """Independent LogME: matrix form of the evidence with the same fixed point."""
+    n, d = f.shape
+    scores = []
+    for c in np.unique(y):
+        t = (y == c).astype(float)
+        alpha, beta = 1.0, 1.0
+        for _ in range(300):
+            a = alpha * np.eye(d) + beta * f.T @ f
+            m = beta * np.linalg.solve(a, f.T @ t)
+            eig = np.linalg.eigvalsh(f.T @ f)
+            gamma = (beta * eig / (alpha + beta * eig)).sum()
+            alpha, beta = gamma / (m @ m), (n - gamma) / ((f @ m - t) @ (f @ m - t))
+        a = alpha * np.eye(d) + beta * f.T @ f
+        m = beta * np.linalg.solve(a, f.T @ t)
+        ev = (n / 2 * np.log(beta) + d / 2 * np.log(alpha) - n / 2 * np.log(2 * np.pi)
+              - beta / 2 * (f @ m - t) @ (f @ m - t) - alpha / 2 * m @ m
+              - np.linalg.slogdet(a)[1] / 2)
+        scores.append(ev / n)
+    return float(np.mean(scores))
+
+
+def test_logme_matches_the_matrix_form():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 80)
+    f = rng.normal(size=(80, 6)) + np.eye(6)[y] * 2
+    assert logme(f, y) == pytest.approx(_logme_direct(f, y), rel=1e-4)
+
+
+def test_logme_n_smaller_than_d_is_finite_and_ranks_informative_features_higher():
+    rng = np.random.default_rng(1)
+    y = np.repeat([0, 1], 10)
+    good = rng.normal(size=(20, 100)) * 0.1 + y[:, None]
+    bad = rng.normal(size=(20, 100))
+    assert np.isfinite(logme(good, y)) and np.isfinite(logme(bad, y))
+    assert logme(good, y) > logme(bad, y)
+
+
+def test_leep_by_hand():
+    theta = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    y = np.array([0, 1, 0])
+    joint = np.zeros((2, 2))
+    for t, yi in zip(theta, y):
+        joint[yi] += t / 3
+    cond = joint / joint.sum(0)
+    expected = np.mean([np.log(theta[i] @ cond[y[i]]) for i in range(3)])
+    assert leep(theta, y) == pytest.approx(expected)
+    with pytest.raises(ProbeError, match="probabilities"):
+        leep(theta * 3, y)
+
+
+def test_nce_by_hand():
+    z = np.array([0, 0, 1, 1])
+    y = np.array([0, 1, 1, 1])  # H(Y|Z) = 0.5 * H(0.5) + 0.5 * 0 = 0.5 ln 2
+    assert nce(z, y) == pytest.approx(-0.5 * np.log(2))
+    assert nce(y, y) == pytest.approx(0.0)
+
+
+def test_hscore_by_hand_and_shrinkage():
+    rng = np.random.default_rng(3)
+    y = np.repeat([0, 1], 50)
+    f = rng.normal(size=(100, 4)) + y[:, None] * np.array([2.0, 0, 0, 0])
+    fc = f - f.mean(0)
+    means = np.stack([fc[y == c].mean(0) for c in y])
+    expected = np.trace(np.linalg.pinv(np.cov(fc, rowvar=False)) @ np.cov(means, rowvar=False))
+    assert hscore(f, y) == pytest.approx(expected)
+    assert 0 < hscore(f, y, shrinkage=True) < 4
+
+
+def test_estimators_reject_one_class():
+    f = np.random.random((10, 3))
+    for fn in (logme, hscore):
+        with pytest.raises(ProbeError, match="at least two classes"):
+            fn(f, np.zeros(10))
+
+
+# -- probe registry contract ------------------------------------------------------------------
+
+FAST_OPTIONS = {"expert": {}, "metafeatures": {},
+                "task2vec": {"arch": "resnet10t", "image_size": [16, 16], "subsets": 2,
+                             "min_subset": 40, "max_draws": 24, "head_epochs": 2}}
+
+
+def test_every_probe_has_contract_options():
+    assert sorted(FAST_OPTIONS) == PROBES.names()
+
+
+@pytest.fixture
+def three(paths):
+    catalog = Catalog.load()
+    for name in ("digits", "digits-noise", "lfw-faces"):
+        add_dataset(AddRequest(name), paths, catalog)
+    store = RegistryStore(paths.registry_db)
+    return [store.get(n) for n in ("digits", "digits-noise", "lfw-faces")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", PROBES.names())
+def test_probe_contract(name, paths, three):
+    probe = PROBES.get(name)(FAST_OPTIONS[name], ProbeContext(paths))
+    result = probe.compute(three)
+    d = result.distances
+    assert result.datasets == ["digits", "digits-noise", "lfw-faces"] and d.shape == (3, 3)
+    assert np.allclose(np.diag(d), 0) and np.all(d[~np.eye(3, dtype=bool)] >= 0)
+    if probe.symmetric:
+        assert np.allclose(d, d.T, atol=1e-9 if name != "task2vec" else 0.2)
+    again = PROBES.get(name)(FAST_OPTIONS[name], ProbeContext(paths)).compute(three)
+    np.testing.assert_allclose(again.distances, d)  # deterministic (and cached for task2vec)
+    with pytest.raises(CardError, match=f"Options for probe '{name}' are invalid"):
+        PROBES.get(name)({**FAST_OPTIONS[name], "bogus": 1}, ProbeContext(paths))
+
+
+@pytest.mark.slow
+def test_task2vec_related_datasets_are_closer(paths, three):
+    result = PROBES.get("task2vec")(FAST_OPTIONS["task2vec"], ProbeContext(paths)).compute(three)
+    d = result.distances
+    assert d[0, 1] < d[0, 2] and d[0, 1] < d[1, 2]
+    assert {k: v.shape[0] for k, v in result.embeddings.items()} == dict.fromkeys(result.datasets, 2)
+
+
+def test_expert_probe_reproduces_published_distances(cli):
+    res = cli("probe", "expert", "--datasets", "imagenet,isic,chest,pcam", "--json")
+    assert res.exit_code == 0, res.stderr
+    doc = res.json()
+    assert doc["method"] == "expert" and doc["datasets"][1] == "isic2018"
+    assert doc["distances"][0][1:] == [5.0, 6.0, 4.0]
+
+
+def test_probe_cli_logs_to_mlflow_and_rejects_bad_input(cli, bench_home):
+    from mlflow.tracking import MlflowClient
+
+    res = cli("probe", "metafeatures", "--datasets", "digits,lfw-faces,texture-patches", "--json")
+    assert res.exit_code == 0, res.stderr
+    doc = res.json()
+    assert len(doc["distances"]) == 3 and all(len(r) == 3 for r in doc["distances"])
+    client = MlflowClient(doc["tracking_uri"])
+    run = client.get_run(doc["run_id"])
+    assert run.data.tags["probe"] == "metafeatures"
+    assert {"distances.csv", "heatmap.png", "distances.json"} <= \
+        {a.path for a in client.list_artifacts(doc["run_id"])}
+    bad = cli("probe", "expert", "--datasets", "digits")
+    assert bad.exit_code == 1 and "at least two" in bad.stderr
+    bad = cli("probe", "task2vc", "--datasets", "digits,lfw-faces")
+    assert bad.exit_code == 1 and "Unknown probe 'task2vc'. Did you mean 'task2vec'" in bad.stderr
+    bad = cli("probe", "metafeatures", "--datasets", "digits,isic")
+    assert bad.exit_code == 1 and "'isic2018' is not registered" in bad.stderr
