@@ -7,6 +7,13 @@ computed in batch with ``torch.func.vmap(grad(...))`` over chunks, not a Python 
 ``batch-mean`` (the aws-cv-task2vec reference): square the gradient of the batch-mean loss,
 average over batches. ``loop`` is the straightforward per-sample Python loop, kept as the
 reference for tests and the speed benchmark.
+
+Two engines compute the per-sample gradients in batch: ``layers`` (default where it applies)
+does one backward pass per chunk to get every sample's gradient at each layer output (exact in
+eval mode, where samples do not interact), then forms per-sample weight gradients of Conv2d
+(unfold + batched matmul), BatchNorm2d and Linear layers directly; ``func`` uses
+``torch.func.vmap(grad(...))`` and works for any model (faster on GPUs than on CPUs, where
+vmap turns convolutions into slow grouped ones).
 """
 
 from __future__ import annotations
@@ -34,8 +41,12 @@ def _sample_targets(logits: torch.Tensor, mode: Mode, gen: torch.Generator | Non
 
 
 def fisher_per_sample(model: nn.Module, x: torch.Tensor, names: list[str], mode: Mode = "montecarlo",
-                      chunk: int = 16, gen: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+                      chunk: int = 16, gen: torch.Generator | None = None,
+                      engine: Literal["auto", "layers", "func"] = "auto"
+                      ) -> dict[str, torch.Tensor]:
     """Mean over samples of squared per-sample gradients of log p(y|x) for params ``names``."""
+    if engine == "layers" or (engine == "auto" and layers_engine_applies(model, names)):
+        return fisher_layers(model, x, names, mode, chunk, gen)
     params = {n: p.detach() for n, p in model.named_parameters() if n in names}
     buffers = {n: b for n, b in model.named_buffers()}
     frozen = {n: p.detach() for n, p in model.named_parameters() if n not in names}
@@ -98,3 +109,95 @@ def fisher_batch_mean(model: nn.Module, x: torch.Tensor, names: list[str], batch
 
 
 FisherFn = Callable[..., dict[str, torch.Tensor]]
+
+
+_LAYER_TYPES = (nn.Conv2d, nn.BatchNorm2d, nn.Linear)
+
+
+def _key(module_name: str, param: str) -> str:
+    return f"{module_name}.{param}" if module_name else param
+
+
+def layers_engine_applies(model: nn.Module, names: list[str]) -> bool:
+    """True if every parameter in ``names`` belongs to a supported layer in eval mode."""
+    owners = {}
+    for mname, module in model.named_modules():
+        for pname, _ in module.named_parameters(recurse=False):
+            owners[_key(mname, pname)] = module
+    for n in names:
+        m = owners.get(n)
+        if not isinstance(m, _LAYER_TYPES) or m.training:
+            return False
+        if isinstance(m, nn.Conv2d) and (m.groups != 1 or m.padding_mode != "zeros"
+                                         or isinstance(m.padding, str)):
+            return False
+    return True
+
+
+def _layer_sq_grads(module: nn.Module, inp: torch.Tensor, go: torch.Tensor,
+                    w: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Weighted sums of squared per-sample gradients of ``module``'s parameters."""
+    n = inp.shape[0]
+    out: dict[str, torch.Tensor] = {}
+    if isinstance(module, nn.Conv2d):
+        cols = F.unfold(inp, module.kernel_size, module.dilation, module.padding, module.stride)
+        g = go.reshape(n, go.shape[1], -1)
+        per = torch.bmm(g, cols.transpose(1, 2))  # (n, C_out, C_in * k * k)
+        out["weight"] = torch.einsum("n,n...->...", w, per ** 2).reshape(module.weight.shape)
+        if module.bias is not None:
+            out["bias"] = torch.einsum("n,nc->c", w, g.sum(2) ** 2)
+    elif isinstance(module, nn.BatchNorm2d):
+        x_hat = (inp - module.running_mean[None, :, None, None]) / torch.sqrt(
+            module.running_var[None, :, None, None] + module.eps)
+        out["weight"] = torch.einsum("n,nc->c", w, (go * x_hat).sum((2, 3)) ** 2)
+        out["bias"] = torch.einsum("n,nc->c", w, go.sum((2, 3)) ** 2)
+    else:  # Linear
+        x2, g2 = inp.reshape(n, -1, inp.shape[-1]), go.reshape(n, -1, go.shape[-1])
+        per = torch.einsum("nto,nti->noi", g2, x2)
+        out["weight"] = torch.einsum("n,noi->oi", w, per ** 2)
+        if module.bias is not None:
+            out["bias"] = torch.einsum("n,no->o", w, g2.sum(1) ** 2)
+    return out
+
+
+def fisher_layers(model: nn.Module, x: torch.Tensor, names: list[str], mode: Mode = "montecarlo",
+                  chunk: int = 16, gen: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """The per-sample Fisher of :func:`fisher_per_sample`, by the ``layers`` engine."""
+    wanted = set(names)
+    layers = [(mname, m) for mname, m in model.named_modules() if isinstance(m, _LAYER_TYPES)
+              and any(_key(mname, p) in wanted for p, _ in m.named_parameters(recurse=False))]
+    acc = {n: torch.zeros_like(p) for n, p in model.named_parameters() if n in wanted}
+    with torch.no_grad():
+        logits = model(x)
+    ys, ws = _sample_targets(logits, mode, gen)
+    saved: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def hook(name: str):
+        def fn(module, inputs, output):
+            # downstream gets a clone, so in-place activations and residual additions
+            # (timm's ReLU(inplace=True), x += shortcut) cannot rewrite the saved output
+            saved[name] = (inputs[0].detach().clone(), output)
+            return output.clone()
+        return fn
+
+    handles = [m.register_forward_hook(hook(name)) for name, m in layers]
+    try:
+        for start in range(0, len(x), chunk):
+            xs = x[start:start + chunk]
+            for j in range(ys.shape[1]):
+                saved.clear()
+                with torch.enable_grad():
+                    lsm = F.log_softmax(model(xs).float(), dim=1)
+                    total = lsm.gather(1, ys[start:start + chunk, j:j + 1]).sum()
+                    outs = [saved[name][1] for name, _ in layers]
+                    grads = torch.autograd.grad(total, outs)
+                w = ws[start:start + chunk, j].to(xs.dtype)
+                for (name, module), go in zip(layers, grads):
+                    for pname, value in _layer_sq_grads(module, saved[name][0], go, w).items():
+                        key = _key(name, pname)
+                        if key in acc:
+                            acc[key] += value
+    finally:
+        for h in handles:
+            h.remove()
+    return {n: v / len(x) for n, v in acc.items()}

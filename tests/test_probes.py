@@ -44,16 +44,34 @@ def test_montecarlo_fisher_converges_to_closed_form():
     assert ((mc - closed).abs() / closed).max() < 0.05
 
 
-def test_per_sample_in_batch_equals_the_loop_on_a_convnet():
+@pytest.mark.parametrize("engine", ["func", "layers"])
+@pytest.mark.parametrize("arch", ["resnet10t", "resnet18"])
+def test_per_sample_in_batch_equals_the_loop_on_a_convnet(engine, arch):
+    """In-place ReLUs and residual additions included (timm's ResNets use both)."""
     from benchmark.models import build_model
 
-    net = build_model("resnet10t", 4, 0.0).eval()
+    torch.manual_seed(0)
+    net = build_model(arch, 4, 0.0).eval()
     x = torch.randn(12, 3, 16, 16)
-    names = [n for n, _ in net.named_parameters() if not n.startswith("fc")]
-    a = fisher_per_sample(net, x, names, "montecarlo", 5, torch.Generator().manual_seed(1))
+    names = [n for n, _ in net.named_parameters()]  # the classifier too (a Linear layer)
+    a = fisher_per_sample(net, x, names, "montecarlo", 5, torch.Generator().manual_seed(1),
+                          engine=engine)
     b = fisher_loop(net, x, names, "montecarlo", torch.Generator().manual_seed(1))
     for n in names:
-        torch.testing.assert_close(a[n], b[n], rtol=1e-4, atol=1e-10)
+        torch.testing.assert_close(a[n], b[n], rtol=1e-4, atol=1e-6 * float(b[n].abs().max()))
+
+
+def test_layers_engine_falls_back_for_unsupported_layers():
+    from probes.fisher import layers_engine_applies
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, groups=1), torch.nn.Flatten(),
+                              torch.nn.LazyLinear(2))
+    net(torch.zeros(1, 3, 5, 5))
+    names = [n for n, _ in net.named_parameters()]
+    assert not layers_engine_applies(net.train(), names)  # training mode: BatchNorm would mix
+    assert layers_engine_applies(net.eval(), names)
+    grouped = torch.nn.Conv2d(4, 4, 3, groups=2).eval()
+    assert not layers_engine_applies(grouped, ["weight"])
 
 
 def test_batch_mean_variant_differs_from_per_sample():
