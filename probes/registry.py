@@ -1,6 +1,6 @@
 """Importing this module registers every built-in probe."""
 
-from probes import expert, metafeatures, task2vec  # noqa: F401
+from probes import expert, metafeatures, simex, task2vec  # noqa: F401
 from probes.base import PROBES
 
 __all__ = ["PROBES"]

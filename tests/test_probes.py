@@ -197,6 +197,7 @@ def test_estimators_reject_one_class():
 # -- probe registry contract ------------------------------------------------------------------
 
 FAST_OPTIONS = {"expert": {}, "metafeatures": {},
+                "simex": {"epochs": 2, "check_every": 1, "max_per_set": 200, "eval_per_set": 50},
                 "task2vec": {"arch": "resnet10t", "image_size": [16, 16], "subsets": 2,
                              "min_subset": 40, "max_draws": 24, "head_epochs": 2}}
 
@@ -221,7 +222,9 @@ def test_probe_contract(name, paths, three):
     result = probe.compute(three)
     d = result.distances
     assert result.datasets == ["digits", "digits-noise", "lfw-faces"] and d.shape == (3, 3)
-    assert np.allclose(np.diag(d), 0) and np.all(d[~np.eye(3, dtype=bool)] >= 0)
+    assert np.allclose(np.diag(d), 0) and np.all(np.isfinite(d))
+    if probe.symmetric:  # asymmetric probes are relative to self-reconstruction, may dip below 0
+        assert np.all(d[~np.eye(3, dtype=bool)] >= 0)
     if probe.symmetric:
         assert np.allclose(d, d.T, atol=1e-9 if name != "task2vec" else 0.2)
     again = PROBES.get(name)(FAST_OPTIONS[name], ProbeContext(paths)).compute(three)

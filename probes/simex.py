@@ -1,0 +1,224 @@
+"""SimEx (seed 003): similarity from reconstruction by a fleet of autoencoders.
+
+One autoencoder per reference set Y_k (a dataset, or a class); Delta(X | Y_k) is the mean over
+x in X of delta(x, A_k(x)) with delta = MSE or iSSIM = 1 - SSIM; smaller = more similar. To
+compare across references, Delta(. | Y_k) is divided by the mean L2 norm of Y_k's samples.
+The autoencoders (LeNet-5-like encoder, symmetric decoder) are trained and evaluated as one
+batched model: their parameters are stacked (torch.func.stack_module_state) and every step runs
+all of them at once through vmap. Training stops early once the similarity ordering of the
+references (on held-out samples) has not changed for ``patience`` checks.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from benchmark.data import load_device_data
+from probes.base import Probe, ProbeError, ProbeOptions, ProbeResult, register_probe
+from registry.store import DatasetRecord
+
+log = logging.getLogger(__name__)
+SIDE = 32
+
+
+class LeNetAutoencoder(nn.Module):
+    """Encoder after LeNet-5 (conv 5x5 -> pool -> conv 5x5 -> pool -> 120 -> 84), mirrored."""
+
+    def __init__(self, channels: int = 1, latent: int = 84) -> None:
+        super().__init__()
+        self.enc = nn.Sequential(
+            nn.Conv2d(channels, 6, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, latent), nn.ReLU())
+        self.dec = nn.Sequential(
+            nn.Linear(latent, 120), nn.ReLU(), nn.Linear(120, 400), nn.ReLU(),
+            nn.Unflatten(1, (16, 5, 5)), nn.Upsample(scale_factor=2),
+            nn.ConvTranspose2d(16, 6, 5), nn.ReLU(), nn.Upsample(scale_factor=2),
+            nn.ConvTranspose2d(6, channels, 5), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dec(self.enc(x))
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5, device=None) -> torch.Tensor:
+    g = torch.exp(-(torch.arange(size, device=device) - size // 2) ** 2 / (2 * sigma ** 2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :])[None, None]
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-image SSIM (Wang et al. 2004; 11x11 Gaussian window, sigma 1.5, data range 1)."""
+    a, b = torch.broadcast_tensors(a, b)
+    c = a.shape[-3]
+    w = _gaussian_window(device=a.device).to(a.dtype).expand(c, 1, 11, 11)
+    flat_a, flat_b = a.reshape(-1, *a.shape[-3:]), b.reshape(-1, *b.shape[-3:])
+    mu_a, mu_b = F.conv2d(flat_a, w, groups=c), F.conv2d(flat_b, w, groups=c)
+    s_aa = F.conv2d(flat_a * flat_a, w, groups=c) - mu_a ** 2
+    s_bb = F.conv2d(flat_b * flat_b, w, groups=c) - mu_b ** 2
+    s_ab = F.conv2d(flat_a * flat_b, w, groups=c) - mu_a * mu_b
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    m = ((2 * mu_a * mu_b + c1) * (2 * s_ab + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (s_aa + s_bb + c2))
+    return m.mean(dim=(-3, -2, -1)).reshape(a.shape[:-3])
+
+
+def per_sample_loss(x: torch.Tensor, recon: torch.Tensor, loss: str) -> torch.Tensor:
+    if loss == "issim":
+        return 1.0 - ssim(recon, x)
+    return ((recon - x) ** 2).mean(dim=(-3, -2, -1))
+
+
+class Fleet:
+    """K autoencoders with stacked parameters, run together with vmap."""
+
+    def __init__(self, k: int, channels: int, device: torch.device, seed: int) -> None:
+        torch.manual_seed(seed)
+        models = [LeNetAutoencoder(channels).to(device) for _ in range(k)]
+        self.params, self.buffers = stack_module_state(models)
+        self.base = copy.deepcopy(models[0]).to("meta")
+        for p in self.params.values():
+            p.requires_grad_(True)
+
+    def _call(self, params, buffers, x):
+        return functional_call(self.base, (params, buffers), (x,))
+
+    def forward_each(self, xs: torch.Tensor) -> torch.Tensor:
+        """xs (K, B, C, H, W): autoencoder k reconstructs xs[k]."""
+        return vmap(self._call)(self.params, self.buffers, xs)
+
+    def forward_all(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, C, H, W): every autoencoder reconstructs x -> (K, B, C, H, W)."""
+        return vmap(self._call, in_dims=(0, 0, None))(self.params, self.buffers, x)
+
+
+class SimExOptions(ProbeOptions):
+    loss: Literal["mse", "issim"] = "mse"
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    check_every: int = 2
+    patience: int = 3
+    max_per_set: int = 2000
+    eval_per_set: int = 500
+    grayscale: bool = True
+    normalize: bool = True
+    seed: int = 0
+
+
+def _prepare(images: torch.Tensor, grayscale: bool) -> torch.Tensor:
+    """uint8 (N, C, 32, 32) -> float [0, 1], 1 channel (luma) or 3."""
+    x = images.float() / 255.0
+    if grayscale and x.shape[1] == 3:
+        x = (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    if not grayscale and x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    return x
+
+
+def train_fleet(refs: list[torch.Tensor], held: list[torch.Tensor], opts: SimExOptions,
+                device: torch.device, progress=None) -> tuple[Fleet, dict]:
+    """Train one autoencoder per reference set (all at once); early stop on a stable ordering."""
+    k, channels = len(refs), refs[0].shape[1]
+    fleet = Fleet(k, channels, device, opts.seed)
+    opt = torch.optim.Adam(list(fleet.params.values()), lr=opts.lr)
+    gen = torch.Generator(device="cpu").manual_seed(opts.seed)
+    steps = max(len(r) for r in refs) // opts.batch_size + 1
+    last, stable, history = None, 0, []
+    start = time.perf_counter()
+    for epoch in range(opts.epochs):
+        for _ in range(steps):
+            batch = torch.stack([r[torch.randint(len(r), (opts.batch_size,), generator=gen)
+                                   .to(r.device)] for r in refs])
+            recon = fleet.forward_each(batch)
+            loss = per_sample_loss(batch, recon, opts.loss).mean(dim=1).sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if progress:
+            progress(1)
+        if (epoch + 1) % opts.check_every == 0:
+            order = np.argsort(delta_matrix(fleet, held, opts.loss), axis=1)
+            history.append(order.tolist())
+            stable = stable + 1 if last is not None and np.array_equal(order, last) else 0
+            last = order
+            if stable >= opts.patience:
+                break
+    info = {"epochs": epoch + 1, "train_seconds": time.perf_counter() - start,
+            "stopped_early": epoch + 1 < opts.epochs}
+    return fleet, info
+
+
+@torch.no_grad()
+def delta_matrix(fleet: Fleet, queries: list[torch.Tensor], loss: str, chunk: int = 256
+                 ) -> np.ndarray:
+    """Delta(X_q | Y_k) for every query set q (rows) and autoencoder k (columns)."""
+    out = []
+    for x in queries:
+        total = 0.0
+        for s in range(0, len(x), chunk):
+            xb = x[s:s + chunk]
+            total = total + per_sample_loss(xb.unsqueeze(0), fleet.forward_all(xb), loss).sum(dim=1)
+        out.append((total / len(x)).cpu().numpy())
+    return np.stack(out)
+
+
+def greedy_pairing(delta: np.ndarray) -> list[tuple[int, int]]:
+    """Pair rows with columns greedily by smallest Delta, each used once (seed 003)."""
+    d = np.array(delta, dtype=float)
+    pairs = []
+    for _ in range(min(d.shape)):
+        i, j = np.unravel_index(np.nanargmin(d), d.shape)
+        pairs.append((int(i), int(j)))
+        d[i, :] = np.nan
+        d[:, j] = np.nan
+    return pairs
+
+
+@register_probe
+class SimExProbe(Probe):
+    name = "simex"
+    Options = SimExOptions
+    symmetric = False
+
+    def _sets(self, records: list[DatasetRecord], device: torch.device
+              ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        refs, held = [], []
+        rng = np.random.default_rng(self.opts.seed)
+        for r in records:
+            data = load_device_data(r, (SIDE, SIDE), device)
+            order = rng.permutation(len(data.labels_np))
+            n_eval = min(self.opts.eval_per_set, len(order) // 5)
+            if n_eval < 1:
+                raise ProbeError(f"'{r.name}' is too small for SimEx ({len(order)} samples).",
+                                 "Use datasets with at least 5 samples.")
+            ev, tr = order[:n_eval], order[n_eval:n_eval + self.opts.max_per_set]
+            x = _prepare(data.images, self.opts.grayscale)
+            held.append(x[torch.as_tensor(ev, device=x.device)])
+            refs.append(x[torch.as_tensor(tr, device=x.device)])
+        return refs, held
+
+    def compute(self, records: list[DatasetRecord]) -> ProbeResult:
+        device = torch.device(self.context.device)
+        refs, held = self._sets(records, device)
+        with self.context.progress("simex fleet", self.opts.epochs) as advance:
+            fleet, info = train_fleet(refs, held, self.opts, device, advance)
+        start = time.perf_counter()
+        delta = delta_matrix(fleet, held, self.opts.loss)  # rows: query X, cols: reference Y
+        info["compare_seconds"] = time.perf_counter() - start
+        if self.opts.normalize:
+            norms = np.array([float(r.flatten(1).norm(dim=1).mean()) for r in refs])
+            delta = delta / norms[None, :]
+        # distances[i][j]: how unlike dataset j is from reference i, relative to i's own data
+        d = delta.T - np.diag(delta)[:, None]
+        names = [r.name for r in records]
+        return ProbeResult(self.name, names, d, details={
+            "delta": delta.round(6).tolist(), "loss": self.opts.loss,
+            "order": np.argsort(delta.T, axis=1).tolist(), **info})
