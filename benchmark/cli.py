@@ -29,7 +29,10 @@ def main(ctx: typer.Context,
          verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False
          ) -> None:
     """Set up logging and resolve BENCH_HOME once for every command."""
+    import os
+
     setup_logging(verbose)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     ctx.obj = BenchPaths(resolve_home())
 
 
@@ -210,6 +213,7 @@ def _execute(plan, paths: BenchPaths, device: str, out: Optional[Path], json_out
     import os
 
     from benchmark.devices import resolve_device
+    from benchmark.probing import run_probes
     from benchmark.report import write_report
     from benchmark.runner import RunContext, execute
     from benchmark.console import quiet_libraries
@@ -225,6 +229,7 @@ def _execute(plan, paths: BenchPaths, device: str, out: Optional[Path], json_out
     ctx = RunContext(paths, tracker, resolve_device(device), suite_yaml, progress=rich_progress)
     with contextlib.redirect_stdout(sys.stderr):  # MLflow prints run links on stdout: logs
         outcomes = execute(plan, ctx)
+        run_probes(plan, ctx, Catalog.load())
         hashes = {o.job.config_hash for o in outcomes}
         report = write_report(tracker, plan.suite.name,
                               out or paths.home / "reports" / plan.suite.name, hashes)
@@ -232,10 +237,16 @@ def _execute(plan, paths: BenchPaths, device: str, out: Optional[Path], json_out
            "device": str(ctx.device), "report_run_id": report.run_id,
            "report": {k: str(v) for k, v in report.files.items()},
            "results": report.table.where(report.table.notna(), None).to_dict(orient="records")}
+    if report.correlations is not None:
+        doc["correlations"] = report.correlations.astype(object).where(
+            report.correlations.notna(), None).to_dict(orient="records")
     if json_out:
         print_json(doc)
         return
     typer.echo(report.files["markdown"].read_text())
+    if "correlations_markdown" in report.files:
+        typer.echo("Transferability vs probe distance:\n")
+        typer.echo(report.files["correlations_markdown"].read_text())
     typer.echo(f"report: {report.files['markdown'].parent}   MLflow: {uri} (bench ui)")
 
 

@@ -96,6 +96,13 @@ class Generality(_Frozen):
     targets: tuple[str, ...] = ()
 
 
+class ProbeSpec(_Frozen):
+    """A dataset-similarity probe run over the suite's datasets after the grid."""
+
+    method: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
 class Suite(_Frozen):
     name: str
     description: str = ""
@@ -108,6 +115,7 @@ class Suite(_Frozen):
     sources: tuple[SourceSpec, ...]
     targets: tuple[TargetSpec, ...]
     generality: Generality = Generality()
+    probes: tuple[ProbeSpec, ...] = ()
 
     @model_validator(mode="after")
     def _unique(self) -> Suite:

@@ -22,6 +22,7 @@ class Report:
     table: pd.DataFrame
     files: dict[str, Path]
     run_id: str | None
+    correlations: pd.DataFrame | None = None
 
 
 def results_table(tracker: Tracker, suite: str, hashes: set[str] | None = None) -> pd.DataFrame:
@@ -58,8 +59,8 @@ def results_table(tracker: Tracker, suite: str, hashes: set[str] | None = None) 
                              na_position="first").drop(columns="_o").reset_index(drop=True)
 
 
-def _markdown(table: pd.DataFrame) -> str:
-    shown = table.drop(columns=["run_id"])
+def _markdown(table: pd.DataFrame, digits: int = 4) -> str:
+    shown = table.drop(columns=["run_id"], errors="ignore")
     head = "| " + " | ".join(shown.columns) + " |"
     sep = "|" + "---|" * len(shown.columns)
     lines = [head, sep]
@@ -68,19 +69,43 @@ def _markdown(table: pd.DataFrame) -> str:
         for col, value in row.items():
             if value is None or (isinstance(value, float) and pd.isna(value)):
                 cells.append("")
-            elif col in ("k", "folds"):
+            elif col in ("k", "folds", "n"):
                 cells.append(str(int(value)))
             elif isinstance(value, float):
-                cells.append(f"{value:.2f}" if "transferability" in col else f"{value:.4f}")
+                cells.append(f"{value:.2f}" if "transferability" in col else f"{value:.{digits}f}")
             else:
                 cells.append(str(value))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
+def _correlations(tracker: Tracker, suite: str, table: pd.DataFrame, out_dir: Path,
+                  files: dict[str, Path]) -> pd.DataFrame | None:
+    """Transferability vs each logged probe's distances: CSV, markdown and Fig. 4."""
+    from probes.correlation import correlations, scatter_figure
+    from probes.logging import load_probe_matrices
+
+    probes = load_probe_matrices(tracker, suite)
+    transfers = table[table["kind"] == "transfer"][["source", "target", "transferability_mean"]]
+    transfers = transfers.dropna()
+    if not probes or transfers.empty:
+        return None
+    corr, joined = correlations(transfers, probes)
+    if corr.empty:
+        return None
+    files["correlations_csv"] = out_dir / "correlations.csv"
+    files["correlations_markdown"] = out_dir / "correlations.md"
+    files["fig4"] = out_dir / "fig4_transferability_vs_distance.png"
+    corr.to_csv(files["correlations_csv"], index=False)
+    files["correlations_markdown"].write_text(_markdown(corr, digits=3))
+    scatter_figure(joined).savefig(files["fig4"], dpi=120)
+    return corr
+
+
 def write_report(tracker: Tracker, suite: str, out_dir: Path,
                  hashes: set[str] | None = None, log_to_mlflow: bool = True) -> Report:
-    """Write results.csv, results.md and fig3_auc.png into ``out_dir``; log them to MLflow."""
+    """Write results.csv, results.md and fig3_auc.png (and, when probes were logged for the
+    suite, correlations.csv/.md and the Fig. 4 scatter) into ``out_dir``; log them to MLflow."""
     table = results_table(tracker, suite, hashes)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"csv": out_dir / "results.csv", "markdown": out_dir / "results.md",
@@ -90,6 +115,7 @@ def write_report(tracker: Tracker, suite: str, out_dir: Path,
     plain = table[table["kind"] != "freeze"]
     fig = auc_bars_figure(plain)
     fig.savefig(files["fig3"], dpi=120)
+    corr = _correlations(tracker, suite, table, out_dir, files)
     run_id = None
     if log_to_mlflow:
         with mlflow.start_run(experiment_id=tracker.experiment_id, run_name=f"report: {suite}",
@@ -97,5 +123,10 @@ def write_report(tracker: Tracker, suite: str, out_dir: Path,
             for path in files.values():
                 mlflow.log_artifact(str(path), "report")
             mlflow.log_table(table, "report/results.json")
+            if corr is not None:
+                pooled = corr[corr["scope"] == "pooled"]
+                for _, row in pooled.iterrows():
+                    if row["spearman_rho"] is not None and not pd.isna(row["spearman_rho"]):
+                        mlflow.log_metric(f"spearman_rho_{row['probe']}", row["spearman_rho"])
             run_id = run.info.run_id
-    return Report(table, files, run_id)
+    return Report(table, files, run_id, corr)

@@ -34,10 +34,11 @@ def heatmap(result: ProbeResult):
     return fig
 
 
-def log_probe(tracker: Tracker, result: ProbeResult, options: dict) -> str:
+def log_probe(tracker: Tracker, result: ProbeResult, options: dict,
+              tags: dict[str, str] | None = None) -> str:
     """Log ``result`` as a run ``probe: METHOD``; return its run id."""
     tags = {"level": "probe", "probe": result.method, "datasets": ",".join(result.datasets),
-            **tracker.base_tags()}
+            **tracker.base_tags(), **(tags or {})}
     with mlflow.start_run(experiment_id=tracker.experiment_id, run_name=f"probe: {result.method}",
                           tags=tags) as run:
         mlflow.log_params(flatten({"probe": result.method, "options": options}))
@@ -51,3 +52,24 @@ def log_probe(tracker: Tracker, result: ProbeResult, options: dict) -> str:
                 np.savez(path, **{k: np.asarray(v) for k, v in result.embeddings.items()})
                 mlflow.log_artifact(str(path))
         return run.info.run_id
+
+
+def load_probe_matrices(tracker: Tracker, suite: str) -> dict[str, tuple[list[str], np.ndarray]]:
+    """The latest finished probe run of each method logged for ``suite``: names and matrix."""
+    import mlflow.artifacts
+
+    runs = tracker.client.search_runs(
+        [tracker.experiment_id],
+        f"tags.level = 'probe' and tags.suite = '{suite}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"])
+    out: dict[str, tuple[list[str], np.ndarray]] = {}
+    for run in runs:
+        method = run.data.tags["probe"]
+        if method in out:
+            continue
+        path = mlflow.artifacts.download_artifacts(run_id=run.info.run_id,
+                                                   artifact_path="distances.csv",
+                                                   tracking_uri=tracker.uri)
+        frame = pd.read_csv(path, index_col=0)
+        out[method] = (list(frame.index), frame.to_numpy(dtype=float))
+    return out

@@ -25,6 +25,7 @@ TINY = {
     "sources": [{"name": "digits"}],
     "targets": [{"name": "lfw-faces"}],
     "generality": {"ks": [2]},
+    "probes": [{"method": "expert"}, {"method": "metafeatures"}],
 }
 
 
@@ -52,7 +53,8 @@ def test_tiny_suite_end_to_end(cli, tmp_path, bench_home):
     doc = res.json()
     c, exp, all_runs = runs(bench_home)
     by_level = {lvl: [r for r in all_runs if r.data.tags.get("level") == lvl]
-                for lvl in ("pretrain", "pair", "fold", "report")}
+                for lvl in ("pretrain", "pair", "fold", "report", "probe")}
+    assert sorted(r.data.tags["probe"] for r in by_level["probe"]) == ["expert", "metafeatures"]
     assert len(by_level["pretrain"]) == 1 and len(by_level["report"]) == 1
     assert sorted((r.data.tags["source"], r.data.tags["kind"]) for r in by_level["pair"]) == \
         [("digits", "freeze"), ("digits", "transfer"), ("scratch", "scratch")]
@@ -90,8 +92,11 @@ def test_tiny_suite_end_to_end(cli, tmp_path, bench_home):
 
     row = next(r for r in doc["results"] if r["kind"] == "transfer")
     assert row["auc_mean"] == pytest.approx(pair.data.metrics["test_auc_mean"])
-    for key in ("csv", "markdown", "fig3"):
+    for key in ("csv", "markdown", "fig3", "correlations_csv", "fig4"):
         assert Path(doc["report"][key]).is_file()
+    pooled = [c for c in doc["correlations"] if c["scope"] == "pooled"]
+    assert {c["probe"] for c in pooled} == {"expert", "metafeatures"}
+    assert all(c["n"] == 1 and c["spearman_rho"] is None for c in pooled)  # one source only
     freeze = next(r for r in doc["results"] if r["kind"] == "freeze")
     assert freeze["k"] == 2 and freeze["generality_mean"] is not None
 
@@ -99,7 +104,7 @@ def test_tiny_suite_end_to_end(cli, tmp_path, bench_home):
     assert again.exit_code == 0
     _, _, after = runs(bench_home)
     assert len([r for r in after if r.data.tags.get("level") != "report"]) == \
-        len([r for r in all_runs if r.data.tags.get("level") != "report"])
+        len([r for r in all_runs if r.data.tags.get("level") != "report"])  # probes reused too
 
 
 @pytest.mark.slow
