@@ -351,3 +351,48 @@ def probe_cmd(
     typer.echo(" " * width + "  " + "  ".join(f"{n[:10]:>10}" for n in result.datasets))
     for name, row in zip(result.datasets, result.distances):
         typer.echo(f"{name:>{width}}  " + "  ".join(f"{v:10.4f}" for v in row))
+
+
+@app.command("recommend")
+@handles_errors
+def recommend_cmd(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Option(help="The dataset to find a source for.")],
+    suite: Annotated[str, typer.Option(help="Suite whose results and probes to use.")] = "digits",
+    method: Annotated[str, typer.Option(help="A probe name, or 'learned'.")] = "learned",
+    json_out: JsonFlag = False,
+) -> None:
+    """Rank the suite's sources for a target; report each method's leave-one-target-out regret."""
+    import os
+
+    from benchmark.config import resolve_suite
+    from benchmark.recommend import recommend
+    from benchmark.report import results_table
+    from benchmark.tracking import Tracker, default_tracking_uri
+    from probes.logging import load_probe_matrices
+
+    paths: BenchPaths = ctx.find_root().obj
+    catalog = Catalog.load()
+    name = catalog.canonical(target) if target.lower() in catalog else target.lower()
+    tracker = Tracker(default_tracking_uri(paths.home, os.environ), f"transfer-bench/{suite}")
+    with contextlib.redirect_stdout(sys.stderr):
+        results = results_table(tracker, suite)
+        probes = load_probe_matrices(tracker, suite)
+    candidates = [s.name for s in resolve_suite(suite).sources]
+    rec = recommend(name, method, results, probes, candidates)
+    summary = rec.evaluation.groupby("method")["regret"].agg(["mean", "count"]).reset_index()
+    if json_out:
+        print_json({"target": name, "method": method,
+                    "ranking": rec.ranking.astype(object).where(rec.ranking.notna(), None)
+                    .to_dict(orient="records"),
+                    "regret": summary.rename(columns={"mean": "mean_regret", "count": "targets"})
+                    .to_dict(orient="records"),
+                    "evaluation": rec.evaluation.astype(object).where(rec.evaluation.notna(), None)
+                    .to_dict(orient="records")})
+        return
+    typer.echo(f"Sources for {name} by {method} (best first):")
+    for i, row in rec.ranking.iterrows():
+        typer.echo(f"  {i + 1}. {row['source']:<20} score {row['score']:+.4f}")
+    typer.echo("\nLeave-one-target-out regret (AUC of the best source - AUC of the pick):")
+    for _, row in summary.iterrows():
+        typer.echo(f"  {row['method']:<14} {row['mean']:.4f}  over {int(row['count'])} targets")

@@ -1,0 +1,117 @@
+"""`bench recommend`: rank candidate sources for a target.
+
+By one probe (smallest distance first) or ``learned``: a ridge regression from the probes'
+distances (z-scored per probe) to transferability, fitted on the finished benchmark results of
+the other targets (meta-learning). Every method is evaluated leave-one-target-out on the targets
+with results: regret = AUC of the best source - AUC of the recommended one (0 is perfect);
+``random`` is the expected regret of picking a source at random.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import Ridge
+
+from registry.errors import BenchError
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    target: str
+    method: str
+    ranking: pd.DataFrame      # source, score (higher = better), distance / predicted
+    evaluation: pd.DataFrame   # method, target, recommended, best, regret
+
+
+def pair_features(sources: list[str], target: str,
+                  probes: dict[str, tuple[list[str], np.ndarray]]) -> pd.DataFrame:
+    """Distance from each source to ``target`` under each probe (NaN where not covered)."""
+    rows = []
+    for s in sources:
+        row = {"source": s}
+        for method, (names, m) in probes.items():
+            idx = {n: i for i, n in enumerate(names)}
+            row[method] = float(m[idx[s], idx[target]]) if s in idx and target in idx else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _z(frame: pd.DataFrame, cols: list[str], stats: dict[str, tuple[float, float]]) -> np.ndarray:
+    out = []
+    for c in cols:
+        mu, sd = stats[c]
+        out.append((frame[c].fillna(mu) - mu) / (sd or 1.0))
+    return np.stack(out, axis=1)
+
+
+def _fit(train: pd.DataFrame, cols: list[str]) -> tuple[Ridge, dict]:
+    stats = {c: (float(train[c].mean()), float(train[c].std(ddof=0))) for c in cols}
+    model = Ridge(alpha=1.0).fit(_z(train, cols, stats), train["transferability_mean"])
+    return model, stats
+
+
+def _training_rows(results: pd.DataFrame, probes) -> pd.DataFrame:
+    frames = []
+    for target, g in results.groupby("target"):
+        feats = pair_features(list(g["source"]), target, probes)
+        frames.append(g.merge(feats, on="source"))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def rank(target: str, sources: list[str], method: str, probes, results: pd.DataFrame
+         ) -> pd.DataFrame:
+    """Sources for ``target``, best first, by ``method`` (a probe name or 'learned')."""
+    feats = pair_features(sources, target, probes)
+    if method == "learned":
+        train = _training_rows(results[results["target"] != target], probes)
+        cols = [m for m in probes if m in train and train[m].notna().any()]
+        if train.empty or not cols:
+            raise BenchError("The learned ranking needs finished benchmark results of other "
+                             "targets with probe distances.",
+                             "Run `bench run` on a suite with probes and at least two targets.")
+        model, stats = _fit(train.dropna(subset=["transferability_mean"]), cols)
+        feats["predicted_transferability"] = model.predict(_z(feats, cols, stats))
+        feats["score"] = feats["predicted_transferability"]
+    else:
+        if method not in probes:
+            raise BenchError(f"No distances of probe '{method}' are logged for these datasets.",
+                             f"Logged probes: {', '.join(probes) or 'none'}; run the suite with "
+                             "that probe, or `bench probe` on the sources and the target.")
+        feats["score"] = -feats[method]
+    ranked = feats.dropna(subset=["score"]).sort_values("score", ascending=False)
+    return ranked.reset_index(drop=True)
+
+
+def evaluate(results: pd.DataFrame, probes, methods: list[str]) -> pd.DataFrame:
+    """Leave-one-target-out regret of each method, per target with at least two sources."""
+    rows = []
+    for target, g in results.groupby("target"):
+        if len(g) < 2:
+            continue
+        auc = dict(zip(g["source"], g["auc_mean"]))
+        best = max(auc, key=auc.get)
+        rows.append({"method": "random", "target": target, "recommended": None, "best": best,
+                     "regret": float(np.mean([auc[best] - a for a in auc.values()]))})
+        for method in methods:
+            try:
+                ranked = rank(target, list(g["source"]), method, probes, results)
+            except BenchError:
+                continue
+            if ranked.empty:
+                continue
+            pick = ranked.iloc[0]["source"]
+            rows.append({"method": method, "target": target, "recommended": pick, "best": best,
+                         "regret": float(auc[best] - auc[pick])})
+    return pd.DataFrame(rows)
+
+
+def recommend(target: str, method: str, results: pd.DataFrame, probes,
+              candidates: list[str]) -> Recommendation:
+    transfers = results[results["kind"] == "transfer"][
+        ["source", "target", "auc_mean", "transferability_mean"]].dropna(subset=["auc_mean"])
+    ranking = rank(target, candidates, method, probes, transfers)
+    methods = [*probes, "learned"]
+    return Recommendation(target, method, ranking, evaluate(transfers, probes, methods))

@@ -1,0 +1,75 @@
+"""Recommendation: ranking by a probe, the learned combination, leave-one-target-out regret."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark.recommend import evaluate, rank, recommend
+from registry.errors import BenchError
+
+SOURCES = ["s1", "s2", "s3"]
+TARGETS = ["t1", "t2", "t3"]
+NAMES = SOURCES + TARGETS
+
+
+def _setup():
+    """Transferability falls with the 'good' probe's distance and rises with the 'bad' one's."""
+    rng = np.random.default_rng(0)
+    good = np.zeros((6, 6))
+    rows = []
+    for j, t in enumerate(TARGETS):
+        d = rng.permutation([0.1, 0.5, 0.9])
+        for i, s in enumerate(SOURCES):
+            good[i, 3 + j] = d[i]
+            tr = 5 - 5 * d[i]
+            rows.append({"source": s, "target": t, "kind": "transfer",
+                         "auc_mean": 0.9 * (1 + tr / 100), "transferability_mean": tr})
+    bad = -good + 1
+    probes = {"good": (NAMES, good), "bad": (NAMES, bad)}
+    return pd.DataFrame(rows), probes
+
+
+def test_rank_by_probe_distance():
+    results, probes = _setup()
+    ranked = rank("t1", SOURCES, "good", probes, results)
+    d = probes["good"][1][:3, 3]
+    assert list(ranked["source"]) == [SOURCES[i] for i in np.argsort(d)]
+
+
+def test_regret_is_zero_for_a_perfect_probe_and_maximal_for_an_inverted_one():
+    results, probes = _setup()
+    ev = evaluate(results, probes, ["good", "bad", "learned"])
+    mean = ev.groupby("method")["regret"].mean()
+    gaps = results.groupby("target")["auc_mean"].agg(lambda a: a.max() - a.min())
+    assert mean["good"] == 0.0
+    assert mean["bad"] == pytest.approx(gaps.mean())
+    assert mean["learned"] == 0.0  # learned from the other targets: distance predicts well
+    per_target_random = results.groupby("target")["auc_mean"].agg(lambda a: (a.max() - a).mean())
+    assert mean["random"] == pytest.approx(per_target_random.mean())
+
+
+def test_learned_needs_other_targets_and_unknown_probe_is_an_error():
+    results, probes = _setup()
+    only = results[results["target"] == "t1"]
+    with pytest.raises(BenchError, match="needs finished benchmark results of other targets"):
+        rank("t1", SOURCES, "learned", probes, only)
+    with pytest.raises(BenchError, match="No distances of probe 'simex'"):
+        rank("t1", SOURCES, "simex", probes, results)
+
+
+def test_recommend_for_a_new_target_uses_all_results():
+    results, probes = _setup()
+    names = NAMES + ["new"]
+    good = np.pad(probes["good"][1], ((0, 1), (0, 1)))
+    good[:3, 6] = [0.8, 0.05, 0.4]
+    probes = {"good": (names, good)}
+    rec = recommend("new", "learned", results, probes, SOURCES)
+    assert list(rec.ranking["source"]) == ["s2", "s3", "s1"]
+    assert set(rec.evaluation["method"]) == {"random", "good", "learned"}
+
+
+def test_recommend_cli_without_results_fails_clearly(cli):
+    res = cli("recommend", "--target", "digits-noise")
+    assert res.exit_code == 1 and "No finished results for suite 'digits'" in res.stderr
