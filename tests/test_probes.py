@@ -202,8 +202,19 @@ FAST_OPTIONS = {"expert": {}, "metafeatures": {},
                              "min_subset": 40, "max_draws": 24, "head_epochs": 2}}
 
 
+ESTIMATORS = ["hscore", "leep", "logme", "nce"]
+
+
 def test_every_probe_has_contract_options():
-    assert sorted(FAST_OPTIONS) == PROBES.names()
+    assert sorted([*FAST_OPTIONS, *ESTIMATORS]) == PROBES.names()
+
+
+@pytest.mark.parametrize("name", ESTIMATORS)
+def test_estimator_probes_need_the_suites_pretrained_models(cli, name):
+    res = cli("probe", name, "--datasets", "digits,lfw-faces", "--option", "suite=digits")
+    assert res.exit_code == 1
+    assert "Suite 'digits' has no pretrained source models" in res.stderr
+    assert "bench run --suite digits" in res.stderr
 
 
 @pytest.fixture
@@ -216,7 +227,7 @@ def three(paths):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", PROBES.names())
+@pytest.mark.parametrize("name", sorted(FAST_OPTIONS))
 def test_probe_contract(name, paths, three):
     probe = PROBES.get(name)(FAST_OPTIONS[name], ProbeContext(paths))
     result = probe.compute(three)

@@ -48,13 +48,15 @@ def runs(home: Path, suite: str = "tiny"):
 
 @pytest.mark.slow
 def test_tiny_suite_end_to_end(cli, tmp_path, bench_home):
-    res = cli("run", "--suite", write_suite(tmp_path), "--json")
+    probes = TINY["probes"] + [{"method": "logme", "options": {"suite": str(tmp_path / "tiny.yaml")}}]
+    res = cli("run", "--suite", write_suite(tmp_path, probes=probes), "--json")
     assert res.exit_code == 0, res.stderr
     doc = res.json()
     c, exp, all_runs = runs(bench_home)
     by_level = {lvl: [r for r in all_runs if r.data.tags.get("level") == lvl]
                 for lvl in ("pretrain", "pair", "fold", "report", "probe")}
-    assert sorted(r.data.tags["probe"] for r in by_level["probe"]) == ["expert", "metafeatures"]
+    assert sorted(r.data.tags["probe"] for r in by_level["probe"]) == ["expert", "logme",
+                                                                       "metafeatures"]
     assert len(by_level["pretrain"]) == 1 and len(by_level["report"]) == 1
     assert sorted((r.data.tags["source"], r.data.tags["kind"]) for r in by_level["pair"]) == \
         [("digits", "freeze"), ("digits", "transfer"), ("scratch", "scratch")]
@@ -95,12 +97,12 @@ def test_tiny_suite_end_to_end(cli, tmp_path, bench_home):
     for key in ("csv", "markdown", "fig3", "correlations_csv", "fig4"):
         assert Path(doc["report"][key]).is_file()
     pooled = [c for c in doc["correlations"] if c["scope"] == "pooled"]
-    assert {c["probe"] for c in pooled} == {"expert", "metafeatures"}
+    assert {c["probe"] for c in pooled} == {"expert", "metafeatures", "logme"}
     assert all(c["n"] == 1 and c["spearman_rho"] is None for c in pooled)  # one source only
     freeze = next(r for r in doc["results"] if r["kind"] == "freeze")
     assert freeze["k"] == 2 and freeze["generality_mean"] is not None
 
-    again = cli("run", "--suite", write_suite(tmp_path), "--json")
+    again = cli("run", "--suite", write_suite(tmp_path, probes=probes), "--json")
     assert again.exit_code == 0
     _, _, after = runs(bench_home)
     assert len([r for r in after if r.data.tags.get("level") != "report"]) == \
