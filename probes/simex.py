@@ -110,6 +110,7 @@ class SimExOptions(ProbeOptions):
     eval_per_set: int = 500
     grayscale: bool = True
     normalize: bool = True
+    level: Literal["dataset", "class"] = "dataset"
     seed: int = 0
 
 
@@ -189,25 +190,31 @@ class SimExProbe(Probe):
     symmetric = False
 
     def _sets(self, records: list[DatasetRecord], device: torch.device
-              ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        refs, held = [], []
+              ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[tuple[int, str]]]:
+        """Reference (training) and held-out sets: one per dataset, or one per class."""
+        refs, held, owners = [], [], []
         rng = np.random.default_rng(self.opts.seed)
-        for r in records:
+        for d, r in enumerate(records):
             data = load_device_data(r, (SIDE, SIDE), device)
-            order = rng.permutation(len(data.labels_np))
-            n_eval = min(self.opts.eval_per_set, len(order) // 5)
-            if n_eval < 1:
-                raise ProbeError(f"'{r.name}' is too small for SimEx ({len(order)} samples).",
-                                 "Use datasets with at least 5 samples.")
-            ev, tr = order[:n_eval], order[n_eval:n_eval + self.opts.max_per_set]
             x = _prepare(data.images, self.opts.grayscale)
-            held.append(x[torch.as_tensor(ev, device=x.device)])
-            refs.append(x[torch.as_tensor(tr, device=x.device)])
-        return refs, held
+            groups = ([(r.name, np.arange(len(data.labels_np)))] if self.opts.level == "dataset"
+                      else [(c, np.flatnonzero(data.labels_np == k))
+                            for k, c in enumerate(data.classes)])
+            for label, members in groups:
+                order = rng.permutation(members)
+                n_eval = min(self.opts.eval_per_set, len(order) // 5)
+                if n_eval < 1:
+                    raise ProbeError(f"'{r.name}' ({label}) is too small for SimEx "
+                                     f"({len(order)} samples).", "Use at least 5 samples per set.")
+                ev, tr = order[:n_eval], order[n_eval:n_eval + self.opts.max_per_set]
+                held.append(x[torch.as_tensor(ev, device=x.device)])
+                refs.append(x[torch.as_tensor(tr, device=x.device)])
+                owners.append((d, str(label)))
+        return refs, held, owners
 
     def compute(self, records: list[DatasetRecord]) -> ProbeResult:
         device = torch.device(self.context.device)
-        refs, held = self._sets(records, device)
+        refs, held, owners = self._sets(records, device)
         with self.context.progress("simex fleet", self.opts.epochs) as advance:
             fleet, info = train_fleet(refs, held, self.opts, device, advance)
         start = time.perf_counter()
@@ -216,9 +223,35 @@ class SimExProbe(Probe):
         if self.opts.normalize:
             norms = np.array([float(r.flatten(1).norm(dim=1).mean()) for r in refs])
             delta = delta / norms[None, :]
+        names = [r.name for r in records]
+        if self.opts.level == "class":
+            return self._class_result(names, delta, owners, info)
         # distances[i][j]: how unlike dataset j is from reference i, relative to i's own data
         d = delta.T - np.diag(delta)[:, None]
-        names = [r.name for r in records]
         return ProbeResult(self.name, names, d, details={
             "delta": delta.round(6).tolist(), "loss": self.opts.loss,
             "order": np.argsort(delta.T, axis=1).tolist(), **info})
+
+    def _class_result(self, names: list[str], delta: np.ndarray,
+                      owners: list[tuple[int, str]], info: dict) -> ProbeResult:
+        """Class-level SimEx: inter-class Delta inside each dataset, greedy class pairing across
+        datasets, and dataset distances from the mean of the class blocks."""
+        ds = np.array([o[0] for o in owners])
+        labels = [f"{names[d]}:{c}" for d, c in owners]
+        n = len(names)
+        block = np.array([[delta[np.ix_(ds == j, ds == i)].mean() for j in range(n)]
+                          for i in range(n)])  # [ref dataset i][query dataset j]
+        within, pairing = {}, {}
+        for i in range(n):
+            own = delta[np.ix_(ds == i, ds == i)]
+            within[names[i]] = own.round(6).tolist()
+            for j in range(n):
+                if i < j:
+                    sub = delta[np.ix_(ds == j, ds == i)].T  # rows: classes of i, cols: of j
+                    ci = [c for d, c in owners if d == i]
+                    cj = [c for d, c in owners if d == j]
+                    pairing[f"{names[i]}|{names[j]}"] = [(ci[a], cj[b]) for a, b in greedy_pairing(sub)]
+        d = block - np.diag(block)[:, None]
+        return ProbeResult(self.name, names, d, details={
+            "level": "class", "loss": self.opts.loss, "classes": labels,
+            "class_delta": delta.round(6).tolist(), "within": within, "pairing": pairing, **info})

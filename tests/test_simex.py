@@ -74,3 +74,20 @@ def test_simex_probe_orders_related_datasets_first(paths):
     assert np.argmin(delta[0]) == 0 and np.argmin(delta[:, 0]) == 0
     assert np.allclose(np.diag(result.distances), 0)
     assert result.details["epochs"] <= 6 and result.details["compare_seconds"] > 0
+
+
+@pytest.mark.slow
+def test_class_level_pairs_each_digit_with_itself_across_datasets(paths):
+    catalog = Catalog.load()
+    for n in ("digits", "digits-noise"):
+        add_dataset(AddRequest(n), paths, catalog)
+    store = RegistryStore(paths.registry_db)
+    result = PROBES.get("simex")({"level": "class", "epochs": 8},
+                                 ProbeContext(paths)).compute([store.get("digits"),
+                                                               store.get("digits-noise")])
+    pairs = result.details["pairing"]["digits|digits-noise"]
+    assert len(pairs) == 10 and sum(a == b for a, b in pairs) >= 8
+    within = np.array(result.details["within"]["digits"])
+    assert within.shape == (10, 10)
+    assert (np.argmin(within, axis=1) == np.arange(10)).mean() >= 0.8  # own class reconstructs best
+    assert result.distances.shape == (2, 2) and np.allclose(np.diag(result.distances), 0)
