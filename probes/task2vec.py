@@ -5,7 +5,8 @@ statistics stay fixed) extracts penultimate features once; a new classifier head
 those cached features (Adam, lr 4e-4, weight decay 1e-4, 10 epochs, class-balanced loss); then
 the diagonal Fisher of every weight except the classifier is estimated on class-balanced draws
 (per-sample gradients in batch, see :mod:`probes.fisher`), and averaged per output filter of
-every convolution and BatchNorm layer. Seed 004's protocol: ``subsets`` subsets of ``fraction``
+every convolution and BatchNorm layer; ``fisher: variational`` learns a per-filter posterior
+variance instead (:mod:`probes.variational`). Seed 004's protocol: ``subsets`` subsets of ``fraction``
 of the data each, subset i drawn with random state i, distance = mean over ``pairs`` random
 pairs of subset embeddings. Embeddings are cached per (probe config, dataset) as .npz.
 """
@@ -29,6 +30,7 @@ from benchmark.train import BatchPrep, class_weights
 from probes.base import Probe, ProbeError, ProbeOptions, ProbeResult, register_probe
 from probes.distances import DISTANCES, asymmetric, dataset_distance
 from probes.fisher import fisher_batch_mean, fisher_per_sample
+from probes.variational import variational_embedding
 from registry.store import DatasetRecord
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,8 @@ class Task2VecOptions(ProbeOptions):
     head_epochs: int = 10
     head_lr: float = 4e-4
     head_weight_decay: float = 1e-4
-    fisher: Literal["per-sample", "batch-mean"] = "per-sample"
+    fisher: Literal["per-sample", "batch-mean", "variational"] = "per-sample"
+    variational_epochs: int = 2
     sampling: Literal["montecarlo", "expected"] = "montecarlo"
     distance: Literal["cosine", "normalized_cosine", "correlation", "kl", "jsd",
                       "asymmetric"] = "cosine"
@@ -126,6 +129,9 @@ class Task2VecEmbedder:
         draws = self._balanced_draws(labels, n_classes, gen)
         x = self.prep(images[torch.as_tensor(draws, device=images.device)])
         names = [n for n, _ in net.named_parameters() if not n.startswith(self._head_prefix(net))]
+        if self.opts.fisher == "variational":
+            return variational_embedding(net, x, y[torch.as_tensor(draws, device=y.device)],
+                                         epochs=self.opts.variational_epochs, gen=gen)
         if self.opts.fisher == "batch-mean":
             fisher = fisher_batch_mean(net, x, names, gen=gen)
         else:

@@ -278,3 +278,30 @@ def test_probe_cli_logs_to_mlflow_and_rejects_bad_input(cli, bench_home):
     assert bad.exit_code == 1 and "Unknown probe 'task2vc'. Did you mean 'task2vec'" in bad.stderr
     bad = cli("probe", "metafeatures", "--datasets", "digits,isic")
     assert bad.exit_code == 1 and "'isic2018' is not registered" in bad.stderr
+
+
+def test_variational_keeps_precision_on_the_filter_the_task_uses():
+    from probes.variational import variational_embedding
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(1, 2, 3, bias=False)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[0, 0, 1, 1] = 5.0  # used by the head
+        conv.weight[1, 0, 1, 1] = 5.0  # ignored by the head
+    head = torch.nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0]]))
+    model = torch.nn.Sequential(conv, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), head)
+    x = torch.randn(256, 1, 5, 5)
+    y = model(x).argmax(1).detach()
+    emb = variational_embedding(model, x, y, epochs=30, beta=1e-3,
+                                gen=torch.Generator().manual_seed(0))
+    assert emb.shape == (2,) and emb[0] > emb[1] * 1.05
+
+
+@pytest.mark.slow
+def test_task2vec_variational_option(paths, three):
+    opts = {**FAST_OPTIONS["task2vec"], "fisher": "variational", "variational_epochs": 1}
+    result = PROBES.get("task2vec")(opts, ProbeContext(paths)).compute(three)
+    assert result.distances.shape == (3, 3) and np.all(np.isfinite(result.distances))
