@@ -305,3 +305,12 @@ def test_task2vec_variational_option(paths, three):
     opts = {**FAST_OPTIONS["task2vec"], "fisher": "variational", "variational_epochs": 1}
     result = PROBES.get("task2vec")(opts, ProbeContext(paths)).compute(three)
     assert result.distances.shape == (3, 3) and np.all(np.isfinite(result.distances))
+
+
+def test_probe_network_that_does_not_exist(cli):
+    res = cli("probe", "task2vec", "--datasets", "digits,lfw-faces", "--option", "arch=resnet5O",
+              "--option", "subsets=1")
+    assert res.exit_code == 1 and "Unknown architecture 'resnet5O'" in res.stderr
+    res = cli("probe", "task2vec", "--datasets", "digits,lfw-faces",
+              "--option", "weights=file:/nope/probe.pth", "--option", "subsets=1")
+    assert res.exit_code == 1 and "Weights file /nope/probe.pth does not exist" in res.stderr
