@@ -31,15 +31,20 @@ def build_model(arch: str, n_classes: int, drop_rate: float) -> nn.Module:
     return timm.create_model(arch, pretrained=False, num_classes=n_classes, drop_rate=drop_rate)
 
 
+def weights_file(ref: str, hint: str) -> Path:
+    """The existing weights file ``ref`` (``~`` expanded), else a WeightsError with ``hint``."""
+    path = Path(ref).expanduser()
+    if not path.is_file():
+        raise WeightsError(f"Weights file {path} does not exist.", hint)
+    return path
+
+
 def model_from_weights(spec: str, arch: str, n_classes: int, drop_rate: float) -> nn.Module:
     """A model initialised from ``spec``: ``file:PATH`` (a timm/torch state dict or
     safetensors file for ``arch``) or ``hub:NAME`` (timm's hub, needs the internet)."""
     kind, _, ref = spec.partition(":")
     if kind == "file":
-        path = Path(ref).expanduser()
-        if not path.is_file():
-            raise WeightsError(f"Weights file {path} does not exist.",
-                               "Give the path of a timm state dict (.pth or .safetensors).")
+        path = weights_file(ref, "Give the path of a timm state dict (.pth or .safetensors).")
         try:
             return timm.create_model(arch, pretrained=True, num_classes=n_classes,
                                      drop_rate=drop_rate,

@@ -8,13 +8,12 @@ test split), weights for weight-only sources (ImageNet) present, per-source targ
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from benchmark.config import SourceSpec, Suite, TrainSettings, config_hash
-from benchmark.models import WeightsError
+from benchmark.models import WeightsError, weights_file
 from benchmark.splits import check_splittable
 from registry.errors import BenchError, DatasetFormatError, RegistryError
 from registry.store import DatasetRecord, RegistryStore
@@ -65,10 +64,7 @@ class Plan:
 def _weights_fingerprint(spec: str) -> str:
     kind, _, ref = spec.partition(":")
     if kind == "file":
-        path = Path(ref).expanduser()
-        if not path.is_file():
-            raise WeightsError(f"Weights file {path} does not exist.",
-                               "Check the path given to --imagenet-weights or sources.*.weights.")
+        path = weights_file(ref, "Check the path given to --imagenet-weights or sources.*.weights.")
         stat = path.stat()
         return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
     if kind == "hub":

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from registry.errors import BenchError, CardError
-from registry.names import Registry
+from registry.errors import BenchError
+from registry.names import Registry, validate_options
 from registry.paths import BenchPaths
 from registry.progress import ProgressFactory, no_progress
 from registry.store import DatasetRecord
@@ -58,12 +58,8 @@ class Probe(ABC):
     needs_data: ClassVar[bool] = True  # False: the catalog card is enough (expert)
 
     def __init__(self, options: dict[str, Any], context: ProbeContext) -> None:
-        try:
-            self.opts = self.Options.model_validate(options)
-        except ValidationError as err:
-            fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-            raise CardError(f"Options for probe '{self.name}' are invalid: {fields}.",
-                            "Fix the --option flags.") from None
+        self.opts = validate_options(self.Options, options, f"probe '{self.name}'",
+                                     "Fix the --option flags (or the suite's probe options).")
         self.context = context
 
     @abstractmethod

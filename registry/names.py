@@ -9,7 +9,7 @@ import difflib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from registry.errors import DuplicateNameError, UnknownNameError
+from registry.errors import CardError, DuplicateNameError, UnknownNameError
 
 T = TypeVar("T")
 
@@ -78,3 +78,14 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def validate_options(model: type, options: dict, what: str, hint: str):
+    """``options`` validated into the pydantic ``model``; a CardError naming every bad field."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(options)
+    except ValidationError as err:
+        fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        raise CardError(f"Options for {what} are invalid: {fields}.", hint) from None

@@ -58,3 +58,20 @@ def cli(bench_home: Path) -> Callable[..., CliResult]:
 def files_under(folder: Path) -> list[Path]:
     """Every file below ``folder`` (empty list if it does not exist)."""
     return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def wait_for_health(url: str, proc, timeout: float = 120.0) -> None:
+    """Poll ``url``/health until it answers OK; fail with the process's stderr if it died."""
+    import time
+    import urllib.request
+
+    deadline = time.time() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                assert r.read().strip() == b"OK"
+                return
+        except OSError:
+            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+            assert time.time() < deadline, f"{url} did not answer /health in {timeout:.0f} s"
+            time.sleep(1)

@@ -9,12 +9,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from conftest import wait_for_health
 import yaml
 from mlflow.tracking import MlflowClient
 
@@ -38,16 +38,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
                             stderr=subprocess.PIPE, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2) as r:
-                    assert r.read().strip() == b"OK"
-                    break
-            except OSError:
-                assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-                assert time.time() < deadline, "MLflow server did not answer /health in 90 s"
-                time.sleep(1)
+        wait_for_health(uri, proc)
         yield uri, home
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -99,16 +90,7 @@ def test_bench_ui_serves_the_local_store(tmp_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
     try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                    assert r.read().strip() == b"OK"
-                    break
-            except OSError:
-                assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-                assert time.time() < deadline, "bench ui did not answer /health in 90 s"
-                time.sleep(1)
+        wait_for_health(f"http://127.0.0.1:{port}", proc)
         assert (home / "mlflow.db").is_file()
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

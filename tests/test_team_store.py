@@ -12,12 +12,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from conftest import wait_for_health
 import yaml
 
 TEAM = Path(__file__).resolve().parents[1] / "mlflow" / "team"
@@ -95,15 +95,7 @@ def test_team_server_on_postgresql(postgres, tmp_path):
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               start_new_session=True)
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2):
-                    break
-            except OSError:
-                assert server.poll() is None, server.stderr.read().decode()[-3000:]
-                assert time.time() < deadline, "team server did not start in 120 s"
-                time.sleep(1)
+        wait_for_health(uri, server)
         suite = tmp_path / "team.yaml"
         suite.write_text(yaml.safe_dump({
             "name": "team", "architecture": {"name": "resnet10t"}, "folds": {"n": 2},

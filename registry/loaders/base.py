@@ -17,10 +17,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from registry.errors import CardError, DatasetFormatError
-from registry.names import Registry
+from registry.errors import DatasetFormatError
+from registry.names import Registry, validate_options
 from registry.paths import BenchPaths
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp",
@@ -82,12 +82,8 @@ class Loader(ABC):
     parallel_read: ClassVar[bool] = False
 
     def __init__(self, options: dict[str, Any], context: LoaderContext) -> None:
-        try:
-            self.opts = self.Options.model_validate(options)
-        except ValidationError as err:
-            fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-            raise CardError(f"Options for loader '{self.name}' are invalid: {fields}.",
-                            f"Fix format.options in the card of '{context.dataset}'.") from None
+        self.opts = validate_options(self.Options, options, f"loader '{self.name}'",
+                                     f"Fix format.options in the card of '{context.dataset}'.")
         self.context = context
 
     @abstractmethod
