@@ -16,6 +16,11 @@ if TYPE_CHECKING:
     from benchmark.tracking import Tracker
 
 
+def close_figure(fig) -> None:
+    """Release a figure once it is saved or logged (pyplot keeps every open figure)."""
+    plt.close(fig)
+
+
 def curves_figure(tracker: Tracker, parent_id: str, title: str):
     """Validation AUC per epoch of every finished fold run below ``parent_id``."""
     children = tracker.client.search_runs([tracker.experiment_id],

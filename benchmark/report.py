@@ -9,7 +9,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from benchmark.figures import auc_bars_figure
+from benchmark.figures import auc_bars_figure, close_figure
 from benchmark.tracking import Tracker
 from registry.errors import BenchError
 
@@ -98,7 +98,9 @@ def _correlations(tracker: Tracker, suite: str, table: pd.DataFrame, out_dir: Pa
     files["fig4"] = out_dir / "fig4_transferability_vs_distance.png"
     corr.to_csv(files["correlations_csv"], index=False)
     files["correlations_markdown"].write_text(_markdown(corr, digits=3))
-    scatter_figure(joined).savefig(files["fig4"], dpi=120)
+    fig = scatter_figure(joined)
+    fig.savefig(files["fig4"], dpi=120)
+    close_figure(fig)
     return corr
 
 
@@ -115,6 +117,7 @@ def write_report(tracker: Tracker, suite: str, out_dir: Path,
     plain = table[table["kind"] != "freeze"]
     fig = auc_bars_figure(plain)
     fig.savefig(files["fig3"], dpi=120)
+    close_figure(fig)
     corr = _correlations(tracker, suite, table, out_dir, files)
     run_id = None
     if log_to_mlflow:

@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from benchmark.data import DeviceData, load_device_data
-from benchmark.figures import curves_figure
+from benchmark.figures import close_figure, curves_figure
 from benchmark.metrics import transferability
 from benchmark.models import (build_model, freeze_all_but_last, load_backbone,
                               model_from_weights)
@@ -182,7 +182,9 @@ def _run_pair(job: PairJob, data: DeviceData, splits: list[Split], plan: Plan, c
                  for i, split in enumerate(splits)]
         metrics = _aggregate(folds)
         mlflow.log_metrics(metrics)
-        mlflow.log_figure(curves_figure(ctx.tracker, run.info.run_id, job.label), "curves.png")
+        fig = curves_figure(ctx.tracker, run.info.run_id, job.label)
+        mlflow.log_figure(fig, "curves.png")
+        close_figure(fig)
     return PairOutcome(job, folds, run.info.run_id, metrics=metrics)
 
 

@@ -45,7 +45,9 @@ def log_probe(tracker: Tracker, result: ProbeResult, options: dict,
         frame = pd.DataFrame(result.distances, index=result.datasets, columns=result.datasets)
         mlflow.log_table(frame.reset_index(names="dataset"), "distances.json")
         mlflow.log_text(frame.to_csv(), "distances.csv")
-        mlflow.log_figure(heatmap(result), "heatmap.png")
+        fig = heatmap(result)
+        mlflow.log_figure(fig, "heatmap.png")
+        plt.close(fig)
         if result.embeddings:
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "embeddings.npz"
