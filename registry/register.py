@@ -64,8 +64,14 @@ def _check_name(name: str) -> None:
                         "Use lowercase letters and digits, words joined by dashes (e.g. my-xrays).")
 
 
-def resolve_card(req: AddRequest, catalog: Catalog, paths: BenchPaths) -> DatasetCard:
-    """The card for ``req``: from --card, from the catalog, or built for a user's folder."""
+Scanned = tuple[Loader, SampleTable]
+
+
+def resolve_card(req: AddRequest, catalog: Catalog, paths: BenchPaths
+                 ) -> tuple[DatasetCard, Scanned | None]:
+    """The card for ``req``: from --card, from the catalog, or built for a user's folder (whose
+    classes come from scanning it; that scan is returned so registration does not repeat it)."""
+    scanned = None
     if req.card_file is not None:
         card = load_card(req.card_file)
         if card.name != req.name.strip().lower():
@@ -79,7 +85,7 @@ def resolve_card(req: AddRequest, catalog: Catalog, paths: BenchPaths) -> Datase
                 update={"loader": req.format, "options": dict(req.options)})})
     elif req.path is not None and req.format is not None:
         _check_name(req.name)
-        card = _user_card(req, paths)
+        card, scanned = _user_card(req, paths)
     else:
         raise UnknownNameError(
             unknown_name_message("dataset", req.name, sorted([*catalog.cards, *catalog.aliases])),
@@ -87,10 +93,10 @@ def resolve_card(req: AddRequest, catalog: Catalog, paths: BenchPaths) -> Datase
             f"(loaders: {', '.join(LOADERS.names())}), or a card with --card FILE.")
     if req.sizes:
         card = card.model_copy(update={"cache_sizes": tuple(req.sizes)})
-    return card
+    return card, scanned
 
 
-def _user_card(req: AddRequest, paths: BenchPaths) -> DatasetCard:
+def _user_card(req: AddRequest, paths: BenchPaths) -> tuple[DatasetCard, Scanned]:
     loader = LOADERS.get(req.format)(dict(req.options), LoaderContext(paths, req.name))
     table = loader.scan(req.path.expanduser().absolute())
     channels = _probe_channels(loader, table)
@@ -104,7 +110,7 @@ def _user_card(req: AddRequest, paths: BenchPaths) -> DatasetCard:
         "obtain": {"kind": "manual", "steps": [f"Data provided by the user at {req.path}."]},
         "format": {"loader": req.format, "options": dict(req.options)},
     }
-    return card_from_dict(data, f"the card built for '{req.name}'")
+    return card_from_dict(data, f"the card built for '{req.name}'"), (loader, table)
 
 
 def _probe_channels(loader: Loader, table: SampleTable) -> int:
@@ -184,7 +190,7 @@ def _record(card: DatasetCard, root: Path | None, fingerprint: str, table: Sampl
 def add_dataset(req: AddRequest, paths: BenchPaths, catalog: Catalog,
                 progress: ProgressFactory = no_progress) -> AddResult:
     """Register ``req.name``; see the module docstring for the guarantees."""
-    card = resolve_card(req, catalog, paths)
+    card, scanned = resolve_card(req, catalog, paths)
     store = RegistryStore(paths.registry_db)
     paths.locks_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -192,7 +198,7 @@ def add_dataset(req: AddRequest, paths: BenchPaths, catalog: Catalog,
             existing = store.get(card.name)
             if existing is not None and not req.force:
                 return AddResult(existing, already_registered=True)
-            record = _register_locked(card, req, paths, store, progress)
+            record = _register_locked(card, req, paths, store, progress, scanned)
             if existing is not None and existing.cache_dir != record.cache_dir:
                 shutil.rmtree(existing.cache_dir, ignore_errors=True)
             return AddResult(record, already_registered=False)
@@ -202,11 +208,14 @@ def add_dataset(req: AddRequest, paths: BenchPaths, catalog: Catalog,
 
 
 def _register_locked(card: DatasetCard, req: AddRequest, paths: BenchPaths, store: RegistryStore,
-                     progress: ProgressFactory) -> DatasetRecord:
-    loader_cls = LOADERS.get(card.format.loader)
-    loader = loader_cls(dict(card.format.options), LoaderContext(paths, card.name, card.classes))
-    root, fetched = _locate(card, req, paths, loader_cls.needs_path, progress)
-    table = loader.scan(root)
+                     progress: ProgressFactory, scanned: Scanned | None = None) -> DatasetRecord:
+    if scanned is not None:  # a user's folder, already scanned to build its card
+        (loader, table), root, fetched = scanned, req.path.expanduser().absolute(), []
+    else:
+        loader_cls = LOADERS.get(card.format.loader)
+        loader = loader_cls(dict(card.format.options), LoaderContext(paths, card.name, card.classes))
+        root, fetched = _locate(card, req, paths, loader_cls.needs_path, progress)
+        table = loader.scan(root)
     _validate(card, table)
     fingerprint = _fingerprint(card, loader, root, table)
     cache_dir = paths.dataset_cache(card.name) / fingerprint[:16]

@@ -134,3 +134,20 @@ def test_meta_features_against_independent_computation(cli):
     assert meta["intensity_std"] == pytest.approx(images.std(), rel=1e-6)
     assert meta["image_contrast_mean"] == pytest.approx(images.reshape(len(images), -1).std(1).mean())
     assert meta["majority_class_share"] == pytest.approx(counts.max() / counts.sum())
+
+
+def test_users_folder_is_scanned_once(cli, tmp_path, monkeypatch):
+    from registry.loaders.imagefolder import ImageFolderLoader
+
+    calls = []
+    real_scan = ImageFolderLoader.scan
+
+    def counting_scan(self, root):
+        calls.append(root)
+        return real_scan(self, root)
+
+    monkeypatch.setattr(ImageFolderLoader, "scan", counting_scan)
+    fx = formats.write_imagefolder(tmp_path / "mine")
+    res = cli("add-dataset", "my-once", "--path", fx.root, "--format", "imagefolder")
+    assert res.exit_code == 0, res.stderr
+    assert len(calls) == 1
