@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 import yaml
 
-from benchmark.console import fail, handles_errors, print_json, setup_logging
+from benchmark.console import fail, handles_errors, print_json, records, setup_logging
 from registry.catalog import Catalog
 from registry.paths import BenchPaths, resolve_home
 
@@ -150,6 +150,22 @@ def datasets_remove(ctx: typer.Context, name: str) -> None:
     typer.echo(f"{key}: removed")
 
 
+def _open_tracker(paths: BenchPaths, experiment: str):
+    """The MLflow experiment in the store of this BENCH_HOME (or MLFLOW_TRACKING_URI); local
+    artifacts go beside the SQLite store. Returns the tracker and the tracking URI."""
+    import os
+
+    from benchmark.console import quiet_libraries
+    from benchmark.tracking import Tracker, default_tracking_uri
+
+    quiet_libraries(logging.getLogger().level <= logging.DEBUG)
+    uri = default_tracking_uri(paths.home, os.environ)
+    local = not os.environ.get("MLFLOW_TRACKING_URI")
+    if local:
+        paths.home.mkdir(parents=True, exist_ok=True)
+    return Tracker(uri, experiment, paths.home / "mlartifacts" if local else None), uri
+
+
 def _names(text: str | None, catalog: Catalog) -> list[str] | None:
     if not text:
         return None
@@ -210,21 +226,13 @@ def run_cmd(
 
 
 def _execute(plan, paths: BenchPaths, device: str, out: Optional[Path], json_out: bool) -> None:
-    import os
-
     from benchmark.devices import resolve_device
     from benchmark.probing import run_probes
     from benchmark.report import write_report
     from benchmark.runner import RunContext, execute
-    from benchmark.console import quiet_libraries
-    from benchmark.tracking import Tracker, default_tracking_uri
     from registry.progress import rich_progress
 
-    quiet_libraries(logging.getLogger().level <= logging.DEBUG)
-    uri = default_tracking_uri(paths.home, os.environ)
-    artifacts = None if os.environ.get("MLFLOW_TRACKING_URI") else paths.home / "mlartifacts"
-    paths.home.mkdir(parents=True, exist_ok=True)
-    tracker = Tracker(uri, f"transfer-bench/{plan.suite.name}", artifacts)
+    tracker, uri = _open_tracker(paths, f"transfer-bench/{plan.suite.name}")
     suite_yaml = yaml.safe_dump(plan.suite.model_dump(mode="json"), sort_keys=False)
     ctx = RunContext(paths, tracker, resolve_device(device), suite_yaml, progress=rich_progress)
     with contextlib.redirect_stdout(sys.stderr):  # MLflow prints run links on stdout: logs
@@ -236,10 +244,9 @@ def _execute(plan, paths: BenchPaths, device: str, out: Optional[Path], json_out
     doc = {"suite": plan.suite.name, "tracking_uri": uri, "experiment_id": tracker.experiment_id,
            "device": str(ctx.device), "report_run_id": report.run_id,
            "report": {k: str(v) for k, v in report.files.items()},
-           "results": report.table.where(report.table.notna(), None).to_dict(orient="records")}
+           "results": records(report.table)}
     if report.correlations is not None:
-        doc["correlations"] = report.correlations.astype(object).where(
-            report.correlations.notna(), None).to_dict(orient="records")
+        doc["correlations"] = records(report.correlations)
     if json_out:
         print_json(doc)
         return
@@ -259,20 +266,15 @@ def report_cmd(
     json_out: JsonFlag = False,
 ) -> None:
     """The results table (CSV, markdown) and Fig. 3 from the suite's finished MLflow runs."""
-    import os
-
     from benchmark.report import write_report
-    from benchmark.tracking import Tracker, default_tracking_uri
 
     paths: BenchPaths = ctx.find_root().obj
-    uri = default_tracking_uri(paths.home, os.environ)
-    tracker = Tracker(uri, f"transfer-bench/{suite}")
+    tracker, _ = _open_tracker(paths, f"transfer-bench/{suite}")
     with contextlib.redirect_stdout(sys.stderr):  # MLflow prints run links on stdout
         report = write_report(tracker, suite, out or paths.home / "reports" / suite)
     if json_out:
         print_json({"suite": suite, "report": {k: str(v) for k, v in report.files.items()},
-                    "results": report.table.where(report.table.notna(), None)
-                    .to_dict(orient="records")})
+                    "results": records(report.table)})
         return
     typer.echo(report.files["markdown"].read_text())
 
@@ -306,11 +308,8 @@ def probe_cmd(
     json_out: JsonFlag = False,
 ) -> None:
     """Dataset-similarity probe: distance matrix between datasets, logged to MLflow."""
-    import os
 
-    from benchmark.console import quiet_libraries
     from benchmark.devices import resolve_device
-    from benchmark.tracking import Tracker, default_tracking_uri
     from probes.base import ProbeContext, ProbeError, card_only_record
     from probes.logging import log_probe
     from probes.registry import PROBES
@@ -337,12 +336,9 @@ def probe_cmd(
                              f"Run `bench add-dataset {name}` first.")
         records.append(rec)
     result = probe.compute(records)
-    quiet_libraries(logging.getLogger().level <= logging.DEBUG)
-    paths.home.mkdir(parents=True, exist_ok=True)
-    uri = default_tracking_uri(paths.home, os.environ)
-    artifacts = None if os.environ.get("MLFLOW_TRACKING_URI") else paths.home / "mlartifacts"
+    tracker, uri = _open_tracker(paths, "transfer-bench/probes")
     with contextlib.redirect_stdout(sys.stderr):
-        run_id = log_probe(Tracker(uri, "transfer-bench/probes", artifacts), result, options)
+        run_id = log_probe(tracker, result, options)
     doc = {**result.as_json(), "run_id": run_id, "tracking_uri": uri}
     if json_out:
         print_json(doc)
@@ -363,18 +359,16 @@ def recommend_cmd(
     json_out: JsonFlag = False,
 ) -> None:
     """Rank the suite's sources for a target; report each method's leave-one-target-out regret."""
-    import os
 
     from benchmark.config import resolve_suite
     from benchmark.recommend import recommend
     from benchmark.report import results_table
-    from benchmark.tracking import Tracker, default_tracking_uri
     from probes.logging import load_probe_matrices
 
     paths: BenchPaths = ctx.find_root().obj
     catalog = Catalog.load()
     name = catalog.canonical(target) if target.lower() in catalog else target.lower()
-    tracker = Tracker(default_tracking_uri(paths.home, os.environ), f"transfer-bench/{suite}")
+    tracker, _ = _open_tracker(paths, f"transfer-bench/{suite}")
     with contextlib.redirect_stdout(sys.stderr):
         results = results_table(tracker, suite)
         probes = load_probe_matrices(tracker, suite)
@@ -383,12 +377,10 @@ def recommend_cmd(
     summary = rec.evaluation.groupby("method")["regret"].agg(["mean", "count"]).reset_index()
     if json_out:
         print_json({"target": name, "method": method,
-                    "ranking": rec.ranking.astype(object).where(rec.ranking.notna(), None)
-                    .to_dict(orient="records"),
-                    "regret": summary.rename(columns={"mean": "mean_regret", "count": "targets"})
-                    .to_dict(orient="records"),
-                    "evaluation": rec.evaluation.astype(object).where(rec.evaluation.notna(), None)
-                    .to_dict(orient="records")})
+                    "ranking": records(rec.ranking),
+                    "regret": records(summary.rename(columns={"mean": "mean_regret",
+                                                              "count": "targets"})),
+                    "evaluation": records(rec.evaluation)})
         return
     typer.echo(f"Sources for {name} by {method} (best first):")
     for i, row in rec.ranking.iterrows():

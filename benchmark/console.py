@@ -36,9 +36,14 @@ def quiet_libraries(verbose: bool) -> None:
 
 
 def print_json(doc: Any) -> None:
-    """Write one JSON document to stdout and nothing else."""
-    sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+    """Write one strict JSON document (no NaN) to stdout and nothing else."""
+    sys.stdout.write(json.dumps(doc, indent=2, default=str, allow_nan=False) + "\n")
     sys.stdout.flush()
+
+
+def records(frame: Any) -> list[dict[str, Any]]:
+    """A DataFrame as JSON-ready rows, missing values as None (JSON null, never NaN)."""
+    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -40,7 +40,10 @@ class CliResult:
         self.exit_code, self.stdout, self.stderr = exit_code, stdout, stderr
 
     def json(self):
-        return json.loads(self.stdout)
+        """Parse stdout as strict JSON (NaN or Infinity are not JSON: fail on them)."""
+        def reject(token):
+            raise ValueError(f"not strict JSON: {token}")
+        return json.loads(self.stdout, parse_constant=reject)
 
 
 @pytest.fixture

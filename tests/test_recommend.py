@@ -70,6 +70,12 @@ def test_recommend_for_a_new_target_uses_all_results():
     assert set(rec.evaluation["method"]) == {"random", "good", "learned"}
 
 
-def test_recommend_cli_without_results_fails_clearly(cli):
+def test_recommend_cli_without_results_fails_clearly(cli, bench_home):
+    from mlflow.tracking import MlflowClient
+
     res = cli("recommend", "--target", "digits-noise")
     assert res.exit_code == 1 and "No finished results for suite 'digits'" in res.stderr
+    # the store it opened keeps artifacts beside it, not in MLflow's default ./mlruns
+    exp = MlflowClient(f"sqlite:///{bench_home / 'mlflow.db'}").get_experiment_by_name(
+        "transfer-bench/digits")
+    assert exp.artifact_location == (bench_home / "mlartifacts").as_uri()
