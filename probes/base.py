@@ -42,8 +42,10 @@ class ProbeResult:
     details: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
-        return {"method": self.method, "datasets": self.datasets,
-                "distances": np.asarray(self.distances, dtype=float).round(6).tolist(),
+        """JSON-ready result; cells a probe does not cover (NaN) become null."""
+        d = np.asarray(self.distances, dtype=float).round(6)
+        rows = [[float(v) if np.isfinite(v) else None for v in row] for row in d]
+        return {"method": self.method, "datasets": self.datasets, "distances": rows,
                 "details": self.details}
 
 

@@ -57,39 +57,47 @@ class _EstimatorProbe(Probe):
     def score(self, features: np.ndarray, probs: np.ndarray, labels: np.ndarray) -> float:
         raise NotImplementedError
 
-    @torch.no_grad()
-    def _outputs(self, weights: str, suite, record: DatasetRecord, device) -> tuple:
+    def _model(self, weights: str, suite) -> torch.nn.Module:
         state = load_file(weights)
         classifier = build_model(suite.architecture.name, 2, 0.0).default_cfg.get("classifier", "fc")
         model = build_model(suite.architecture.name, state[f"{classifier}.weight"].shape[0], 0.0)
         model.load_state_dict(state)
-        model.to(device).eval()
-        size = suite.finetune_defaults.image_size
-        data = load_device_data(record, size, device)
+        return model.to(self.context.device).eval()
+
+    def _sample(self, record: DatasetRecord, suite, device) -> tuple[torch.Tensor, np.ndarray]:
+        """The target's images (a seeded sample of at most max_samples) and their labels."""
+        data = load_device_data(record, suite.finetune_defaults.image_size, device)
         rng = np.random.default_rng(self.opts.seed)
         idx = np.sort(rng.permutation(len(data.labels_np))[:self.opts.max_samples])
-        prep = BatchPrep(device)
+        return data.images[torch.as_tensor(idx, device=device)], data.labels_np[idx]
+
+    @torch.no_grad()
+    def _outputs(self, model: torch.nn.Module, images: torch.Tensor, prep: BatchPrep
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """Penultimate features and source-head probabilities of ``model`` on ``images``."""
         feats, probs = [], []
-        for s in range(0, len(idx), 256):
-            x = prep(data.images[torch.as_tensor(idx[s:s + 256], device=device)])
-            f = model.forward_head(model.forward_features(x), pre_logits=True)
+        for s in range(0, len(images), 256):
+            f = model.forward_head(model.forward_features(prep(images[s:s + 256])), pre_logits=True)
             feats.append(f.float().cpu())
             probs.append(torch.softmax(model.get_classifier()(f).float(), 1).cpu())
-        return torch.cat(feats).numpy(), torch.cat(probs).numpy(), data.labels_np[idx]
+        return torch.cat(feats).numpy(), torch.cat(probs).numpy()
 
     def compute(self, records: list[DatasetRecord]) -> ProbeResult:
         store = RegistryStore(self.context.paths.registry_db)
         weights, suite = suite_weights(self.opts.suite, store, self.context.paths.home)
         device = torch.device(self.context.device)
         names = [r.name for r in records]
+        models = {n: self._model(weights[n], suite) for n in names if n in weights}
+        prep = BatchPrep(device)
         d = np.full((len(names), len(names)), np.nan)
-        with self.context.progress(f"{self.name} scores", len(names) ** 2) as advance:
-            for i, src in enumerate(names):
-                for j, rec in enumerate(records):
-                    if src in weights and i != j:
-                        f, p, y = self._outputs(weights[src], suite, rec, device)
-                        d[i, j] = -self.score(f, p, y)
-                    advance(1)
+        with self.context.progress(f"{self.name} scores", len(names)) as advance:
+            for j, rec in enumerate(records):  # each target's data loaded once
+                images, labels = self._sample(rec, suite, device)
+                for i, src in enumerate(names):
+                    if src in models and i != j:
+                        f, p = self._outputs(models[src], images, prep)
+                        d[i, j] = -self.score(f, p, labels)
+                advance(1)
         np.fill_diagonal(d, 0.0)
         return ProbeResult(self.name, names, d, details={
             "suite": self.opts.suite, "sources_with_models": sorted(weights),

@@ -314,3 +314,13 @@ def test_probe_network_that_does_not_exist(cli):
     res = cli("probe", "task2vec", "--datasets", "digits,lfw-faces",
               "--option", "weights=file:/nope/probe.pth", "--option", "subsets=1")
     assert res.exit_code == 1 and "Weights file /nope/probe.pth does not exist" in res.stderr
+
+
+def test_uncovered_cells_are_null_in_json():
+    import json
+
+    from probes.base import ProbeResult
+
+    r = ProbeResult("logme", ["a", "b"], np.array([[0.0, -1.5], [np.nan, 0.0]]))
+    doc = json.loads(json.dumps(r.as_json(), allow_nan=False))
+    assert doc["distances"] == [[0.0, -1.5], [None, 0.0]]
