@@ -4,7 +4,6 @@ in the packages below, which never read flags or the environment."""
 from __future__ import annotations
 
 import contextlib
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -150,20 +149,11 @@ def datasets_remove(ctx: typer.Context, name: str) -> None:
     typer.echo(f"{key}: removed")
 
 
-def _open_tracker(paths: BenchPaths, experiment: str):
-    """The MLflow experiment in the store of this BENCH_HOME (or MLFLOW_TRACKING_URI); local
-    artifacts go beside the SQLite store. Returns the tracker and the tracking URI."""
+def _tracking_uri() -> str | None:
+    """MLFLOW_TRACKING_URI, read here only: the library takes the URI as an argument."""
     import os
 
-    from benchmark.console import quiet_libraries
-    from benchmark.tracking import Tracker, default_tracking_uri
-
-    quiet_libraries(logging.getLogger().level <= logging.DEBUG)
-    uri = default_tracking_uri(paths.home, os.environ)
-    local = not os.environ.get("MLFLOW_TRACKING_URI")
-    if local:
-        paths.home.mkdir(parents=True, exist_ok=True)
-    return Tracker(uri, experiment, paths.home / "mlartifacts" if local else None), uri
+    return os.environ.get("MLFLOW_TRACKING_URI") or None
 
 
 def _names(text: str | None, catalog: Catalog) -> list[str] | None:
@@ -173,17 +163,22 @@ def _names(text: str | None, catalog: Catalog) -> list[str] | None:
     return [catalog.canonical(n) if n.lower() in catalog else n for n in names]
 
 
-def _register_embedded(names: list[str], paths: BenchPaths, catalog: Catalog) -> None:
-    """Register the suite's embedded (offline) datasets that are not registered yet."""
-    from registry.progress import rich_progress
-    from registry.register import AddRequest, add_dataset
-    from registry.store import RegistryStore
-
-    store = RegistryStore(paths.registry_db)
-    for name in names:
-        if name in catalog.cards and catalog.cards[name].obtain.kind == "embedded" \
-                and store.get(name) is None:
-            add_dataset(AddRequest(name), paths, catalog, progress=rich_progress)
+def _executor_options(name: str, address: str | None, partition: str | None,
+                      gpus_per_job: int | None, cpus_per_job: int | None,
+                      array_parallelism: int | None, max_retries: int | None) -> dict:
+    """The engine flags that were given, checked against the engine they belong to."""
+    given = {"address": address, "partition": partition, "gpus_per_job": gpus_per_job,
+             "cpus_per_job": cpus_per_job, "array_parallelism": array_parallelism,
+             "max_retries": max_retries}
+    allowed = {"local": {"cpus_per_job"}, "ray": {"address", "gpus_per_job", "cpus_per_job", "max_retries"},
+               "slurm": {"partition", "gpus_per_job", "cpus_per_job", "array_parallelism"},
+               "slurm-local": {"gpus_per_job", "cpus_per_job", "array_parallelism"}}
+    opts = {k: v for k, v in given.items() if v is not None}
+    wrong = sorted(set(opts) - allowed.get(name, set(opts)))
+    if wrong:
+        flags = ", ".join("--" + w.replace("_", "-") for w in wrong)
+        raise fail(f"{flags} do(es) not apply to --executor {name}.", 2)
+    return opts
 
 
 @app.command("run")
@@ -196,25 +191,36 @@ def run_cmd(
     set_: Annotated[list[str], typer.Option("--set", help="Override KEY.PATH=VALUE (YAML).")] = [],
     imagenet_weights: Annotated[Optional[Path], typer.Option(help="ImageNet weights file.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    executor: Annotated[str, typer.Option(
+        help="Where jobs run: local, ray, slurm or slurm-local.")] = "local",
+    address: Annotated[Optional[str], typer.Option(
+        help="Ray: cluster address (auto, ray://HOST:10001); default a local instance.")] = None,
+    partition: Annotated[Optional[str], typer.Option(help="Slurm partition.")] = None,
+    gpus_per_job: Annotated[Optional[int], typer.Option(help="GPUs per job (Ray, Slurm).")] = None,
+    cpus_per_job: Annotated[Optional[int], typer.Option(
+        help="CPU threads per job (default: local every core, Ray 1, Slurm 1).")] = None,
+    array_parallelism: Annotated[Optional[int], typer.Option(
+        help="Slurm: jobs in flight at most.")] = None,
+    max_retries: Annotated[Optional[int], typer.Option(help="Ray: retries per task.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Report folder.")] = None,
     dry_run: Annotated[bool, typer.Option(help="Plan and validate only.")] = False,
     json_out: JsonFlag = False,
 ) -> None:
     """Run a benchmark suite: pretrain sources, fine-tune every source on every target per fold,
-    train the baselines, log everything to MLflow, write the report."""
-    from benchmark.config import resolve_suite
-    from benchmark.plan import make_plan
-    from registry.store import RegistryStore
+    train the baselines, run the probes, log everything to MLflow, write the report."""
+    from benchmark import api
+    from registry.progress import rich_progress
 
     paths: BenchPaths = ctx.find_root().obj
     catalog = Catalog.load()
+    engine = _executor_options(executor, address, partition, gpus_per_job, cpus_per_job,
+                               array_parallelism, max_retries)
     overrides = list(_parse_options(set_, "--set").items())
     if imagenet_weights is not None:
         overrides.append(("sources.imagenet.weights", f"file:{imagenet_weights.expanduser()}"))
-    resolved = resolve_suite(suite, overrides, _names(sources, catalog), _names(targets, catalog))
-    needed = [s.name for s in resolved.sources if s.weights is None] + [t.name for t in resolved.targets]
-    _register_embedded(needed, paths, catalog)
-    plan = make_plan(resolved, RegistryStore(paths.registry_db))
+    plan = api.plan_suite(suite, paths, overrides=overrides, sources=_names(sources, catalog),
+                          targets=_names(targets, catalog), catalog=catalog,
+                          progress=rich_progress)
     if dry_run:
         summary = plan.summary()
         if json_out:
@@ -222,27 +228,20 @@ def run_cmd(
         else:
             typer.echo(yaml.safe_dump(summary, sort_keys=False))
         return
-    _execute(plan, paths, device, out, json_out)
-
-
-def _execute(plan, paths: BenchPaths, device: str, out: Optional[Path], json_out: bool) -> None:
-    from benchmark.devices import resolve_device
-    from benchmark.probing import run_probes
-    from benchmark.report import write_report
-    from benchmark.runner import RunContext, execute
-    from registry.progress import rich_progress
-
-    tracker, uri = _open_tracker(paths, f"transfer-bench/{plan.suite.name}")
-    suite_yaml = yaml.safe_dump(plan.suite.model_dump(mode="json"), sort_keys=False)
-    ctx = RunContext(paths, tracker, resolve_device(device), suite_yaml, progress=rich_progress)
+    options = api.RunOptions(executor=executor, executor_options=engine, device=device,
+                             tracking_uri=_tracking_uri(), out=out, progress=rich_progress)
     with contextlib.redirect_stdout(sys.stderr):  # MLflow prints run links on stdout: logs
-        outcomes = execute(plan, ctx)
-        run_probes(plan, ctx, Catalog.load())
-        hashes = {o.job.config_hash for o in outcomes}
-        report = write_report(tracker, plan.suite.name,
-                              out or paths.home / "reports" / plan.suite.name, hashes)
-    doc = {"suite": plan.suite.name, "tracking_uri": uri, "experiment_id": tracker.experiment_id,
-           "device": str(ctx.device), "report_run_id": report.run_id,
+        result = api.run_suite(plan, paths, options, catalog=catalog)
+    _print_run(result, json_out)
+
+
+def _print_run(result, json_out: bool) -> None:
+    report = result.report
+    doc = {"suite": result.suite, "tracking_uri": result.tracking_uri,
+           "experiment_id": result.experiment_id, "executor": result.executor,
+           "device": result.device, "jobs_run": len(result.outcomes),
+           "jobs_reused": result.reused, "seconds": round(result.seconds, 1),
+           "report_run_id": report.run_id,
            "report": {k: str(v) for k, v in report.files.items()},
            "results": records(report.table)}
     if report.correlations is not None:
@@ -254,7 +253,8 @@ def _execute(plan, paths: BenchPaths, device: str, out: Optional[Path], json_out
     if "correlations_markdown" in report.files:
         typer.echo("Transferability vs probe distance:\n")
         typer.echo(report.files["correlations_markdown"].read_text())
-    typer.echo(f"report: {report.files['markdown'].parent}   MLflow: {uri} (bench ui)")
+    typer.echo(f"report: {report.files['markdown'].parent}   MLflow: {result.tracking_uri} "
+               "(bench ui)")
 
 
 @app.command("report")
@@ -266,12 +266,9 @@ def report_cmd(
     json_out: JsonFlag = False,
 ) -> None:
     """The results table (CSV, markdown) and Fig. 3 from the suite's finished MLflow runs."""
-    from benchmark.report import write_report
+    from benchmark import api
 
-    paths: BenchPaths = ctx.find_root().obj
-    tracker, _ = _open_tracker(paths, f"transfer-bench/{suite}")
-    with contextlib.redirect_stdout(sys.stderr):  # MLflow prints run links on stdout
-        report = write_report(tracker, suite, out or paths.home / "reports" / suite)
+    report = api.build_report(suite, ctx.find_root().obj, _tracking_uri(), out)
     if json_out:
         print_json({"suite": suite, "report": {k: str(v) for k, v in report.files.items()},
                     "results": records(report.table)})
@@ -283,13 +280,12 @@ def report_cmd(
 def ui_cmd(ctx: typer.Context,
            port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000) -> None:
     """Start the MLflow UI on the local store (127.0.0.1 only)."""
-    import os
     import subprocess
 
-    from benchmark.tracking import default_tracking_uri
+    from bench_core.tracking import tracking_target
 
     paths: BenchPaths = ctx.find_root().obj
-    uri = default_tracking_uri(paths.home, os.environ)
+    uri = tracking_target(paths.home, _tracking_uri(), "").uri
     if uri.startswith("sqlite:"):
         paths.home.mkdir(parents=True, exist_ok=True)
     typer.echo(f"MLflow UI for {uri} on http://127.0.0.1:{port}", err=True)
@@ -308,40 +304,17 @@ def probe_cmd(
     json_out: JsonFlag = False,
 ) -> None:
     """Dataset-similarity probe: distance matrix between datasets, logged to MLflow."""
-
-    from benchmark.devices import resolve_device
-    from probes.base import ProbeContext, ProbeError, card_only_record
-    from probes.logging import log_probe
-    from probes.registry import PROBES
+    from benchmark import api
     from registry.progress import rich_progress
-    from registry.store import RegistryStore
 
-    paths: BenchPaths = ctx.find_root().obj
     catalog = Catalog.load()
-    names = _names(datasets, catalog) or []
-    if len(names) < 2:
-        raise ProbeError("A probe compares datasets: give at least two with --datasets a,b.")
-    options = _parse_options(option)
-    probe = PROBES.get(method)(options, ProbeContext(paths, resolve_device(device), rich_progress))
-    if probe.needs_data:
-        _register_embedded(names, paths, catalog)
-    store = RegistryStore(paths.registry_db)
-    records = []
-    for name in names:
-        rec = store.get(name)
-        if rec is None and not probe.needs_data and name in catalog.cards:
-            rec = card_only_record(catalog.cards[name].model_dump(mode="json"))
-        if rec is None:
-            raise ProbeError(f"Dataset '{name}' is not registered.",
-                             f"Run `bench add-dataset {name}` first.")
-        records.append(rec)
-    result = probe.compute(records)
-    tracker, uri = _open_tracker(paths, "transfer-bench/probes")
-    with contextlib.redirect_stdout(sys.stderr):
-        run_id = log_probe(tracker, result, options)
-    doc = {**result.as_json(), "run_id": run_id, "tracking_uri": uri}
+    run = api.probe_datasets(method, _names(datasets, catalog) or [], ctx.find_root().obj,
+                             options=_parse_options(option), device=device,
+                             tracking_uri=_tracking_uri(), catalog=catalog,
+                             progress=rich_progress)
+    result = run.result
     if json_out:
-        print_json(doc)
+        print_json({**result.as_json(), "run_id": run.run_id, "tracking_uri": run.tracking_uri})
         return
     width = max(len(n) for n in result.datasets)
     typer.echo(" " * width + "  " + "  ".join(f"{n[:10]:>10}" for n in result.datasets))
@@ -359,30 +332,19 @@ def recommend_cmd(
     json_out: JsonFlag = False,
 ) -> None:
     """Rank the suite's sources for a target; report each method's leave-one-target-out regret."""
+    from benchmark import api
 
-    from benchmark.config import resolve_suite
-    from benchmark.recommend import recommend
-    from benchmark.report import results_table
-    from probes.logging import load_probe_matrices
-
-    paths: BenchPaths = ctx.find_root().obj
-    catalog = Catalog.load()
-    name = catalog.canonical(target) if target.lower() in catalog else target.lower()
-    tracker, _ = _open_tracker(paths, f"transfer-bench/{suite}")
-    with contextlib.redirect_stdout(sys.stderr):
-        results = results_table(tracker, suite)
-        probes = load_probe_matrices(tracker, suite)
-    candidates = [s.name for s in resolve_suite(suite).sources]
-    rec = recommend(name, method, results, probes, candidates)
+    rec = api.recommend_sources(target, ctx.find_root().obj, suite=suite, method=method,
+                                tracking_uri=_tracking_uri())
     summary = rec.evaluation.groupby("method")["regret"].agg(["mean", "count"]).reset_index()
     if json_out:
-        print_json({"target": name, "method": method,
+        print_json({"target": rec.target, "method": method,
                     "ranking": records(rec.ranking),
                     "regret": records(summary.rename(columns={"mean": "mean_regret",
                                                               "count": "targets"})),
                     "evaluation": records(rec.evaluation)})
         return
-    typer.echo(f"Sources for {name} by {method} (best first):")
+    typer.echo(f"Sources for {rec.target} by {method} (best first):")
     for i, row in rec.ranking.iterrows():
         typer.echo(f"  {i + 1}. {row['source']:<20} score {row['score']:+.4f}")
     typer.echo("\nLeave-one-target-out regret (AUC of the best source - AUC of the pick):")

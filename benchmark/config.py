@@ -4,14 +4,13 @@ resolved into typed, frozen models. The resolved config is what gets hashed and 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from bench_core.hashing import config_hash
 from registry.errors import CardError, UnknownNameError
 from registry.names import unknown_name_message
 
@@ -158,12 +157,6 @@ def _deep_merge(base: dict, override: dict) -> dict:
 
 def _errors(err: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or '(suite)'}: {e['msg']}" for e in err.errors())
-
-
-def config_hash(data: Any) -> str:
-    """Stable short hash of a JSON-able config."""
-    blob = json.dumps(data, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def suite_names() -> list[str]:

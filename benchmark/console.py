@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import typer
 
+from bench_core.logs import quiet_libraries
 from registry.errors import BenchError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -26,13 +27,6 @@ def setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler],
                         format="%(message)s", force=True)
     quiet_libraries(verbose)
-
-
-def quiet_libraries(verbose: bool) -> None:
-    """Keep library INFO chatter off stderr (mlflow resets its loggers on first import, so
-    commands call this again after importing it)."""
-    for noisy in ("mlflow", "alembic", "urllib3", "openml"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def print_json(doc: Any) -> None:

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 if TYPE_CHECKING:
     import pandas as pd
 
-    from benchmark.tracking import Tracker
+    from bench_core.tracking import Tracker
 
 
 def close_figure(fig) -> None:

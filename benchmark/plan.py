@@ -12,8 +12,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from benchmark.config import SourceSpec, Suite, TrainSettings, config_hash
-from benchmark.models import WeightsError, weights_file
+from bench_core.hashing import config_hash
+from benchmark.config import SourceSpec, Suite, TrainSettings
+from bench_core.models import WeightsError, weights_file
 from benchmark.splits import check_splittable
 from registry.errors import BenchError, DatasetFormatError, RegistryError
 from registry.store import DatasetRecord, RegistryStore

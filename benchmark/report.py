@@ -10,7 +10,7 @@ import mlflow
 import pandas as pd
 
 from benchmark.figures import auc_bars_figure, close_figure
-from benchmark.tracking import Tracker
+from bench_core.tracking import Tracker
 from registry.errors import BenchError
 
 COLUMNS = ["target", "source", "kind", "k", "folds", "auc_mean", "auc_std",

@@ -13,16 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench_core.batches import BatchPrep, class_weights
+from bench_core.data import DeviceData
+from bench_core.models import set_train_mode, state_to_cpu
 from benchmark.augment import augment
 from benchmark.config import TrainSettings
-from benchmark.data import DeviceData
 from benchmark.metrics import accuracy, auc
-from benchmark.models import set_train_mode, state_to_cpu
 from benchmark.splits import Split
 
 EpochCallback = Callable[[int, dict[str, float]], None]
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -32,33 +31,6 @@ class FitResult:
     test: dict[str, float]
     best_state: dict[str, torch.Tensor] = field(repr=False)
     train_images_per_s: float
-
-
-class BatchPrep:
-    """uint8 (B, C, H, W) on the device -> normalised float, 3 channels, right memory format."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-        self.std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
-        self.cuda = device.type == "cuda"
-
-    def __call__(self, x: torch.Tensor, settings: TrainSettings | None = None,
-                 gen: torch.Generator | None = None) -> torch.Tensor:
-        x = x.float().div_(255.0)
-        if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        if settings is not None and gen is not None:
-            x = augment(x, settings.augmentation, gen)
-        x = (x - self.mean) / self.std
-        return x.contiguous(memory_format=torch.channels_last) if self.cuda else x
-
-
-def class_weights(labels: np.ndarray, n_classes: int, device: torch.device) -> torch.Tensor:
-    """scikit-learn's 'balanced' weights: n_samples / (n_classes * count_c)."""
-    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
-    w = len(labels) / (n_classes * np.maximum(counts, 1))
-    return torch.tensor(w, dtype=torch.float32, device=device)
 
 
 def batches(n: int, size: int) -> list[slice]:
@@ -146,7 +118,7 @@ def _train_epoch(model, data, train_idx, settings, prep, gen, opt, weight) -> fl
     count = 0
     for sl in batches(len(order), settings.batch_size):
         b = order[sl]
-        x = prep(data.images[b], settings, gen)
+        x = prep(data.images[b], lambda v: augment(v, settings.augmentation, gen))
         y = data.labels[b]
         with torch.autocast(prep.device.type, dtype=torch.bfloat16, enabled=prep.cuda):
             logits = model(x)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from bench_core.sources import SourceModel
 from registry.errors import BenchError
 from registry.names import Registry, validate_options
 from registry.paths import BenchPaths
@@ -28,9 +30,13 @@ class ProbeOptions(BaseModel):
 
 @dataclass(frozen=True)
 class ProbeContext:
+    """Where a probe runs: BENCH_HOME, the device, progress reporting, and the trained source
+    models it may score (filled by the caller, e.g. the models a suite pretrained)."""
+
     paths: BenchPaths
     device: Any = "cpu"
     progress: ProgressFactory = no_progress
+    source_models: Mapping[str, SourceModel] = field(default_factory=dict)
 
 
 @dataclass
@@ -58,6 +64,7 @@ class Probe(ABC):
     Options: ClassVar[type[ProbeOptions]] = ProbeOptions
     symmetric: ClassVar[bool] = True
     needs_data: ClassVar[bool] = True  # False: the catalog card is enough (expert)
+    uses_source_models: ClassVar[bool] = False  # True: scores ProbeContext.source_models
 
     def __init__(self, options: dict[str, Any], context: ProbeContext) -> None:
         self.opts = validate_options(self.Options, options, f"probe '{self.name}'",

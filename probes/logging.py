@@ -14,7 +14,7 @@ import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from benchmark.tracking import Tracker, flatten  # noqa: E402
+from bench_core.tracking import Tracker, flatten  # noqa: E402
 from probes.base import ProbeResult  # noqa: E402
 
 

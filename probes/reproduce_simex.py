@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from scipy.stats import spearmanr
 from torch import nn
 
-from benchmark.data import load_device_data
+from bench_core.data import load_device_data
 from probes.simex import SIDE, SimExOptions, _prepare, delta_matrix, train_fleet
 from registry.catalog import Catalog
 from registry.paths import BenchPaths, resolve_home

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from benchmark.data import load_device_data
+from bench_core.data import load_device_data
 from probes.base import Probe, ProbeError, ProbeOptions, ProbeResult, register_probe
 from registry.store import DatasetRecord
 

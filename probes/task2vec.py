@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.config import config_hash
-from benchmark.data import DeviceData, load_device_data
-from benchmark.models import build_model, model_from_weights
-from benchmark.train import BatchPrep, class_weights
+from bench_core.hashing import config_hash
+from bench_core.data import DeviceData, load_device_data
+from bench_core.models import build_model, model_from_weights
+from bench_core.batches import BatchPrep, class_weights
 from probes.base import Probe, ProbeError, ProbeOptions, ProbeResult, register_probe
 from probes.distances import DISTANCES, asymmetric, dataset_distance
 from probes.fisher import fisher_batch_mean, fisher_per_sample

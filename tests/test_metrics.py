@@ -104,7 +104,7 @@ def test_too_small_class_is_a_plan_time_error():
 def test_balanced_class_weights_match_sklearn():
     import torch
 
-    from benchmark.train import class_weights
+    from bench_core.batches import class_weights
 
     y = np.repeat([0, 1, 2], [10, 30, 60])
     ours = class_weights(y, 3, torch.device("cpu")).numpy()

@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from benchmark.models import (WeightsError, build_model, freeze_all_but_last, load_backbone,
+from bench_core.models import (WeightsError, build_model, freeze_all_but_last, load_backbone,
                               model_from_weights, set_train_mode)
 from registry.errors import UnknownNameError
 

@@ -48,7 +48,7 @@ def test_montecarlo_fisher_converges_to_closed_form():
 @pytest.mark.parametrize("arch", ["resnet10t", "resnet18"])
 def test_per_sample_in_batch_equals_the_loop_on_a_convnet(engine, arch):
     """In-place ReLUs and residual additions included (timm's ResNets use both)."""
-    from benchmark.models import build_model
+    from bench_core.models import build_model
 
     torch.manual_seed(0)
     net = build_model(arch, 4, 0.0).eval()

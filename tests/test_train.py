@@ -7,8 +7,8 @@ import torch
 
 from benchmark.augment import augment
 from benchmark.config import Augmentation, Optimizer, TrainSettings
-from benchmark.data import load_device_data
-from benchmark.models import build_model
+from bench_core.data import load_device_data
+from bench_core.models import build_model
 from benchmark.splits import fold_splits
 from benchmark.train import batches, fit
 from registry.catalog import Catalog

@@ -19,8 +19,8 @@ import time
 
 import torch
 
-from benchmark.devices import resolve_device
-from benchmark.models import build_model
+from bench_core.devices import resolve_device
+from bench_core.models import build_model
 from probes.fisher import fisher_batch_mean, fisher_loop, fisher_per_sample
 
 

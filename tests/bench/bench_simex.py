@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from benchmark.devices import resolve_device
+from bench_core.devices import resolve_device
 from probes.simex import Fleet, LeNetAutoencoder, per_sample_loss
 
 

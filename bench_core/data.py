@@ -78,3 +78,23 @@ def _resize_on_device(images: np.ndarray, size: tuple[int, int], device: torch.d
         y = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
         out[start:start + len(x)] = y.round().clamp(0, 255).to(torch.uint8)
     return out
+
+
+class DeviceDataCache:
+    """The last dataset loaded onto the device, reused by the next job that asks for the same
+    one (jobs of a pair come in a row). A copy sent to another process starts empty."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._data: DeviceData | None = None
+
+    def get(self, record: DatasetRecord, size: tuple[int, int], device: torch.device
+            ) -> DeviceData:
+        key = (record.name, record.fingerprint, tuple(size), str(device))
+        if key != self._key:
+            self._key, self._data = None, None  # free the previous one first
+            self._data, self._key = load_device_data(record, size, device), key
+        return self._data
+
+    def __getstate__(self) -> dict:
+        return {"_key": None, "_data": None}

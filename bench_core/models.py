@@ -13,6 +13,7 @@ import timm
 import torch
 from torch import nn
 
+from bench_core.sources import SourceModel
 from registry.errors import BenchError, UnknownNameError
 from registry.names import unknown_name_message
 
@@ -21,6 +22,18 @@ RESNET_STAGES = (("conv1", "bn1"), ("layer1",), ("layer2",), ("layer3",), ("laye
 
 class WeightsError(BenchError):
     """Source weights that cannot be found or loaded."""
+
+
+def load_source_model(source: SourceModel) -> nn.Module:
+    """``source`` as a timm model with its own classifier (class count read from the weights)."""
+    from safetensors.torch import load_file
+
+    state = load_file(weights_file(source.weights, "Run the suite that pretrains it again.")
+                      .as_posix())
+    head = build_model(source.arch, 2, 0.0).default_cfg.get("classifier", "fc")
+    model = build_model(source.arch, state[f"{head}.weight"].shape[0], 0.0)
+    model.load_state_dict(state)
+    return model
 
 
 def build_model(arch: str, n_classes: int, drop_rate: float) -> nn.Module:

@@ -1,0 +1,220 @@
+"""MLflow tracking: one experiment per suite, runs keyed by config hash for resume.
+
+Structure: a run per pretraining (``pretrain: SOURCE``), a parent run per source -> target pair
+(``SOURCE -> TARGET``, tags ``source``/``target``) with nested runs per fold. The MLflow UI's
+run comparison of sources for one target is a filter ``tags.target = 'X'`` on parent runs
+(``tags.level = 'pair'``) and their ``test_auc_mean`` / ``transferability_mean`` metrics.
+
+Resume, the same for every executor: a job whose FINISHED run with the same ``config_hash``
+exists is skipped. A RUNNING run whose process is gone (its ``pid`` on this host is dead, it is
+an earlier attempt of the same session, or its ``heartbeat`` tag stopped moving) is marked
+FAILED and the job is redone; a pair's parent run is reopened so only its missing folds run. A
+live run of the same job in another process is waited for, never duplicated.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.entities import Run, RunStatus
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+log = logging.getLogger(__name__)
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, str]:
+    """Nested dicts/lists as ``a.b.c`` params (MLflow values are strings, max 6000 chars)."""
+    out: dict[str, str] = {}
+    if isinstance(data, Mapping):
+        for k, v in data.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+    elif isinstance(data, (list, tuple)) and data and isinstance(data[0], Mapping):
+        for i, v in enumerate(data):
+            out.update(flatten(v, f"{prefix}{v.get('name', i)}."))
+    else:
+        out[prefix.rstrip(".")] = str(data)[:6000]
+    return out
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class TrackingTarget:
+    """Where runs go, as plain values a worker process on another machine can use: the
+    tracking URI, the experiment name and (local stores only) the artifact root."""
+
+    uri: str
+    experiment: str
+    artifact_root: str | None = None
+
+    @property
+    def local_only(self) -> bool:
+        """True when only this machine can reach the store (a SQLite or file URI)."""
+        return self.uri.startswith(("sqlite:", "file:")) or "://" not in self.uri
+
+
+def tracking_target(home: Path, uri: str | None, experiment: str) -> TrackingTarget:
+    """``uri`` (e.g. from MLFLOW_TRACKING_URI), else the SQLite store in BENCH_HOME with its
+    artifacts beside it (``BENCH_HOME/mlartifacts``, never ``./mlruns``)."""
+    if uri:
+        return TrackingTarget(uri, experiment)
+    return TrackingTarget(f"sqlite:///{home / 'mlflow.db'}", experiment,
+                          str(home / "mlartifacts"))
+
+
+@dataclass(frozen=True)
+class ResumePolicy:
+    """When a RUNNING run counts as abandoned: its process is dead (same host), it belongs to
+    an earlier attempt of the same job in this session (engines retry only after an attempt
+    died), or its heartbeat (refreshed every ``heartbeat_s``) is older than ``stale_after_s``."""
+
+    heartbeat_s: float = 60.0
+    stale_after_s: float = 600.0
+    wait_poll_s: float = 10.0
+
+
+class Tracker:
+    """The suite's experiment in one MLflow store, seen from one process of one session."""
+
+    def __init__(self, target: TrackingTarget, session: str = "",
+                 policy: ResumePolicy = ResumePolicy(),
+                 system_metrics_interval: float = 2.0) -> None:
+        mlflow.set_tracking_uri(target.uri)
+        mlflow.set_system_metrics_sampling_interval(system_metrics_interval)
+        self.target, self.uri, self.session, self.policy = target, target.uri, session, policy
+        self.client = MlflowClient(target.uri)
+        exp = self.client.get_experiment_by_name(target.experiment)
+        if exp is None:
+            if target.artifact_root:
+                Path(target.artifact_root).parent.mkdir(parents=True, exist_ok=True)
+            location = Path(target.artifact_root).as_uri() if target.artifact_root else None
+            try:
+                exp_id = self.client.create_experiment(target.experiment,
+                                                       artifact_location=location)
+            except MlflowException:  # created meanwhile by another process of the session
+                exp_id = self.client.get_experiment_by_name(target.experiment).experiment_id
+        else:
+            exp_id = exp.experiment_id
+        self.experiment_id = exp_id
+        self.host = socket.gethostname()
+        self.commit = git_commit()
+
+    def base_tags(self) -> dict[str, str]:
+        return {"host": self.host, "pid": str(os.getpid()), "git_commit": self.commit,
+                "session": self.session, "heartbeat": str(int(time.time()))}
+
+    def runs(self, config_hash: str) -> list[Run]:
+        return self.client.search_runs([self.experiment_id],
+                                       f"tags.config_hash = '{config_hash}'",
+                                       max_results=100)
+
+    def finished(self, config_hash: str) -> Run | None:
+        done = [r for r in self.runs(config_hash) if r.info.status == "FINISHED"]
+        return done[0] if done else None
+
+    def is_stale(self, run: Run) -> bool:
+        """Whether a RUNNING ``run`` was abandoned (see :class:`ResumePolicy`)."""
+        tags = run.data.tags
+        if self.session and tags.get("session") == self.session:
+            return True
+        if tags.get("host") == self.host and not _pid_alive(int(tags.get("pid", "0") or 0)):
+            return True
+        beat = tags.get("heartbeat")
+        if beat is None:  # written before heartbeats existed: only the host rule applies
+            if tags.get("host") != self.host:
+                log.warning("run %s is RUNNING on host %s; treating it as interrupted",
+                            run.info.run_id, tags.get("host"))
+                return True
+            return False
+        return time.time() - float(beat) > self.policy.stale_after_s
+
+    def running_elsewhere(self, config_hash: str) -> Run | None:
+        """A live RUNNING run with this hash (another process is doing this job now)."""
+        for run in self.runs(config_hash):
+            if run.info.status == "RUNNING" and not self.is_stale(run):
+                return run
+        return None
+
+    def wait_for_others(self, config_hash: str) -> Run | None:
+        """Wait while another live process runs this job; its FINISHED run, or None when it
+        died (then this process takes the job over)."""
+        other = self.running_elsewhere(config_hash)
+        if other is not None:
+            log.info("run %s (host %s, pid %s) is doing this job now; waiting for it",
+                     other.info.run_id, other.data.tags.get("host"), other.data.tags.get("pid"))
+        while other is not None:
+            time.sleep(self.policy.wait_poll_s)
+            other = self.running_elsewhere(config_hash)
+        return self.finished(config_hash)
+
+    def reopenable(self, config_hash: str) -> Run | None:
+        """An interrupted run with this hash (RUNNING but abandoned, or FAILED/KILLED)."""
+        for run in self.runs(config_hash):
+            status = run.info.status
+            if status == "RUNNING" and self.is_stale(run) or status in ("FAILED", "KILLED"):
+                return run
+        return None
+
+    def fail_stale(self, config_hash: str) -> int:
+        """Mark abandoned RUNNING runs with this hash FAILED; return how many."""
+        n = 0
+        for run in self.runs(config_hash):
+            if run.info.status == "RUNNING" and self.is_stale(run):
+                self.client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
+                n += 1
+        return n
+
+    def set_terminated(self, run_id: str, status: str) -> None:
+        self.client.set_terminated(run_id, status)
+
+    @contextmanager
+    def heartbeat(self, run_ids: Callable[[], Iterable[str]]) -> Iterator[None]:
+        """Refresh the ``heartbeat`` tag of the runs ``run_ids()`` names, every
+        ``policy.heartbeat_s`` seconds, in a background thread while the block runs."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.policy.heartbeat_s):
+                now = str(int(time.time()))
+                for run_id in list(run_ids()):
+                    try:
+                        self.client.set_tag(run_id, "heartbeat", now)
+                    except MlflowException as err:  # the store is busy: try next beat
+                        log.debug("heartbeat of %s failed: %s", run_id, err)
+
+        thread = threading.Thread(target=beat, name="mlflow-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()

@@ -1,0 +1,358 @@
+"""The library entry point: what a notebook, the CLI and every executor call.
+
+>>> from benchmark import api
+>>> paths = api.BenchPaths(api.resolve_home())
+>>> plan = api.plan_suite("digits", paths)
+>>> result = api.run_suite(plan, paths, api.RunOptions(executor="ray"))
+>>> result.report.table            # one row per source -> target pair
+
+``plan_suite`` validates a suite against the registry (registering embedded datasets it needs);
+``run_suite`` runs its jobs on an executor (pretraining, folds, probes), closes the pairs and
+writes the report; ``run_probes`` runs only the probes; ``build_report`` reads finished runs;
+``probe_datasets`` and ``recommend_sources`` are the ``bench probe`` / ``bench recommend``
+workflows. Nothing here reads flags or the environment: callers pass the tracking URI.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench_core.tracking import ResumePolicy, Tracker, tracking_target
+from benchmark.config import resolve_suite
+from benchmark.executors.base import JobOutcome
+from benchmark.plan import Plan, make_plan
+from registry.catalog import Catalog
+from registry.errors import BenchError
+from registry.paths import BenchPaths, resolve_home
+from registry.progress import ProgressFactory, no_progress
+from registry.store import RegistryStore
+
+__all__ = ["BenchPaths", "JobsFailed", "RunOptions", "SuiteRun", "build_report", "open_tracker",
+           "plan_suite", "probe_datasets", "recommend_sources", "resolve_home", "run_probes",
+           "run_suite"]
+log = logging.getLogger(__name__)
+
+
+class JobsFailed(BenchError):
+    """Some jobs of a suite failed; the rest finished and are kept."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a plan. ``executor_options`` are the engine's (``address`` for Ray;
+    ``partition``, ``gpus_per_job``, ``array_parallelism`` for Slurm)."""
+
+    executor: str = "local"
+    executor_options: dict[str, Any] = field(default_factory=dict)
+    device: str = "auto"
+    tracking_uri: str | None = None
+    out: Path | None = None
+    progress: ProgressFactory = no_progress
+    policy: ResumePolicy = ResumePolicy()
+    system_metrics: bool = True
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    suite: str
+    tracking_uri: str
+    experiment_id: str
+    executor: str
+    device: str
+    outcomes: list[JobOutcome]
+    reused: int
+    seconds: float
+    report: Any  # benchmark.report.Report
+
+    @property
+    def pairs(self) -> list[Any]:
+        return [o.value for o in self.outcomes if o.kind == "pair" and o.ok]
+
+
+def open_tracker(paths: BenchPaths, experiment: str, tracking_uri: str | None = None,
+                 session: str = "", policy: ResumePolicy = ResumePolicy()) -> Tracker:
+    """The experiment in ``tracking_uri``, or in the SQLite store of BENCH_HOME (artifacts in
+    ``BENCH_HOME/mlartifacts``)."""
+    from bench_core.logs import quiet_libraries
+
+    target = tracking_target(paths.home, tracking_uri, experiment)
+    if tracking_uri is None:
+        paths.home.mkdir(parents=True, exist_ok=True)
+    tracker = Tracker(target, session, policy)
+    quiet_libraries(logging.getLogger().level <= logging.DEBUG)  # mlflow resets its loggers
+    return tracker
+
+
+def plan_suite(suite: str | Path, paths: BenchPaths, *, overrides: list[tuple[str, Any]] = (),
+               sources: list[str] | None = None, targets: list[str] | None = None,
+               catalog: Catalog | None = None, progress: ProgressFactory = no_progress) -> Plan:
+    """Resolve ``suite`` (a built-in name or a YAML file) with overrides and selections,
+    register the embedded datasets it needs, and validate it into a :class:`Plan`."""
+    catalog = catalog or Catalog.load()
+    resolved = resolve_suite(str(suite), list(overrides), sources, targets)
+    needed = [s.name for s in resolved.sources if s.weights is None] + \
+        [t.name for t in resolved.targets]
+    register_embedded(needed, paths, catalog, progress)
+    return make_plan(resolved, RegistryStore(paths.registry_db))
+
+
+def register_embedded(names: list[str], paths: BenchPaths, catalog: Catalog,
+                      progress: ProgressFactory = no_progress) -> None:
+    """Register the embedded (offline) datasets among ``names`` that are not registered yet."""
+    from registry.register import AddRequest, add_dataset
+
+    store = RegistryStore(paths.registry_db)
+    for name in names:
+        if name in catalog.cards and catalog.cards[name].obtain.kind == "embedded" \
+                and store.get(name) is None:
+            add_dataset(AddRequest(name), paths, catalog, progress=progress)
+
+
+def _executor(options: RunOptions, paths: BenchPaths, session: str, local_store: bool):
+    from benchmark.executors import make_executor
+
+    extra = {"local_store": local_store}
+    if options.executor.startswith("slurm"):
+        extra["folder"] = str(paths.home / "submitit" / session)
+    return make_executor(options.executor, **extra, **options.executor_options)
+
+
+def _env(plan: Plan, paths: BenchPaths, tracker: Tracker, options: RunOptions, threads):
+    import yaml
+
+    from benchmark.jobs import JobEnv
+
+    suite = plan.suite
+    return JobEnv(str(paths.home), tracker.target, tracker.session, options.device, suite.name,
+                  yaml.safe_dump(suite.model_dump(mode="json"), sort_keys=False), suite.seed,
+                  suite.architecture, suite.folds, suite.baseline, options.policy,
+                  options.system_metrics, threads)
+
+
+def _accelerated(device: str, executor: str) -> bool:
+    """Whether jobs want a GPU: asked for, or ``auto`` where one may be (remote engines look
+    at their cluster; locally, at this machine)."""
+    if device == "cpu":
+        return False
+    if device.startswith("cuda") or executor not in ("local", "slurm-local"):
+        return True
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def run_suite(plan: Plan, paths: BenchPaths, options: RunOptions = RunOptions(), *,
+              catalog: Catalog | None = None, with_probes: bool = True,
+              with_report: bool = True) -> SuiteRun:
+    """Run every unfinished job of ``plan`` on the chosen executor, close the pairs, write the
+    report. Finished jobs are skipped; a failure of some jobs raises :class:`JobsFailed` after
+    the others finished (and leaves no run RUNNING)."""
+    from benchmark.graph import build_graph
+
+    catalog = catalog or Catalog.load()
+    session = uuid.uuid4().hex[:12]
+    tracker = open_tracker(paths, f"transfer-bench/{plan.suite.name}", options.tracking_uri,
+                           session, options.policy)
+    executor = _executor(options, paths, session, tracker.target.local_only)
+    env = _env(plan, paths, tracker, options, getattr(executor, "threads_per_job", None))
+    if options.executor == "local":
+        from bench_core.devices import resolve_device
+
+        resolve_device(options.device)  # a CUDA request without CUDA fails before any work
+    started = time.perf_counter()
+    graph = build_graph(plan, env, tracker, catalog,
+                        accelerated=_accelerated(options.device, options.executor),
+                        progress=options.progress if options.executor == "local" else no_progress,
+                        with_probes=with_probes)
+    outcomes = _execute(executor, graph, tracker)
+    report = None
+    if with_report:
+        report = build_report(plan.suite.name, paths, options.tracking_uri, options.out,
+                              hashes={p.config_hash for p in plan.pairs}, tracker=tracker)
+    return SuiteRun(plan.suite.name, tracker.uri, tracker.experiment_id, options.executor,
+                    options.device, outcomes, len(graph.done), time.perf_counter() - started,
+                    report)
+
+
+def _execute(executor, graph, tracker: Tracker) -> list[JobOutcome]:
+    """Run the graph with the driver's heartbeat on the open parent runs; parents of pairs
+    that could not finish end FAILED (KILLED on Ctrl-C), never RUNNING."""
+    total, finished = len(graph.jobs), []
+    log.info("%d jobs to run with the %s executor (%d finished earlier)", total,
+             executor.name, len(graph.done))
+
+    def on_outcome(o: JobOutcome) -> None:
+        finished.append(o)
+        state = "done" if o.ok else f"FAILED: {o.error}"
+        where = f" on {o.host}" if o.host else ""
+        log.info("[%d/%d] %s %s (%.1f s%s)", len(finished), total, o.label, state, o.seconds,
+                 where)
+
+    outcomes: dict[str, JobOutcome] = {}
+    status = "FAILED"
+    try:
+        with tracker.heartbeat(lambda: graph.parents.values()):
+            outcomes = executor.run(graph.jobs, graph.done, on_outcome)
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        for key, run_id in graph.parents.items():
+            if key not in outcomes or not outcomes[key].ok:
+                tracker.set_terminated(run_id, status)
+    failed = [o for o in outcomes.values() if not o.ok]
+    if failed:
+        lines = "; ".join(f"{o.label}: {o.error}" for o in failed[:8])
+        more = f" (and {len(failed) - 8} more)" if len(failed) > 8 else ""
+        raise JobsFailed(f"{len(failed)} of {total} jobs failed: {lines}{more}.",
+                         "Fix the cause and run the same command again: finished jobs are "
+                         "skipped, failed ones are redone.")
+    return list(outcomes.values())
+
+
+def run_probes(plan: Plan, paths: BenchPaths, options: RunOptions = RunOptions(), *,
+               catalog: Catalog | None = None) -> list[JobOutcome]:
+    """Only the suite's probes (those scoring source models need its pretraining done)."""
+    from benchmark.graph import SuiteGraph, probe_jobs, source_models
+
+    catalog = catalog or Catalog.load()
+    session = uuid.uuid4().hex[:12]
+    tracker = open_tracker(paths, f"transfer-bench/{plan.suite.name}", options.tracking_uri,
+                           session, options.policy)
+    executor = _executor(options, paths, session, tracker.target.local_only)
+    env = _env(plan, paths, tracker, options, getattr(executor, "threads_per_job", None))
+    graph = SuiteGraph()
+    for job in probe_jobs(plan, env, tracker, catalog,
+                          1.0 if _accelerated(options.device, options.executor) else 0.0,
+                          options.progress if options.executor == "local" else no_progress):
+        if isinstance(job, tuple):
+            graph.done[job[0]] = job[1]
+        else:
+            graph.add(job)
+    for model, job in zip(source_models(plan, paths.home), plan.pretrain):
+        if Path(model.weights).is_file():  # the probes' dependencies, trained already
+            graph.done[f"pretrain:{job.config_hash}"] = model.weights
+    missing = {d for j in graph.jobs for d in j.deps if d not in graph.done}
+    if missing:
+        raise BenchError(f"Probes of suite '{plan.suite.name}' score its pretrained models, "
+                         "and some are not trained yet.",
+                         f"Run `bench run --suite {plan.suite.name}` first.")
+    return _execute(executor, graph, tracker)
+
+
+def build_report(suite: str, paths: BenchPaths, tracking_uri: str | None = None,
+                 out: Path | None = None, *, hashes: set[str] | None = None,
+                 tracker: Tracker | None = None):
+    """The results table, correlations and figures of ``suite`` from its finished runs,
+    written to ``out`` (default ``BENCH_HOME/reports/SUITE``) and logged as a report run."""
+    import contextlib
+    import sys
+
+    from benchmark.report import write_report
+
+    tracker = tracker or open_tracker(paths, f"transfer-bench/{suite}", tracking_uri)
+    with contextlib.redirect_stdout(sys.stderr):  # MLflow prints run links on stdout
+        return write_report(tracker, suite, out or paths.home / "reports" / suite, hashes)
+
+
+@dataclass(frozen=True)
+class ProbeRun:
+    result: Any  # probes.base.ProbeResult
+    run_id: str
+    tracking_uri: str
+
+
+def probe_datasets(method: str, names: list[str], paths: BenchPaths, *,
+                   options: dict[str, Any] | None = None, device: str = "auto",
+                   tracking_uri: str | None = None, catalog: Catalog | None = None,
+                   progress: ProgressFactory = no_progress) -> ProbeRun:
+    """One probe over registered datasets (catalog cards are enough for card-only probes),
+    logged to the ``transfer-bench/probes`` experiment. Estimator probes score the models of
+    the suite named by their ``suite`` option."""
+    import contextlib
+    import sys
+
+    from bench_core.devices import resolve_device
+    from probes.base import ProbeContext, ProbeError, card_only_record
+    from probes.logging import log_probe
+    from probes.registry import PROBES
+
+    catalog = catalog or Catalog.load()
+    options = dict(options or {})
+    if len(names) < 2:
+        raise ProbeError("A probe compares datasets: give at least two with --datasets a,b.")
+    cls = PROBES.get(method)
+    models = _suite_models(options.get("suite", "digits"), paths) if cls.uses_source_models else {}
+    probe = cls(options, ProbeContext(paths, resolve_device(device), progress, models))
+    if probe.needs_data:
+        register_embedded(names, paths, catalog, progress)
+    store = RegistryStore(paths.registry_db)
+    records = []
+    for name in names:
+        rec = store.get(name)
+        if rec is None and not probe.needs_data and name in catalog.cards:
+            rec = card_only_record(catalog.cards[name].model_dump(mode="json"))
+        if rec is None:
+            raise ProbeError(f"Dataset '{name}' is not registered.",
+                             f"Run `bench add-dataset {name}` first.")
+        records.append(rec)
+    result = probe.compute(records)
+    tracker = open_tracker(paths, "transfer-bench/probes", tracking_uri)
+    with contextlib.redirect_stdout(sys.stderr):
+        run_id = log_probe(tracker, result, options)
+    return ProbeRun(result, run_id, tracker.uri)
+
+
+def _suite_models(suite_name: str, paths: BenchPaths) -> dict[str, Any]:
+    """The pretrained models of ``suite_name`` present in BENCH_HOME/models, by source."""
+    from probes.base import ProbeError
+
+    hint = f"Run `bench run --suite {suite_name}` first."
+    try:
+        plan = make_plan(resolve_suite(suite_name), RegistryStore(paths.registry_db))
+    except BenchError:  # its datasets are not even registered: the suite never ran here
+        raise ProbeError(f"Suite '{suite_name}' has no pretrained source models in "
+                         f"{paths.home / 'models'}.", hint) from None
+    from benchmark.graph import source_models
+
+    found = {m.name: m for m in source_models(plan, paths.home) if Path(m.weights).is_file()}
+    if not found:
+        raise ProbeError(f"Suite '{suite_name}' has no pretrained source models in "
+                         f"{paths.home / 'models'}.", hint)
+    return found
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    target: str
+    method: str
+    ranking: Any  # DataFrame: source, score
+    evaluation: Any  # DataFrame: leave-one-target-out regret per method and target
+
+
+def recommend_sources(target: str, paths: BenchPaths, *, suite: str = "digits",
+                      method: str = "learned", tracking_uri: str | None = None,
+                      catalog: Catalog | None = None) -> Recommendation:
+    """Rank ``suite``'s sources for ``target`` by a probe or the learned combination, with
+    every method's leave-one-target-out regret."""
+    import contextlib
+    import sys
+
+    from benchmark.recommend import recommend
+    from benchmark.report import results_table
+    from probes.logging import load_probe_matrices
+
+    catalog = catalog or Catalog.load()
+    name = catalog.canonical(target) if target.lower() in catalog else target.lower()
+    tracker = open_tracker(paths, f"transfer-bench/{suite}", tracking_uri)
+    with contextlib.redirect_stdout(sys.stderr):
+        results = results_table(tracker, suite)
+        probes = load_probe_matrices(tracker, suite)
+    candidates = [s.name for s in resolve_suite(suite).sources]
+    rec = recommend(name, method, results, probes, candidates)
+    return Recommendation(name, method, rec.ranking, rec.evaluation)

@@ -1,0 +1,222 @@
+"""A plan as a graph of jobs for any executor, with what is finished already resolved.
+
+Keys: ``pretrain:<hash>``, ``fold:<hash>``, ``pair:<hash>``, ``probe:<hash>``. Finished work
+(cached weights, FINISHED runs with the same config hash) goes into ``done`` and is not run.
+Each unfinished pair gets its parent run here, in the driver (created, or an interrupted one
+reopened), so its fold runs nest below it wherever they run; the driver closes it through the
+pair's inline job, or marks it FAILED when the pair cannot finish.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench_core.hashing import config_hash
+from bench_core.sources import SourceModel
+from bench_core.tracking import Tracker, flatten
+from benchmark.executors.base import Job
+from benchmark.jobs import (FoldTask, JobEnv, PairOutcome, PairTask, PretrainTask, ProbeTask,
+                            fold_outcome, run_task, weights_path)
+from benchmark.plan import PairJob, Plan
+from registry.catalog import Catalog
+from registry.progress import ProgressFactory, no_progress
+
+
+@dataclass(frozen=True)
+class TaskCall:
+    """A picklable job body: one task of the suite with its environment."""
+
+    env: JobEnv
+    task: Any
+    progress: ProgressFactory = no_progress
+
+    def __call__(self, deps: dict[str, Any]) -> Any:
+        return run_task(self.env, self.task, deps, self.progress)
+
+
+@dataclass
+class SuiteGraph:
+    jobs: list[Job] = field(default_factory=list)
+    done: dict[str, Any] = field(default_factory=dict)
+    parents: dict[str, str] = field(default_factory=dict)  # pair key -> open parent run id
+
+    def add(self, job: Job) -> None:
+        self.jobs.append(job)
+
+
+def build_graph(plan: Plan, env: JobEnv, tracker: Tracker, catalog: Catalog, *,
+                accelerated: bool, progress: ProgressFactory = no_progress,
+                with_probes: bool = True) -> SuiteGraph:
+    """The suite's jobs: pretraining, every fold of every pair, the pairs' closing, probes."""
+    g = SuiteGraph()
+    gpus = 1.0 if accelerated else 0.0
+    for job in plan.pretrain:
+        task = PretrainTask(job, plan.records[job.source])
+        key = f"pretrain:{job.config_hash}"
+        if weights_path(Path(env.home), job.config_hash).is_file():
+            g.done[key] = str(weights_path(Path(env.home), job.config_hash))
+        else:
+            g.add(Job(key, f"pretrain {job.source}", "pretrain", TaskCall(env, task, progress),
+                      gpus=gpus))
+    for pair in plan.pairs:
+        _add_pair(g, plan, pair, env, tracker, gpus, progress)
+    if with_probes:
+        for job in probe_jobs(plan, env, tracker, catalog, gpus, progress):
+            if isinstance(job, tuple):
+                g.done[job[0]] = job[1]
+            else:
+                g.add(job)
+    return g
+
+
+def pair_key(pair: PairJob) -> str:
+    return f"pair:{pair.config_hash}"
+
+
+def fold_keys(pair: PairJob) -> tuple[str, ...]:
+    return tuple(f"fold:{h}" for h in pair.fold_hashes)
+
+
+def _baseline(plan: Plan, pair: PairJob) -> PairJob | None:
+    """The pair whose fold AUCs are AUC(T) of Eq. 1 for ``pair`` (None: no Eq. 1)."""
+    if pair.kind == "scratch":
+        return None
+    for other in plan.pairs:
+        if other.target != pair.target or other is pair:
+            continue
+        if plan.suite.baseline == "scratch" and other.kind == "scratch":
+            return other
+        if plan.suite.baseline == "self" and other.kind == "transfer" \
+                and other.source == other.target:
+            return other
+    return None
+
+
+def _scratch(plan: Plan, pair: PairJob) -> PairJob | None:
+    return next((p for p in plan.pairs if p.target == pair.target and p.kind == "scratch"), None)
+
+
+def _add_pair(g: SuiteGraph, plan: Plan, pair: PairJob, env: JobEnv, tracker: Tracker,
+              gpus: float, progress: ProgressFactory) -> None:
+    finished = tracker.finished(pair.config_hash)
+    if finished is not None:
+        folds = _finished_folds(tracker, finished.info.run_id)
+        g.done[pair_key(pair)] = PairOutcome(pair, tuple(folds.values()), finished.info.run_id,
+                                             reused=True, metrics=dict(finished.data.metrics))
+        for i, key in enumerate(fold_keys(pair)):
+            if i in folds:
+                g.done[key] = folds[i]
+        return
+    parent = open_parent(plan, pair, env, tracker)
+    g.parents[pair_key(pair)] = parent
+    source_key = None
+    if pair.init.startswith("pretrain:"):
+        source_key = f"pretrain:{pair.init.removeprefix('pretrain:')}"
+    for i, key in enumerate(fold_keys(pair)):
+        done = tracker.finished(pair.fold_hashes[i])
+        if done is not None:
+            g.done[key] = fold_outcome(i, done.data.metrics, done.info.run_id)
+            continue
+        task = FoldTask(pair, i, plan.records[pair.target], parent, source_key)
+        g.add(Job(key, f"{pair.label} fold {i}", "fold", TaskCall(env, task, progress),
+                  deps=(source_key,) if source_key else (), gpus=gpus))
+    base, scratch = _baseline(plan, pair), _scratch(plan, pair)
+    task = PairTask(pair, parent, fold_keys(pair), fold_keys(base) if base else (),
+                    fold_keys(scratch) if scratch and pair.kind == "freeze" else ())
+    deps = tuple(dict.fromkeys(task.fold_keys + task.baseline_keys + task.scratch_keys))
+    g.add(Job(pair_key(pair), pair.label, "pair", TaskCall(env, task), deps=deps, inline=True))
+
+
+def _finished_folds(tracker: Tracker, parent_id: str) -> dict[int, Any]:
+    children = tracker.client.search_runs(
+        [tracker.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}' and "
+        "attributes.status = 'FINISHED'")
+    return {int(r.data.tags["fold"]): fold_outcome(int(r.data.tags["fold"]), r.data.metrics,
+                                                   r.info.run_id)
+            for r in sorted(children, key=lambda r: int(r.data.tags["fold"]))}
+
+
+def open_parent(plan: Plan, pair: PairJob, env: JobEnv, tracker: Tracker) -> str:
+    """The pair's parent run: an interrupted one reopened, else a new one with its params,
+    config and dataset input. It stays RUNNING until the pair's job closes it."""
+    tags = {**tracker.base_tags(), **env.tags(kind=pair.kind, level="pair", source=pair.source,
+                                               target=pair.target, config_hash=pair.config_hash,
+                                               **({"k": str(pair.k)} if pair.k is not None else {}))}
+    old = tracker.reopenable(pair.config_hash)
+    if old is not None:
+        tracker.client.update_run(old.info.run_id, status="RUNNING")
+        for key, value in tags.items():
+            tracker.client.set_tag(old.info.run_id, key, value)
+        return old.info.run_id
+    run = tracker.client.create_run(tracker.experiment_id, run_name=pair.label, tags=tags)
+    run_id = run.info.run_id
+    params = flatten({"arch": plan.suite.architecture.model_dump(),
+                      "train": pair.settings.model_dump(mode="json"), "source": pair.source,
+                      "target": pair.target, "init": pair.init, "k": pair.k,
+                      "folds": plan.suite.folds.model_dump(), "baseline": plan.suite.baseline})
+    from mlflow.entities import Param
+
+    tracker.client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
+    tracker.client.log_text(run_id, env.suite_yaml, "config/suite.yaml")
+    _log_input(tracker, run_id, plan.records[pair.target], "finetune")
+    return run_id
+
+
+def _log_input(tracker: Tracker, run_id: str, record, context: str) -> None:
+    from mlflow.data.http_dataset_source import HTTPDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import DatasetInput, InputTag
+
+    source = HTTPDatasetSource(record.card.get("homepage") or f"bench://{record.name}")
+    dataset = MetaDataset(source, name=record.name, digest=record.fingerprint[:16])
+    tracker.client.log_inputs(run_id, [DatasetInput(dataset._to_mlflow_entity(),
+                                                    [InputTag("mlflow.data.context", context)])])
+
+
+def suite_datasets(plan: Plan) -> list[str]:
+    """Sources (pretrained or weight-only) and targets, in suite order, without repeats."""
+    names = [s.name for s in plan.suite.sources] + [t.name for t in plan.suite.targets]
+    return list(dict.fromkeys(names))
+
+
+def source_models(plan: Plan, home: Path) -> tuple[SourceModel, ...]:
+    """The models the suite pretrains (in plan order), as probes see them."""
+    size = tuple(plan.suite.finetune_defaults.image_size)
+    return tuple(SourceModel(j.source, plan.suite.architecture.name,
+                             str(weights_path(home, j.config_hash)), size)
+                 for j in plan.pretrain)
+
+
+def probe_jobs(plan: Plan, env: JobEnv, tracker: Tracker, catalog: Catalog, gpus: float,
+               progress: ProgressFactory) -> list[Job | tuple[str, str]]:
+    """A job per probe of the suite, or (key, run id) where a finished run exists. Probes that
+    score the suite's source models wait for their pretraining."""
+    from probes.base import card_only_record
+    from probes.registry import PROBES
+
+    out: list[Job | tuple[str, str]] = []
+    for spec in plan.suite.probes:
+        cls = PROBES.get(spec.method)
+        records = []
+        for name in suite_datasets(plan):
+            if name in plan.records:
+                records.append(plan.records[name])
+            elif not cls.needs_data and name in catalog.cards:
+                records.append(card_only_record(catalog.cards[name].model_dump(mode="json")))
+        if len(records) < 2:
+            continue
+        h = config_hash({"probe": spec.method, "options": spec.options,
+                         "data": [(r.name, r.fingerprint) for r in records]})
+        key = f"probe:{h}"
+        done = tracker.finished(h)
+        if done is not None:
+            out.append((key, done.info.run_id))
+            continue
+        models = source_models(plan, Path(env.home)) if cls.uses_source_models else ()
+        deps = tuple(f"pretrain:{j.config_hash}" for j in plan.pretrain) if models else ()
+        task = ProbeTask(spec, tuple(records), h, models, deps)
+        out.append(Job(key, f"probe {spec.method}", "probe", TaskCall(env, task, progress),
+                       deps=deps, gpus=gpus if cls.needs_data else 0.0))
+    return out

@@ -1,0 +1,336 @@
+"""The jobs of a suite, as plain picklable tasks that run in any process of any machine.
+
+Every executor runs the same functions here: :func:`run_task` takes a task, the results of the
+tasks it depends on, and the :class:`JobEnv` (BENCH_HOME, tracking target, session, device), and
+logs to MLflow itself, so results are the same whichever worker ran them.
+
+- :class:`PretrainTask` trains a source once; its weights are cached by config hash in
+  ``BENCH_HOME/models/<hash>.safetensors`` (written atomically). Result: the weights path.
+- :class:`FoldTask` fine-tunes (or trains from scratch) on one fold, as a nested run below the
+  pair's parent run. Result: a :class:`FoldOutcome`.
+- :class:`PairTask` (cheap, run by the driver) closes a pair once its folds and its baseline's
+  folds are done: Eq. 1 transferability and seed 000's generality per fold, the mean and spread
+  on the parent run, the training-curve figure. Result: a :class:`PairOutcome`.
+- :class:`ProbeTask` computes one probe of the suite and logs it. Result: its run id.
+
+A task that finds its FINISHED run (same config hash) returns it without work; one that finds
+a live run of the same job in another process waits for it; an abandoned run is marked FAILED
+and the job redone (:mod:`bench_core.tracking`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import torch
+
+from bench_core.data import DeviceDataCache
+from bench_core.sources import SourceModel
+from bench_core.tracking import ResumePolicy, Tracker, TrackingTarget, flatten
+from benchmark.config import Architecture, Folds, ProbeSpec
+from benchmark.plan import PairJob, PretrainJob
+from registry.paths import BenchPaths
+from registry.progress import ProgressFactory, no_progress
+from registry.store import DatasetRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobEnv:
+    """What every task needs besides its own spec, as plain values."""
+
+    home: str
+    tracking: TrackingTarget
+    session: str
+    device: str
+    suite: str
+    suite_yaml: str
+    seed: int
+    arch: Architecture
+    folds: Folds
+    baseline: str
+    policy: ResumePolicy = ResumePolicy()
+    system_metrics: bool = True
+    threads: int | None = None  # torch threads per job (None: torch's default)
+    data: DeviceDataCache = field(default_factory=DeviceDataCache, compare=False, repr=False)
+
+    def tags(self, **extra: str) -> dict[str, str]:
+        return {"suite": self.suite, **extra}
+
+
+@dataclass(frozen=True)
+class FoldOutcome:
+    fold: int
+    auc: float
+    accuracy: float
+    run_id: str = ""
+    transferability: float | None = None
+    generality: float | None = None
+
+
+@dataclass(frozen=True)
+class PairOutcome:
+    job: PairJob
+    folds: tuple[FoldOutcome, ...]
+    run_id: str
+    reused: bool = False
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def weights_path(home: Path, config_hash: str) -> Path:
+    """Where a pretraining's weights are cached (by its config hash)."""
+    return home / "models" / f"{config_hash}.safetensors"
+
+
+@dataclass(frozen=True)
+class PretrainTask:
+    job: PretrainJob
+    record: DatasetRecord
+
+
+@dataclass(frozen=True)
+class FoldTask:
+    pair: PairJob
+    fold: int
+    record: DatasetRecord
+    parent_run_id: str
+    source_weights: str | None = None  # the key of the PretrainTask it needs, when any
+
+    @property
+    def config_hash(self) -> str:
+        return self.pair.fold_hashes[self.fold]
+
+
+@dataclass(frozen=True)
+class PairTask:
+    pair: PairJob
+    parent_run_id: str
+    fold_keys: tuple[str, ...]
+    baseline_keys: tuple[str, ...] = ()
+    scratch_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProbeTask:
+    spec: ProbeSpec
+    records: tuple[DatasetRecord, ...]
+    config_hash: str
+    source_models: tuple[SourceModel, ...] = ()
+    source_keys: tuple[str, ...] = ()  # PretrainTasks whose weights the source models are
+
+
+def run_task(env: JobEnv, task: Any, deps: dict[str, Any],
+             progress: ProgressFactory = no_progress) -> Any:
+    """Run one task in this process (stdout goes to stderr: MLflow prints run links there,
+    and stdout belongs to the driver's --json)."""
+    from bench_core.logs import quiet_libraries
+
+    quiet_libraries(logging.getLogger().level <= logging.DEBUG)
+    if env.threads:
+        import torch
+
+        torch.set_num_threads(env.threads)
+    runners = {PretrainTask: _pretrain, FoldTask: _fold, PairTask: _pair, ProbeTask: _probe}
+    with contextlib.redirect_stdout(sys.stderr):
+        tracker = Tracker(env.tracking, env.session, env.policy)
+        return runners[type(task)](env, task, deps, tracker, progress)
+
+
+def _device(env: JobEnv):
+    from bench_core.devices import resolve_device
+
+    return resolve_device(env.device)
+
+
+def _log_dataset(record: DatasetRecord, context: str) -> None:
+    from mlflow.data.http_dataset_source import HTTPDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+
+    source = HTTPDatasetSource(record.card.get("homepage") or f"bench://{record.name}")
+    mlflow.log_input(MetaDataset(source, name=record.name, digest=record.fingerprint[:16]),
+                     context=context)
+
+
+def _start(tracker: Tracker, env: JobEnv, **kwargs: Any):
+    """``mlflow.start_run`` in the suite's experiment with the process tags, and a heartbeat
+    that keeps the run marked alive while it runs."""
+    kwargs["tags"] = {**tracker.base_tags(), **kwargs.get("tags", {})}
+    run = mlflow.start_run(experiment_id=tracker.experiment_id,
+                           log_system_metrics=env.system_metrics, **kwargs)
+    return run, tracker.heartbeat(lambda: [run.info.run_id])
+
+
+def _pretrain(env: JobEnv, task: PretrainTask, deps: dict, tracker: Tracker,
+              progress: ProgressFactory) -> str:
+    from bench_core.models import build_model
+    from benchmark.splits import single_split
+    from benchmark.train import fit
+
+    job = task.job
+    path = weights_path(Path(env.home), job.config_hash)
+    if path.is_file():
+        return str(path)
+    if tracker.wait_for_others(job.config_hash) is not None and path.is_file():
+        return str(path)
+    tracker.fail_stale(job.config_hash)
+    device = _device(env)
+    data = env.data.get(task.record, job.settings.image_size, device)
+    split = single_split(data.labels_np, env.seed)
+    torch.manual_seed(env.seed)  # the initial weights depend on the job alone, not the process
+    model = build_model(env.arch.name, data.n_classes, env.arch.drop_rate)
+    tags = env.tags(kind="pretrain", level="pretrain", source=job.source,
+                    config_hash=job.config_hash)
+    run, beating = _start(tracker, env, run_name=f"pretrain: {job.source}", tags=tags)
+    with run, beating:
+        mlflow.log_params(flatten({"arch": env.arch.model_dump(),
+                                   "train": job.settings.model_dump(mode="json"),
+                                   "source": job.source, "seed": env.seed}))
+        mlflow.log_text(env.suite_yaml, "config/suite.yaml")
+        _log_dataset(task.record, "pretrain")
+        with progress(f"pretrain {job.source}", job.settings.epochs) as advance:
+            result = fit(model, data, split, job.settings, device, env.seed,
+                         on_epoch=lambda e, m: mlflow.log_metrics(m, step=e), progress=advance)
+        mlflow.log_metrics({f"test_{k}": v for k, v in result.test.items()})
+        mlflow.log_metrics({"best_epoch": result.best_epoch,
+                            "train_images_per_s": result.train_images_per_s})
+        _save_weights(result.best_state, path, {"source": job.source, "arch": env.arch.name,
+                                                "classes": ",".join(data.classes)})
+        mlflow.log_artifact(str(path), "weights")
+    log.info("pretrained %s: test AUC %.4f (%.0f images/s)", job.source, result.test["auc"],
+             result.train_images_per_s)
+    return str(path)
+
+
+def _save_weights(state: dict, path: Path, meta: dict[str, str]) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+
+
+def _init_model(env: JobEnv, task: FoldTask, n_classes: int, deps: dict):
+    from safetensors.torch import load_file
+
+    from bench_core.models import build_model, load_backbone, model_from_weights
+
+    init = task.pair.init
+    if init.startswith("weights:"):
+        return model_from_weights(init.removeprefix("weights:"), env.arch.name, n_classes,
+                                  env.arch.drop_rate)
+    model = build_model(env.arch.name, n_classes, env.arch.drop_rate)
+    if task.source_weights is not None:
+        load_backbone(model, load_file(deps[task.source_weights]))
+    return model
+
+
+def _fold(env: JobEnv, task: FoldTask, deps: dict, tracker: Tracker,
+          progress: ProgressFactory) -> FoldOutcome:
+    from bench_core.models import freeze_all_but_last
+    from benchmark.splits import fold_splits
+    from benchmark.train import fit
+
+    job, i = task.pair, task.fold
+    done = tracker.finished(task.config_hash) or tracker.wait_for_others(task.config_hash)
+    if done is not None:
+        return fold_outcome(i, done.data.metrics, done.info.run_id)
+    tracker.fail_stale(task.config_hash)
+    device = _device(env)
+    data = env.data.get(task.record, job.settings.image_size, device)
+    split = fold_splits(data.labels_np, env.folds.n, env.folds.val_fraction, env.folds.seed)[i]
+    tags = env.tags(kind=job.kind, level="fold", source=job.source, target=job.target,
+                    fold=str(i), config_hash=task.config_hash)
+    run, beating = _start(tracker, env, run_name=f"{job.label} fold {i}", tags=tags,
+                          parent_run_id=task.parent_run_id)
+    with run, beating:
+        mlflow.log_params({"fold": i, "n_train": len(split.train), "n_val": len(split.val),
+                           "n_test": len(split.test)})
+        mlflow.log_text(env.suite_yaml, "config/suite.yaml")
+        torch.manual_seed(env.seed + i)  # initial weights: the job's alone, not the process's
+        model = _init_model(env, task, data.n_classes, deps)
+        frozen = freeze_all_but_last(model, job.k) if job.kind == "freeze" else []
+        with progress(f"{job.label} fold {i}", job.settings.epochs) as advance:
+            result = fit(model, data, split, job.settings, device, env.seed + i, frozen=frozen,
+                         on_epoch=lambda e, m: mlflow.log_metrics(m, step=e), progress=advance)
+        metrics = {f"test_{k}": v for k, v in result.test.items()}
+        metrics |= {"best_epoch": result.best_epoch,
+                    "train_images_per_s": result.train_images_per_s}
+        mlflow.log_metrics(metrics)
+    log.info("%s fold %d: test AUC %.4f (%.0f images/s)", job.label, i, result.test["auc"],
+             result.train_images_per_s)
+    return fold_outcome(i, metrics, run.info.run_id)
+
+
+def fold_outcome(i: int, m: dict[str, float], run_id: str = "") -> FoldOutcome:
+    return FoldOutcome(i, m["test_auc"], m["test_accuracy"], run_id, m.get("transferability"),
+                       m.get("generality"))
+
+
+def _pair(env: JobEnv, task: PairTask, deps: dict, tracker: Tracker,
+          progress: ProgressFactory) -> PairOutcome:
+    """Per-fold Eq. 1 and generality against the baselines of the same folds, the pair's
+    mean and spread, the curves figure; the parent run ends FINISHED."""
+    from benchmark.figures import close_figure, curves_figure
+    from benchmark.metrics import transferability
+
+    job = task.pair
+    base = [deps[k].auc for k in task.baseline_keys]
+    scratch = [deps[k].auc for k in task.scratch_keys]
+    folds = []
+    for i, key in enumerate(task.fold_keys):
+        f, extra = deps[key], {}
+        if base:
+            extra["transferability"] = transferability(f.auc, base[i])
+        if job.kind == "freeze" and scratch:
+            extra["generality"] = f.auc / scratch[i]
+        for name, value in extra.items():
+            tracker.client.log_metric(f.run_id, name, value)
+        folds.append(FoldOutcome(f.fold, f.auc, f.accuracy, f.run_id, **extra))
+    metrics = aggregate(folds)
+    for name, value in metrics.items():
+        tracker.client.log_metric(task.parent_run_id, name, value)
+    fig = curves_figure(tracker, task.parent_run_id, job.label)
+    tracker.client.log_figure(task.parent_run_id, fig, "curves.png")
+    close_figure(fig)
+    tracker.set_terminated(task.parent_run_id, "FINISHED")
+    return PairOutcome(job, tuple(folds), task.parent_run_id, metrics=metrics)
+
+
+def aggregate(folds: list[FoldOutcome]) -> dict[str, float]:
+    """Mean and (population) standard deviation over folds of each fold metric."""
+    out = {}
+    for name in ("auc", "accuracy", "transferability", "generality"):
+        values = [getattr(f, name) for f in folds if getattr(f, name) is not None]
+        if values:
+            prefix = "test_" if name in ("auc", "accuracy") else ""
+            out[f"{prefix}{name}_mean"] = float(np.mean(values))
+            out[f"{prefix}{name}_std"] = float(np.std(values))
+    return out
+
+
+def _probe(env: JobEnv, task: ProbeTask, deps: dict, tracker: Tracker,
+           progress: ProgressFactory) -> str:
+    from probes.base import ProbeContext
+    from probes.logging import log_probe
+    from probes.registry import PROBES
+
+    done = tracker.finished(task.config_hash) or tracker.wait_for_others(task.config_hash)
+    if done is not None:
+        return done.info.run_id
+    tracker.fail_stale(task.config_hash)
+    models = {m.name: m for m in task.source_models}
+    context = ProbeContext(BenchPaths(Path(env.home)), _device(env), progress, models)
+    result = PROBES.get(task.spec.method)(dict(task.spec.options), context).compute(
+        list(task.records))
+    return log_probe(tracker, result, dict(task.spec.options),
+                     env.tags(config_hash=task.config_hash))

@@ -1,0 +1,207 @@
+"""Executors on real engines: a local Ray instance and submitit's local executor run the same
+tiny grid as the local executor, with the same AUCs; retries, worker deaths, preemption and
+second runs leave exactly one finished run per job."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from test_run import TINY, write_suite
+
+SUITE = {**TINY, "name": "exec", "generality": {"ks": []},
+         "probes": [{"method": "expert"}, {"method": "logme", "options": {"suite": "exec"}}]}
+BENCH = str(Path(sys.executable).with_name("bench"))
+
+
+def bench(home: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "BENCH_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run([BENCH, *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def finished_runs(home: Path, suite: str = "exec") -> list:
+    c = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    exp = c.get_experiment_by_name(f"transfer-bench/{suite}")
+    return c.search_runs([exp.experiment_id], max_results=1000)
+
+
+def fold_aucs(home: Path) -> dict:
+    runs = [r for r in finished_runs(home) if r.data.tags.get("level") == "fold"
+            and r.info.status == "FINISHED"]
+    return {(r.data.tags["source"], r.data.tags["target"], r.data.tags["fold"]):
+            r.data.metrics["test_auc"] for r in runs}
+
+
+def assert_one_finished_run_per_job(home: Path, folds: int = 4, pairs: int = 2) -> None:
+    runs = finished_runs(home)
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    done = [r for r in runs if r.info.status == "FINISHED" and r.data.tags.get("level") != "report"]
+    hashes = [r.data.tags["config_hash"] for r in done]
+    assert len(hashes) == len(set(hashes)), "a job finished twice"
+    assert sum(r.data.tags["level"] == "fold" for r in done) == folds
+    assert sum(r.data.tags["level"] == "pair" for r in done) == pairs
+    for pair in (r for r in done if r.data.tags["level"] == "pair"):
+        kids = [r for r in done if r.data.tags.get("mlflow.parentRunId") == pair.info.run_id]
+        assert sorted(r.data.tags["fold"] for r in kids) == ["0", "1"]
+        assert "test_auc_mean" in pair.data.metrics
+
+
+@pytest.fixture(scope="module")
+def local_reference(tmp_path_factory) -> dict:
+    """The tiny grid through the local executor: the AUCs every engine must reproduce (one
+    thread per job as the engines use by default: float sums depend on the thread count)."""
+    tmp = tmp_path_factory.mktemp("local")
+    res = bench(tmp / "home", "run", "--suite", str(write_suite(tmp, **SUITE)), "--json",
+                "--cpus-per-job", "1")
+    assert res.returncode == 0, res.stderr[-3000:]
+    return fold_aucs(tmp / "home")
+
+
+@pytest.mark.slow
+def test_ray_runs_the_grid_like_local_and_skips_it_the_second_time(tmp_path, local_reference):
+    suite = write_suite(tmp_path, **SUITE)
+    home = tmp_path / "home"
+    res = bench(home, "run", "--suite", str(suite), "--executor", "ray", "--json")
+    assert res.returncode == 0, res.stderr[-3000:]
+    doc = json.loads(res.stdout)
+    assert doc["executor"] == "ray" and doc["jobs_run"] == 9  # pretrain, 4 folds, 2 pairs, 2 probes
+    assert fold_aucs(home) == local_reference
+    assert_one_finished_run_per_job(home)
+    before = len(finished_runs(home))
+    again = bench(home, "run", "--suite", str(suite), "--executor", "ray", "--json")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads(again.stdout)["jobs_run"] == 0
+    assert len(finished_runs(home)) == before + 1  # only a new report run
+
+
+@pytest.mark.slow
+def test_slurm_local_runs_the_grid_like_local(tmp_path, local_reference):
+    home = tmp_path / "home"
+    res = bench(home, "run", "--suite", str(write_suite(tmp_path, **SUITE)),
+                "--executor", "slurm-local", "--array-parallelism", "2", "--json")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert fold_aucs(home) == local_reference
+    assert_one_finished_run_per_job(home)
+    assert list((home / "submitit").iterdir()), "submitit's job folder"
+
+
+class FlakyOnce:
+    """A job body that raises on its first call (a marker file remembers), then runs."""
+
+    def __init__(self, inner, marker: Path) -> None:
+        self.inner, self.marker = inner, marker
+
+    def __call__(self, deps):
+        calls = int(self.marker.read_text()) if self.marker.exists() else 0
+        self.marker.write_text(str(calls + 1))
+        if calls == 0:
+            raise RuntimeError("injected failure of the first attempt")
+        return self.inner(deps)
+
+
+@pytest.mark.slow
+def test_ray_retries_a_job_that_raises_once(tmp_path, paths, local_reference):
+    import dataclasses
+
+    import ray
+
+    from benchmark import api
+    from benchmark.executors.ray import RayExecutor
+    from benchmark.graph import build_graph
+    from registry.catalog import Catalog
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    plan = api.plan_suite(write_suite(tmp_path, **SUITE), paths)
+    tracker = api.open_tracker(paths, "transfer-bench/exec", None, "sess-flaky")
+    env = api._env(plan, paths, tracker, api.RunOptions(), None)
+    graph = build_graph(plan, env, tracker, Catalog.load(), accelerated=False)
+    marker = tmp_path / "calls"
+    flaky = next(j for j in graph.jobs if j.kind == "fold" and "digits" in j.label)
+    graph.jobs[graph.jobs.index(flaky)] = dataclasses.replace(flaky,
+                                                              call=FlakyOnce(flaky.call, marker))
+    ray.init(num_cpus=2, include_dashboard=False)
+    try:
+        outcomes = api._execute(RayExecutor(max_retries=2), graph, tracker)
+    finally:
+        ray.shutdown()
+    assert marker.read_text() == "2"
+    assert all(o.ok for o in outcomes)
+    assert fold_aucs(paths.home) == local_reference
+    assert_one_finished_run_per_job(paths.home)
+
+
+def _kill_a_running_fold(home: Path, proc: subprocess.Popen, sig: int, deadline_s: float) -> str:
+    """Wait for a fold run to be RUNNING, send ``sig`` to the process its pid tag names."""
+    deadline = time.time() + deadline_s
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.3)
+        try:
+            runs = finished_runs(home)
+        except Exception:  # the store is being created by the run
+            continue
+        running = [r for r in runs if r.data.tags.get("level") == "fold"
+                   and r.info.status == "RUNNING"
+                   and r.data.metrics.get("train_loss") is not None]  # mid-training
+        if running:
+            os.kill(int(running[0].data.tags["pid"]), sig)
+            return running[0].info.run_id
+    raise AssertionError(f"no fold run was caught mid-training: {proc.poll()}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor,sig", [("ray", signal.SIGKILL),
+                                          ("slurm-local", signal.SIGUSR2)],
+                         ids=["ray-worker-killed", "submitit-preempted"])
+def test_a_job_killed_mid_training_is_redone_once(tmp_path, executor, sig):
+    slow = {**SUITE, "probes": [],
+            "finetune_defaults": {"image_size": [16, 16], "batch_size": 8, "epochs": 6}}
+    home = tmp_path / "home"
+    env = {**os.environ, "BENCH_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    proc = subprocess.Popen([BENCH, "run", "--suite", str(write_suite(tmp_path, **slow)),
+                             "--executor", executor, "--json"], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    killed = _kill_a_running_fold(home, proc, sig, 300)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    assert json.loads(out)["executor"] == executor
+    assert_one_finished_run_per_job(home)
+    status = {r.info.run_id: r.info.status for r in finished_runs(home)}
+    assert status[killed] == "FAILED"
+
+
+def test_engines_are_registered_and_their_flags_checked(cli, tmp_path):
+    from benchmark.executors import EXECUTORS
+
+    assert EXECUTORS.names() == ["local", "ray", "slurm", "slurm-local"]
+    res = cli("run", "--suite", write_suite(tmp_path, **SUITE), "--executor", "ray",
+              "--partition", "gpu")
+    assert res.exit_code == 2 and "--partition do(es) not apply to --executor ray" in res.stderr
+    res = cli("run", "--suite", write_suite(tmp_path, **SUITE), "--executor", "rayy")
+    assert res.exit_code == 1 and "Unknown executor 'rayy'. Did you mean 'ray'?" in res.stderr
+
+
+def test_slurm_without_sbatch_says_what_to_do(cli, tmp_path, bench_home):
+    res = cli("run", "--suite", write_suite(tmp_path, **SUITE), "--executor", "slurm")
+    assert res.exit_code == 1
+    assert "needs Slurm's sbatch, which is not on PATH" in res.stderr
+    assert "--executor slurm-local" in res.stderr
+    runs = finished_runs(bench_home)
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+
+
+def test_a_missing_engine_names_its_extra():
+    from benchmark.executors.base import ExecutorError, import_extra
+
+    with pytest.raises(ExecutorError, match=r'pip install -e "\.\[ray\]"'):
+        import_extra("ray_is_not_this_module", "ray")
