@@ -52,6 +52,7 @@ def load_device_data(record: DatasetRecord, size: tuple[int, int], device: torch
     if not files or labels_path is None:
         raise RegistryError(f"'{record.name}' has no cache files in the registry.",
                             f"Run `bench add-dataset {record.name} --force`.")
+    _check_present(record, [labels_path, *files.values()])
     labels = np.load(labels_path)
     if labels.ndim != 1:
         raise RegistryError(f"'{record.name}' is multilabel; the benchmark trains single-label "
@@ -68,6 +69,19 @@ def load_device_data(record: DatasetRecord, size: tuple[int, int], device: torch
         images = _resize_on_device(np.load(files[largest], mmap_mode="r"), size, device)
     return DeviceData(record.name, images, torch.from_numpy(labels).to(device), labels,
                       list(record.classes))
+
+
+def _check_present(record: DatasetRecord, paths: list[str]) -> None:
+    """The cache files exist on this machine (a cluster worker sees the driver's paths)."""
+    import socket
+    from pathlib import Path
+
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        raise RegistryError(f"'{record.name}' cache file {missing[0]} is missing on host "
+                            f"{socket.gethostname()}.",
+                            "On a cluster put BENCH_HOME on storage every node mounts at the same "
+                            f"path; on one machine run `bench add-dataset {record.name} --force`.")
 
 
 def _resize_on_device(images: np.ndarray, size: tuple[int, int], device: torch.device

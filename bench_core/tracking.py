@@ -83,12 +83,12 @@ class TrackingTarget:
 
 
 def tracking_target(home: Path, uri: str | None, experiment: str) -> TrackingTarget:
-    """``uri`` (e.g. from MLFLOW_TRACKING_URI), else the SQLite store in BENCH_HOME with its
-    artifacts beside it (``BENCH_HOME/mlartifacts``, never ``./mlruns``)."""
-    if uri:
-        return TrackingTarget(uri, experiment)
-    return TrackingTarget(f"sqlite:///{home / 'mlflow.db'}", experiment,
-                          str(home / "mlartifacts"))
+    """``uri`` (e.g. from MLFLOW_TRACKING_URI), else the SQLite store in BENCH_HOME. Artifacts
+    of experiments created in a local store go to ``BENCH_HOME/mlartifacts`` (never to
+    ``./mlruns`` of the current folder); a server decides for itself."""
+    uri = uri or f"sqlite:///{home / 'mlflow.db'}"
+    probe = TrackingTarget(uri, experiment)
+    return TrackingTarget(uri, experiment, str(home / "mlartifacts") if probe.local_only else None)
 
 
 @dataclass(frozen=True)

@@ -179,7 +179,7 @@ def _pretrain(env: JobEnv, task: PretrainTask, deps: dict, tracker: Tracker,
     path = weights_path(Path(env.home), job.config_hash)
     if path.is_file():
         return str(path)
-    if tracker.wait_for_others(job.config_hash) is not None and path.is_file():
+    if fetch_weights(tracker, job.config_hash, path):  # pretrained elsewhere (now or earlier)
         return str(path)
     tracker.fail_stale(job.config_hash)
     device = _device(env)
@@ -210,6 +210,31 @@ def _pretrain(env: JobEnv, task: PretrainTask, deps: dict, tracker: Tracker,
     return str(path)
 
 
+def fetch_weights(tracker: Tracker, config_hash: str, path: Path) -> bool:
+    """Bring the weights of a pretraining finished by another process or machine (waiting
+    while one runs it now) from its run's artifacts to ``path``; False if there is none."""
+    import tempfile
+
+    import mlflow.artifacts
+
+    run = tracker.finished(config_hash) or tracker.wait_for_others(config_hash)
+    if run is None:
+        return False
+    if not path.is_file():
+        with tempfile.TemporaryDirectory(dir=_mkdir(path.parent)) as tmp:
+            got = mlflow.artifacts.download_artifacts(run_id=run.info.run_id,
+                                                      artifact_path=f"weights/{path.name}",
+                                                      dst_path=tmp, tracking_uri=tracker.uri)
+            os.replace(got, path)  # same folder: atomic
+    log.info("weights of %s taken from run %s", config_hash, run.info.run_id)
+    return True
+
+
+def _mkdir(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def _save_weights(state: dict, path: Path, meta: dict[str, str]) -> None:
     from safetensors.torch import save_file
 
@@ -219,7 +244,7 @@ def _save_weights(state: dict, path: Path, meta: dict[str, str]) -> None:
     os.replace(tmp, path)
 
 
-def _init_model(env: JobEnv, task: FoldTask, n_classes: int, deps: dict):
+def _init_model(env: JobEnv, task: FoldTask, n_classes: int, deps: dict, tracker: Tracker):
     from safetensors.torch import load_file
 
     from bench_core.models import build_model, load_backbone, model_from_weights
@@ -230,7 +255,10 @@ def _init_model(env: JobEnv, task: FoldTask, n_classes: int, deps: dict):
                                   env.arch.drop_rate)
     model = build_model(env.arch.name, n_classes, env.arch.drop_rate)
     if task.source_weights is not None:
-        load_backbone(model, load_file(deps[task.source_weights]))
+        path = Path(deps[task.source_weights])
+        if not path.is_file():  # pretrained on another machine: take it from its run
+            fetch_weights(tracker, path.stem, path)
+        load_backbone(model, load_file(str(path)))
     return model
 
 
@@ -257,7 +285,7 @@ def _fold(env: JobEnv, task: FoldTask, deps: dict, tracker: Tracker,
                            "n_test": len(split.test)})
         mlflow.log_text(env.suite_yaml, "config/suite.yaml")
         torch.manual_seed(env.seed + i)  # initial weights: the job's alone, not the process's
-        model = _init_model(env, task, data.n_classes, deps)
+        model = _init_model(env, task, data.n_classes, deps, tracker)
         frozen = freeze_all_but_last(model, job.k) if job.kind == "freeze" else []
         with progress(f"{job.label} fold {i}", job.settings.epochs) as advance:
             result = fit(model, data, split, job.settings, device, env.seed + i, frozen=frozen,

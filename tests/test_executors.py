@@ -205,3 +205,26 @@ def test_a_missing_engine_names_its_extra():
 
     with pytest.raises(ExecutorError, match=r'pip install -e "\.\[ray\]"'):
         import_extra("ray_is_not_this_module", "ray")
+
+
+@pytest.mark.slow
+def test_a_machine_without_the_weights_takes_them_from_the_pretraining_run(tmp_path):
+    """Two BENCH_HOMEs sharing one tracking store (as two machines share a team server): the
+    second trains nothing and fetches the source weights from the first one's run."""
+    from benchmark import api
+    from registry.paths import BenchPaths
+
+    suite = write_suite(tmp_path, **{**SUITE, "probes": []})
+    first, second = BenchPaths(tmp_path / "first"), BenchPaths(tmp_path / "second")
+    uri = f"sqlite:///{tmp_path / 'shared.db'}"
+    options = api.RunOptions(tracking_uri=uri, system_metrics=False)
+    api.run_suite(api.plan_suite(suite, first), first, options, with_report=False)
+    (weights,) = (first.home / "models").iterdir()
+
+    result = api.run_suite(api.plan_suite(suite, second), second, options, with_report=False)
+    assert [o.kind for o in result.outcomes] == ["pretrain"]  # every pair was reused
+    assert (second.home / "models" / weights.name).read_bytes() == weights.read_bytes()
+    c = MlflowClient(uri)
+    exp = c.get_experiment_by_name("transfer-bench/exec")
+    pretrain = [r for r in c.search_runs([exp.experiment_id]) if r.data.tags["level"] == "pretrain"]
+    assert len(pretrain) == 1
