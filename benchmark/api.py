@@ -146,35 +146,52 @@ def _accelerated(device: str, executor: str) -> bool:
     return torch.cuda.is_available()
 
 
+@dataclass(frozen=True)
+class _Session:
+    tracker: Tracker
+    executor: Any
+    env: Any  # benchmark.jobs.JobEnv
+
+
+def _session(plan: Plan, paths: BenchPaths, options: RunOptions) -> _Session:
+    """One driver session: the suite's tracker, the executor, the jobs' environment. Fails
+    before any work when the executor or the device cannot run here."""
+    session = uuid.uuid4().hex[:12]
+    tracker = open_tracker(paths, f"transfer-bench/{plan.suite.name}", options.tracking_uri,
+                           session, options.policy)
+    executor = _executor(options, paths, session, tracker.target.local_only)
+    if options.executor == "local":
+        from bench_core.devices import resolve_device
+
+        resolve_device(options.device)  # a CUDA request without CUDA fails here
+    env = _env(plan, paths, tracker, options, getattr(executor, "threads_per_job", None))
+    return _Session(tracker, executor, env)
+
+
+def _graph(plan: Plan, s: _Session, options: RunOptions, catalog: Catalog, **parts: bool):
+    from benchmark.graph import build_graph
+
+    local = options.executor == "local"  # progress bars only where the jobs run here
+    return build_graph(plan, s.env, s.tracker, catalog,
+                       accelerated=_accelerated(options.device, options.executor),
+                       progress=options.progress if local else no_progress, **parts)
+
+
 def run_suite(plan: Plan, paths: BenchPaths, options: RunOptions = RunOptions(), *,
               catalog: Catalog | None = None, with_probes: bool = True,
               with_report: bool = True) -> SuiteRun:
     """Run every unfinished job of ``plan`` on the chosen executor, close the pairs, write the
     report. Finished jobs are skipped; a failure of some jobs raises :class:`JobsFailed` after
     the others finished (and leaves no run RUNNING)."""
-    from benchmark.graph import build_graph
-
-    catalog = catalog or Catalog.load()
-    session = uuid.uuid4().hex[:12]
-    tracker = open_tracker(paths, f"transfer-bench/{plan.suite.name}", options.tracking_uri,
-                           session, options.policy)
-    executor = _executor(options, paths, session, tracker.target.local_only)
-    env = _env(plan, paths, tracker, options, getattr(executor, "threads_per_job", None))
-    if options.executor == "local":
-        from bench_core.devices import resolve_device
-
-        resolve_device(options.device)  # a CUDA request without CUDA fails before any work
+    s = _session(plan, paths, options)
     started = time.perf_counter()
-    graph = build_graph(plan, env, tracker, catalog,
-                        accelerated=_accelerated(options.device, options.executor),
-                        progress=options.progress if options.executor == "local" else no_progress,
-                        with_probes=with_probes)
-    outcomes = _execute(executor, graph, tracker)
+    graph = _graph(plan, s, options, catalog or Catalog.load(), probes=with_probes)
+    outcomes = _execute(s.executor, graph, s.tracker)
     report = None
     if with_report:
         report = build_report(plan.suite.name, paths, options.tracking_uri, options.out,
-                              hashes={p.config_hash for p in plan.pairs}, tracker=tracker)
-    return SuiteRun(plan.suite.name, tracker.uri, tracker.experiment_id, options.executor,
+                              hashes={p.config_hash for p in plan.pairs}, tracker=s.tracker)
+    return SuiteRun(plan.suite.name, s.tracker.uri, s.tracker.experiment_id, options.executor,
                     options.device, outcomes, len(graph.done), time.perf_counter() - started,
                     report)
 
@@ -218,31 +235,13 @@ def _execute(executor, graph, tracker: Tracker) -> list[JobOutcome]:
 def run_probes(plan: Plan, paths: BenchPaths, options: RunOptions = RunOptions(), *,
                catalog: Catalog | None = None) -> list[JobOutcome]:
     """Only the suite's probes (those scoring source models need its pretraining done)."""
-    from benchmark.graph import SuiteGraph, probe_jobs, source_models
-
-    catalog = catalog or Catalog.load()
-    session = uuid.uuid4().hex[:12]
-    tracker = open_tracker(paths, f"transfer-bench/{plan.suite.name}", options.tracking_uri,
-                           session, options.policy)
-    executor = _executor(options, paths, session, tracker.target.local_only)
-    env = _env(plan, paths, tracker, options, getattr(executor, "threads_per_job", None))
-    graph = SuiteGraph()
-    for job in probe_jobs(plan, env, tracker, catalog,
-                          1.0 if _accelerated(options.device, options.executor) else 0.0,
-                          options.progress if options.executor == "local" else no_progress):
-        if isinstance(job, tuple):
-            graph.done[job[0]] = job[1]
-        else:
-            graph.add(job)
-    for model, job in zip(source_models(plan, paths.home), plan.pretrain):
-        if Path(model.weights).is_file():  # the probes' dependencies, trained already
-            graph.done[f"pretrain:{job.config_hash}"] = model.weights
-    missing = {d for j in graph.jobs for d in j.deps if d not in graph.done}
-    if missing:
+    s = _session(plan, paths, options)
+    graph = _graph(plan, s, options, catalog or Catalog.load(), grid=False)
+    if any(d not in graph.done for j in graph.jobs for d in j.deps):
         raise BenchError(f"Probes of suite '{plan.suite.name}' score its pretrained models, "
                          "and some are not trained yet.",
                          f"Run `bench run --suite {plan.suite.name}` first.")
-    return _execute(executor, graph, tracker)
+    return _execute(s.executor, graph, s.tracker)
 
 
 def build_report(suite: str, paths: BenchPaths, tracking_uri: str | None = None,

@@ -48,26 +48,23 @@ class SuiteGraph:
 
 def build_graph(plan: Plan, env: JobEnv, tracker: Tracker, catalog: Catalog, *,
                 accelerated: bool, progress: ProgressFactory = no_progress,
-                with_probes: bool = True) -> SuiteGraph:
-    """The suite's jobs: pretraining, every fold of every pair, the pairs' closing, probes."""
+                grid: bool = True, probes: bool = True) -> SuiteGraph:
+    """The suite's jobs: pretraining, every fold of every pair and the pairs' closing
+    (``grid``), and the probes (``probes``). Weights trained earlier count as done either way."""
     g = SuiteGraph()
     gpus = 1.0 if accelerated else 0.0
     for job in plan.pretrain:
-        task = PretrainTask(job, plan.records[job.source])
-        key = f"pretrain:{job.config_hash}"
-        if weights_path(Path(env.home), job.config_hash).is_file():
-            g.done[key] = str(weights_path(Path(env.home), job.config_hash))
-        else:
+        key, path = f"pretrain:{job.config_hash}", weights_path(Path(env.home), job.config_hash)
+        if path.is_file():
+            g.done[key] = str(path)
+        elif grid:
+            task = PretrainTask(job, plan.records[job.source])
             g.add(Job(key, f"pretrain {job.source}", "pretrain", TaskCall(env, task, progress),
                       gpus=gpus))
-    for pair in plan.pairs:
+    for pair in plan.pairs if grid else ():
         _add_pair(g, plan, pair, env, tracker, gpus, progress)
-    if with_probes:
-        for job in probe_jobs(plan, env, tracker, catalog, gpus, progress):
-            if isinstance(job, tuple):
-                g.done[job[0]] = job[1]
-            else:
-                g.add(job)
+    if probes:
+        _add_probes(g, plan, env, tracker, catalog, gpus, progress)
     return g
 
 
@@ -189,14 +186,13 @@ def source_models(plan: Plan, home: Path) -> tuple[SourceModel, ...]:
                  for j in plan.pretrain)
 
 
-def probe_jobs(plan: Plan, env: JobEnv, tracker: Tracker, catalog: Catalog, gpus: float,
-               progress: ProgressFactory) -> list[Job | tuple[str, str]]:
-    """A job per probe of the suite, or (key, run id) where a finished run exists. Probes that
-    score the suite's source models wait for their pretraining."""
+def _add_probes(g: SuiteGraph, plan: Plan, env: JobEnv, tracker: Tracker, catalog: Catalog,
+                gpus: float, progress: ProgressFactory) -> None:
+    """A job per probe of the suite (done where a finished run exists). Probes that score the
+    suite's source models wait for their pretraining."""
     from probes.base import card_only_record
     from probes.registry import PROBES
 
-    out: list[Job | tuple[str, str]] = []
     for spec in plan.suite.probes:
         cls = PROBES.get(spec.method)
         records = []
@@ -212,11 +208,10 @@ def probe_jobs(plan: Plan, env: JobEnv, tracker: Tracker, catalog: Catalog, gpus
         key = f"probe:{h}"
         done = tracker.finished(h)
         if done is not None:
-            out.append((key, done.info.run_id))
+            g.done[key] = done.info.run_id
             continue
         models = source_models(plan, Path(env.home)) if cls.uses_source_models else ()
         deps = tuple(f"pretrain:{j.config_hash}" for j in plan.pretrain) if models else ()
         task = ProbeTask(spec, tuple(records), h, models, deps)
-        out.append(Job(key, f"probe {spec.method}", "probe", TaskCall(env, task, progress),
-                       deps=deps, gpus=gpus if cls.needs_data else 0.0))
-    return out
+        g.add(Job(key, f"probe {spec.method}", "probe", TaskCall(env, task, progress),
+                  deps=deps, gpus=gpus if cls.needs_data else 0.0))

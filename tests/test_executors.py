@@ -228,3 +228,21 @@ def test_a_machine_without_the_weights_takes_them_from_the_pretraining_run(tmp_p
     exp = c.get_experiment_by_name("transfer-bench/exec")
     pretrain = [r for r in c.search_runs([exp.experiment_id]) if r.data.tags["level"] == "pretrain"]
     assert len(pretrain) == 1
+
+
+def test_run_probes_alone_waits_for_nothing_it_cannot_have(tmp_path, paths):
+    from benchmark import api
+    from registry.errors import BenchError
+
+    plan = api.plan_suite(write_suite(tmp_path, **SUITE), paths)
+    with pytest.raises(BenchError, match="score its pretrained models, and some are not "
+                                         "trained yet"):
+        api.run_probes(plan, paths)
+    card_only = api.plan_suite(write_suite(tmp_path, **{**SUITE, "probes": [{"method": "expert"}]}),
+                               paths)
+    (outcome,) = api.run_probes(card_only, paths)
+    assert outcome.ok and outcome.kind == "probe"
+    runs = finished_runs(paths.home)
+    assert [r.data.tags["probe"] for r in runs] == ["expert"]
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    assert api.run_probes(card_only, paths) == []  # finished: nothing to run again
