@@ -14,25 +14,20 @@ import torch
 from torch import nn
 
 from bench_core.sources import SourceModel
+from bench_core.weights import WeightsError, load_state, resolve, weights_file
 from registry.errors import BenchError, UnknownNameError
 from registry.names import unknown_name_message
 
 RESNET_STAGES = (("conv1", "bn1"), ("layer1",), ("layer2",), ("layer3",), ("layer4",))
 
 
-class WeightsError(BenchError):
-    """Source weights that cannot be found or loaded."""
-
-
 def load_source_model(source: SourceModel) -> nn.Module:
-    """``source`` as a timm model with its own classifier (class count read from the weights)."""
-    from safetensors.torch import load_file
-
-    state = load_file(weights_file(source.weights, "Run the suite that pretrains it again.")
-                      .as_posix())
+    """``source`` as a timm model with its own classifier (class count read from the weights),
+    loaded as weights only."""
+    state = load_state(weights_file(source.weights, "Run the suite that pretrains it again."))
     head = build_model(source.arch, 2, 0.0).default_cfg.get("classifier", "fc")
     model = build_model(source.arch, state[f"{head}.weight"].shape[0], 0.0)
-    model.load_state_dict(state)
+    _load(model, state, f"Weights {source.weights}", strict=True)
     return model
 
 
@@ -44,52 +39,55 @@ def build_model(arch: str, n_classes: int, drop_rate: float) -> nn.Module:
     return timm.create_model(arch, pretrained=False, num_classes=n_classes, drop_rate=drop_rate)
 
 
-def weights_file(ref: str, hint: str) -> Path:
-    """The existing weights file ``ref`` (``~`` expanded), else a WeightsError with ``hint``."""
-    path = Path(ref).expanduser()
-    if not path.is_file():
-        raise WeightsError(f"Weights file {path} does not exist.", hint)
-    return path
-
-
-def model_from_weights(spec: str, arch: str, n_classes: int, drop_rate: float) -> nn.Module:
-    """A model initialised from ``spec``: ``file:PATH`` (a timm/torch state dict or
-    safetensors file for ``arch``) or ``hub:NAME`` (timm's hub, needs the internet)."""
+def model_from_weights(spec: str, arch: str, n_classes: int, drop_rate: float, *,
+                       cache: Path | None = None, tracking_uri: str | None = None) -> nn.Module:
+    """An ``arch`` with a new ``n_classes`` head, every other weight from ``spec`` (see
+    :mod:`bench_core.weights`: files, published folders, registry models, the hub)."""
     kind, _, ref = spec.partition(":")
-    if kind == "file":
-        path = weights_file(ref, "Give the path of a timm state dict (.pth or .safetensors).")
-        try:
-            return timm.create_model(arch, pretrained=True, num_classes=n_classes,
-                                     drop_rate=drop_rate,
-                                     pretrained_cfg_overlay={"file": str(path)})
-        except (RuntimeError, KeyError, ValueError) as err:
-            raise WeightsError(f"Weights file {path} does not fit {arch} ({err}).",
-                               f"Provide weights saved from a timm {arch}.") from None
-    if kind == "hub":
-        try:
-            return timm.create_model(ref, pretrained=True, num_classes=n_classes,
-                                     drop_rate=drop_rate)
-        except Exception as err:  # hub errors come in many types
-            raise WeightsError(f"Could not load '{ref}' from the hub ({type(err).__name__}).",
-                               "Connect to the internet, or download the weights and use "
-                               "file:PATH (--imagenet-weights PATH).") from None
-    raise WeightsError(f"Weights spec '{spec}' must start with file: or hub:.",
-                       "Example: file:~/weights/resnet50_a1_0-14fe96d1.pth")
+    if kind in ("hub", "hf-hub"):
+        return _from_hub(spec, arch if kind == "hf-hub" else ref, n_classes, drop_rate)
+    resolved = resolve(spec, cache, tracking_uri)
+    if resolved.arch and resolved.arch != arch:
+        raise WeightsError(f"{spec} holds a {resolved.arch}, and {arch} was asked for.",
+                           f"Use architecture {resolved.arch} (the suite's architecture.name "
+                           "or the probe's arch option).")
+    model = build_model(arch, n_classes, drop_rate)
+    load_backbone(model, load_state(resolved.path), f"Weights {spec}")
+    return model
 
 
-def load_backbone(target: nn.Module, state: dict[str, torch.Tensor]) -> None:
+def _from_hub(spec: str, name: str, n_classes: int, drop_rate: float) -> nn.Module:
+    try:
+        return timm.create_model(name if spec.startswith("hub:") else spec, pretrained=True,
+                                 num_classes=n_classes, drop_rate=drop_rate)
+    except Exception as err:  # hub errors come in many types
+        raise WeightsError(f"Could not load '{spec}' from the Hugging Face Hub "
+                           f"({type(err).__name__}).", "Connect to the internet, or download "
+                           "the weights and use file:PATH or local-dir:PATH.") from None
+
+
+def load_backbone(target: nn.Module, state: dict[str, torch.Tensor], where: str = "Source weights"
+                  ) -> None:
     """Load every weight of a source ``state`` dict into ``target`` except the classifier
     (fine-tuning replaces the prediction layer and keeps the rest)."""
     prefix = f"{target.default_cfg.get('classifier', 'fc')}."
-    backbone = {k: v for k, v in state.items() if not k.startswith(prefix)}
+    _load(target, {k: v for k, v in state.items() if not k.startswith(prefix)}, where,
+          strict=False, allowed_missing=prefix)
+
+
+def _load(model: nn.Module, state: dict, where: str, strict: bool, allowed_missing: str = ""
+          ) -> None:
     try:
-        missing, unexpected = target.load_state_dict(backbone, strict=False)
+        missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as err:
-        raise WeightsError(f"Source weights do not fit the target model: {str(err)[:300]}",
-                           "Use the same architecture for source and target.") from None
-    if unexpected or any(not m.startswith(prefix) for m in missing):
-        raise WeightsError(f"Source weights do not fit the target model (missing {missing}, "
-                           f"unexpected {unexpected}).", "Use the same architecture for both.")
+        raise WeightsError(f"{where} do not fit a {type(model).__name__} "
+                           f"({model.default_cfg.get('architecture', '')}): {str(err)[:300]}",
+                           "Use weights of the same architecture.") from None
+    bad_missing = [m for m in missing if strict or not m.startswith(allowed_missing)]
+    if unexpected or bad_missing:
+        raise WeightsError(f"{where} do not fit {model.default_cfg.get('architecture', 'the model')}"
+                           f" (missing {bad_missing[:5]}, unexpected {unexpected[:5]}).",
+                           "Use weights of the same architecture.")
 
 
 def stage_modules(model: nn.Module) -> list[list[nn.Module]]:

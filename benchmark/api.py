@@ -34,7 +34,7 @@ from registry.store import RegistryStore
 
 __all__ = ["BenchPaths", "JobsFailed", "RunOptions", "SuiteRun", "build_report", "open_tracker",
            "plan_suite", "probe_datasets", "recommend_sources", "resolve_home", "run_probes",
-           "run_suite"]
+           "run_suite", "publish_model", "published_models"]
 log = logging.getLogger(__name__)
 
 
@@ -90,15 +90,17 @@ def open_tracker(paths: BenchPaths, experiment: str, tracking_uri: str | None = 
 
 def plan_suite(suite: str | Path, paths: BenchPaths, *, overrides: list[tuple[str, Any]] = (),
                sources: list[str] | None = None, targets: list[str] | None = None,
-               catalog: Catalog | None = None, progress: ProgressFactory = no_progress) -> Plan:
+               catalog: Catalog | None = None, progress: ProgressFactory = no_progress,
+               tracking_uri: str | None = None) -> Plan:
     """Resolve ``suite`` (a built-in name or a YAML file) with overrides and selections,
-    register the embedded datasets it needs, and validate it into a :class:`Plan`."""
+    register the embedded datasets it needs, and validate it into a :class:`Plan`
+    (``tracking_uri``: where ``models:/`` source weights are registered)."""
     catalog = catalog or Catalog.load()
     resolved = resolve_suite(str(suite), list(overrides), sources, targets)
     needed = [s.name for s in resolved.sources if s.weights is None] + \
         [t.name for t in resolved.targets]
     register_embedded(needed, paths, catalog, progress)
-    return make_plan(resolved, RegistryStore(paths.registry_db))
+    return make_plan(resolved, RegistryStore(paths.registry_db), tracking_uri)
 
 
 def register_embedded(names: list[str], paths: BenchPaths, catalog: Catalog,
@@ -286,8 +288,9 @@ def probe_datasets(method: str, names: list[str], paths: BenchPaths, *,
     if len(names) < 2:
         raise ProbeError("A probe compares datasets: give at least two with --datasets a,b.")
     cls = PROBES.get(method)
-    models = _suite_models(options.get("suite", "digits"), paths) if cls.uses_source_models else {}
-    probe = cls(options, ProbeContext(paths, resolve_device(device), progress, models))
+    models = _source_models(options, paths, tracking_uri) if cls.uses_source_models else {}
+    probe = cls(options, ProbeContext(paths, resolve_device(device), progress, models,
+                                      tracking_uri))
     if probe.needs_data:
         register_embedded(names, paths, catalog, progress)
     store = RegistryStore(paths.registry_db)
@@ -305,6 +308,19 @@ def probe_datasets(method: str, names: list[str], paths: BenchPaths, *,
     with contextlib.redirect_stdout(sys.stderr):
         run_id = log_probe(tracker, result, options)
     return ProbeRun(result, run_id, tracker.uri)
+
+
+def _source_models(options: dict[str, Any], paths: BenchPaths, tracking_uri: str | None
+                   ) -> dict[str, Any]:
+    """The models an estimator probe scores: published ones (``models`` option), each standing
+    for the dataset it was pretrained on, or those the ``suite`` option's suite pretrained."""
+    from bench_core.weights import source_model
+
+    if options.get("models"):
+        found = [source_model(spec, paths.registry_models_dir, tracking_uri)
+                 for spec in options["models"]]
+        return {m.name: m for m in found}
+    return _suite_models(options.get("suite", "digits"), paths)
 
 
 def _suite_models(suite_name: str, paths: BenchPaths) -> dict[str, Any]:
@@ -355,3 +371,37 @@ def recommend_sources(target: str, paths: BenchPaths, *, suite: str = "digits",
     candidates = [s.name for s in resolve_suite(suite).sources]
     rec = recommend(name, method, results, probes, candidates)
     return Recommendation(name, method, rec.ranking, rec.evaluation)
+
+
+def publish_model(source: str, paths: BenchPaths, *, suite: str = "digits",
+                  run_id: str | None = None, push: str | None = None, alias: str = "published",
+                  out: Path | None = None, tracking_uri: str | None = None,
+                  environ: dict[str, str] | None = None, catalog: Catalog | None = None):
+    """Publish a suite's pretrained ``source`` (or the pretraining run ``run_id``): an MLflow
+    registry version with ``alias``, the timm folder with its model card, and with ``push``
+    (``hf:ORG/REPO``) the Hugging Face Hub. Returns a :class:`benchmark.publish.Published`."""
+    from benchmark.publish import publish
+
+    catalog = catalog or Catalog.load()
+    name = catalog.canonical(source) if source.lower() in catalog else source.lower()
+    if run_id:
+        from mlflow.exceptions import MlflowException
+
+        probe = open_tracker(paths, "transfer-bench/publish", tracking_uri)
+        try:
+            suite = probe.client.get_run(run_id).data.tags.get("suite", suite)
+        except MlflowException:
+            raise BenchError(f"No run {run_id} in {probe.uri}.",
+                             "Copy the run id of a `pretrain: SOURCE` run from the MLflow UI.") from None
+    else:
+        suite = resolve_suite(suite).name  # a suite file names its suite
+    tracker = open_tracker(paths, f"transfer-bench/{suite}", tracking_uri)
+    return publish(name, paths, tracker, suite=suite, run_id=run_id, alias=alias, out=out,
+                   push_to=push, environ=environ)
+
+
+def published_models(paths: BenchPaths, tracking_uri: str | None = None) -> list[dict[str, Any]]:
+    """The models ``bench publish`` registered in the store (newest version of each)."""
+    from benchmark.publish import list_models
+
+    return list_models(open_tracker(paths, "transfer-bench/publish", tracking_uri))

@@ -19,6 +19,8 @@ app = typer.Typer(name="bench", no_args_is_help=True, add_completion=False,
                   help="Benchmark transfer learning between image datasets.")
 datasets_app = typer.Typer(help="List the catalog and registered datasets; show one.")
 app.add_typer(datasets_app, name="datasets")
+models_app = typer.Typer(help="List the published models; show one.")
+app.add_typer(models_app, name="models")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
@@ -220,7 +222,7 @@ def run_cmd(
         overrides.append(("sources.imagenet.weights", f"file:{imagenet_weights.expanduser()}"))
     plan = api.plan_suite(suite, paths, overrides=overrides, sources=_names(sources, catalog),
                           targets=_names(targets, catalog), catalog=catalog,
-                          progress=rich_progress)
+                          progress=rich_progress, tracking_uri=_tracking_uri())
     if dry_run:
         summary = plan.summary()
         if json_out:
@@ -350,3 +352,81 @@ def recommend_cmd(
     typer.echo("\nLeave-one-target-out regret (AUC of the best source - AUC of the pick):")
     for _, row in summary.iterrows():
         typer.echo(f"  {row['method']:<14} {row['mean']:.4f}  over {int(row['count'])} targets")
+
+
+@app.command("publish")
+@handles_errors
+def publish_cmd(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="The pretrained source dataset to publish.")],
+    suite: Annotated[str, typer.Option(help="The suite that pretrained it.")] = "digits",
+    run: Annotated[Optional[str], typer.Option(help="A pretraining run id instead.")] = None,
+    push: Annotated[Optional[str], typer.Option(help="Also upload to hf:ORG/REPO (HF_TOKEN).")] = None,
+    alias: Annotated[str, typer.Option(help="Registry alias for this version.")] = "published",
+    out: Annotated[Optional[Path], typer.Option(help="Folder to write (default "
+                                                     "BENCH_HOME/published/NAME).")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Publish a pretrained source: MLflow Model Registry version, a timm / Hugging Face folder
+    with its model card, optionally the Hugging Face Hub."""
+    import os
+
+    from benchmark import api
+
+    with contextlib.redirect_stdout(sys.stderr):
+        pub = api.publish_model(source, ctx.find_root().obj, suite=suite, run_id=run, push=push,
+                                alias=alias, out=out, tracking_uri=_tracking_uri(),
+                                environ=dict(os.environ))
+    if json_out:
+        print_json(pub.as_json())
+        return
+    typer.echo(f"{pub.name} version {pub.version} (@{pub.alias}): models:/{pub.name}@{pub.alias}")
+    typer.echo(f"folder: {pub.folder}   (timm.create_model('local-dir:{pub.folder}', "
+               "pretrained=True))")
+    if pub.pushed:
+        typer.echo(f"pushed: {pub.pushed}")
+
+
+@models_app.callback(invoke_without_command=True)
+@handles_errors
+def models_list(ctx: typer.Context, json_out: JsonFlag = False) -> None:
+    """The published models: registry name, version, alias, source, suite, metrics, folder."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from benchmark import api
+
+    rows = api.published_models(ctx.find_root().obj, _tracking_uri())
+    if json_out:
+        print_json(rows)
+        return
+    if not rows:
+        typer.echo("No published models. Publish one with `bench publish SOURCE --suite S`.")
+    for r in rows:
+        aucs = ", ".join(f"{k.split('.', 1)[1]} {v:.4f}" for k, v in r["metrics"].items()
+                         if k.startswith("auc_mean."))
+        typer.echo(f"{r['name']}  v{r['version']} {','.join('@' + a for a in r['aliases'])}  "
+                   f"source {r['source']}  suite {r['suite']}  {r['arch']}  AUC: {aucs or '-'}  "
+                   f"{r['folder']}")
+
+
+@models_app.command("show")
+@handles_errors
+def models_show(ctx: typer.Context, name: str, json_out: JsonFlag = False) -> None:
+    """One published model: its registry facts and its model card."""
+    from benchmark import api
+
+    rows = {r["name"]: r for r in api.published_models(ctx.find_root().obj, _tracking_uri())}
+    if name not in rows:
+        from registry.names import unknown_name_message
+
+        raise fail(unknown_name_message("published model", name, sorted(rows)) +
+                   " List them with `bench models`.")
+    row = rows[name]
+    card = Path(row["folder"] or "") / "README.md"
+    row["card"] = card.read_text() if card.is_file() else None
+    if json_out:
+        print_json(row)
+        return
+    typer.echo(yaml.safe_dump({k: v for k, v in row.items() if k != "card"}, sort_keys=False))
+    if row["card"]:
+        typer.echo(row["card"])

@@ -76,7 +76,9 @@ class SourceSpec(_Frozen):
     """A source: a registered dataset to pretrain on, or ``weights`` (e.g. ImageNet)."""
 
     name: str
-    weights: str | None = None  # "file:PATH", "hub:NAME", "ask" (must be given), None: pretrain
+    # file:PATH, local-dir:PATH, models:/NAME@ALIAS, hf-hub:ORG/REPO, hub:NAME (see
+    # bench_core.weights), "ask" (must be given), None: pretrain on the dataset
+    weights: str | None = None
     pretrain: dict[str, Any] = Field(default_factory=dict)
     only_targets: tuple[str, ...] = ()  # empty: every target
 

@@ -252,7 +252,8 @@ def _init_model(env: JobEnv, task: FoldTask, n_classes: int, deps: dict, tracker
     init = task.pair.init
     if init.startswith("weights:"):
         return model_from_weights(init.removeprefix("weights:"), env.arch.name, n_classes,
-                                  env.arch.drop_rate)
+                                  env.arch.drop_rate, cache=Path(env.home) / "registry-models",
+                                  tracking_uri=env.tracking.uri)
     model = build_model(env.arch.name, n_classes, env.arch.drop_rate)
     if task.source_weights is not None:
         path = Path(deps[task.source_weights])
@@ -357,7 +358,8 @@ def _probe(env: JobEnv, task: ProbeTask, deps: dict, tracker: Tracker,
         return done.info.run_id
     tracker.fail_stale(task.config_hash)
     models = {m.name: m for m in task.source_models}
-    context = ProbeContext(BenchPaths(Path(env.home)), _device(env), progress, models)
+    context = ProbeContext(BenchPaths(Path(env.home)), _device(env), progress, models,
+                           env.tracking.uri)
     result = PROBES.get(task.spec.method)(dict(task.spec.options), context).compute(
         list(task.records))
     return log_probe(tracker, result, dict(task.spec.options),

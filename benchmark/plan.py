@@ -8,13 +8,14 @@ test split), weights for weight-only sources (ImageNet) present, per-source targ
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from bench_core.hashing import config_hash
 from benchmark.config import SourceSpec, Suite, TrainSettings
-from bench_core.models import WeightsError, weights_file
+from bench_core.weights import WeightsError, weights_file
 from benchmark.splits import check_splittable
 from registry.errors import BenchError, DatasetFormatError, RegistryError
 from registry.store import DatasetRecord, RegistryStore
@@ -62,16 +63,36 @@ class Plan:
                 "runs": len(self.pretrain) + sum(len(p.fold_hashes) for p in self.pairs)}
 
 
-def _weights_fingerprint(spec: str) -> str:
-    kind, _, ref = spec.partition(":")
-    if kind == "file":
-        path = weights_file(ref, "Check the path given to --imagenet-weights or sources.*.weights.")
-        stat = path.stat()
-        return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-    if kind == "hub":
+def _weights_fingerprint(spec: str, tracking_uri: str | None = None) -> str:
+    """What identifies the weights of ``spec`` in config hashes (a missing file fails here):
+    a file's path, size and mtime; a published folder's SHA-256; a registry model's version
+    (an alias that moves changes the hash); a hub name as given."""
+    kind, sep, ref = spec.partition(":")
+    if kind in ("hub", "hf-hub") and sep:
         return spec
-    raise WeightsError(f"Weights spec '{spec}' must start with file: or hub:.",
+    if spec.startswith("models:/"):
+        from mlflow.tracking import MlflowClient
+
+        from bench_core.weights import _registry_version
+
+        name, version = _registry_version(MlflowClient(tracking_uri), spec)
+        return f"models:/{name}/{version}"
+    if kind == "local-dir" and sep:
+        from bench_core.weights import from_folder
+
+        resolved = from_folder(Path(ref).expanduser(), spec)
+        return resolved.info.get("weights_sha256") or _stat(resolved.path)
+    if kind == "file" and sep or not sep and spec.endswith((".safetensors", ".pth", ".pt", ".bin")):
+        return _stat(weights_file(ref if sep else spec, "Check the path given to "
+                                  "--imagenet-weights or sources.*.weights."))
+    raise WeightsError(f"Weights spec '{spec}' is not one of file:PATH, PATH.safetensors, "
+                       "local-dir:PATH, models:/NAME@ALIAS, hf-hub:ORG/REPO or hub:NAME.",
                        "Example: --imagenet-weights ~/weights/resnet50_a1_0-14fe96d1.pth")
+
+
+def _stat(path: Path) -> str:
+    stat = path.stat()
+    return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
 def _needs_weights_message(source: SourceSpec) -> WeightsError:
@@ -122,13 +143,15 @@ def _check_targets(suite: Suite, records: dict[str, DatasetRecord]) -> None:
                              "Add them as sources, or use --set baseline=scratch.")
 
 
-def make_plan(suite: Suite, store: RegistryStore) -> Plan:
-    """Validate ``suite`` against the registry and lay out its jobs."""
+def make_plan(suite: Suite, store: RegistryStore, tracking_uri: str | None = None) -> Plan:
+    """Validate ``suite`` against the registry and lay out its jobs (``tracking_uri``: where
+    ``models:/`` weights of sources are registered)."""
+    fingerprints = {}
     for s in suite.sources:
         if s.weights == "ask":
             raise _needs_weights_message(s)
-        if s.weights is not None:
-            _weights_fingerprint(s.weights)  # a missing weights file fails first
+        if s.weights is not None:  # a missing weights file fails first
+            fingerprints[s.weights] = _weights_fingerprint(s.weights, tracking_uri)
     records = _records(suite, store)
     _check_targets(suite, records)
     arch = suite.architecture.model_dump()
@@ -148,21 +171,24 @@ def make_plan(suite: Suite, store: RegistryStore) -> Plan:
         sources = [SCRATCH] + [s.name for s in suite.sources
                                if not s.only_targets or t.name in s.only_targets]
         for src in sources:
-            pairs.append(_pair(suite, records, t.name, src, settings, inits[src], None))
+            pairs.append(_pair(suite, records, t.name, src, settings, inits[src], None,
+                               fingerprints))
         for k in suite.generality.ks:
             for src in sources[1:]:
                 if (not suite.generality.sources or src in suite.generality.sources) and \
                         (not suite.generality.targets or t.name in suite.generality.targets):
-                    pairs.append(_pair(suite, records, t.name, src, settings, inits[src], k))
+                    pairs.append(_pair(suite, records, t.name, src, settings, inits[src], k,
+                                       fingerprints))
     return Plan(suite, tuple(pretrain), tuple(pairs), records)
 
 
 def _pair(suite: Suite, records: dict[str, DatasetRecord], target: str, source: str,
-          settings: TrainSettings, init: str, k: int | None) -> PairJob:
+          settings: TrainSettings, init: str, k: int | None, fingerprints: dict[str, str]
+          ) -> PairJob:
     kind = "scratch" if source == SCRATCH else ("freeze" if k is not None else "transfer")
     init_key = init
     if init.startswith("weights:"):
-        init_key = f"weights:{_weights_fingerprint(init.removeprefix('weights:'))}"
+        init_key = f"weights:{fingerprints[init.removeprefix('weights:')]}"
     base = {"kind": kind, "arch": suite.architecture.model_dump(), "init": init_key, "k": k,
             "data": records[target].fingerprint, "settings": settings.model_dump(mode="json"),
             "folds": suite.folds.model_dump(), "seed": suite.seed}

@@ -37,6 +37,7 @@ class ProbeContext:
     device: Any = "cpu"
     progress: ProgressFactory = no_progress
     source_models: Mapping[str, SourceModel] = field(default_factory=dict)
+    tracking_uri: str | None = None  # where models:/ weights are registered
 
 
 @dataclass

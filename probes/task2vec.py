@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 class Task2VecOptions(ProbeOptions):
     arch: str = "resnet50"
-    weights: str | None = None  # file:PATH or hub:NAME; None = random init (warned)
+    weights: str | None = None  # any weights spec (bench_core.weights); None = random init (warned)
     image_size: tuple[int, int] = (112, 112)
     subsets: int = 100
     fraction: float = 0.01
@@ -77,13 +77,16 @@ def filter_embedding(model: nn.Module, fisher: dict[str, torch.Tensor]) -> np.nd
 class Task2VecEmbedder:
     """Embeds (subsets of) datasets with one probe network."""
 
-    def __init__(self, opts: Task2VecOptions, device: torch.device) -> None:
+    def __init__(self, opts: Task2VecOptions, device: torch.device,
+                 weights_cache: Path | None = None, tracking_uri: str | None = None) -> None:
         self.opts, self.device = opts, device
+        self.weights_cache, self.tracking_uri = weights_cache, tracking_uri
         self.prep = BatchPrep(device)
 
     def _network(self, n_classes: int) -> nn.Module:
         if self.opts.weights:
-            net = model_from_weights(self.opts.weights, self.opts.arch, n_classes, 0.0)
+            net = model_from_weights(self.opts.weights, self.opts.arch, n_classes, 0.0,
+                                     cache=self.weights_cache, tracking_uri=self.tracking_uri)
         else:
             torch.manual_seed(self.opts.seed)
             net = build_model(self.opts.arch, n_classes, 0.0)
@@ -209,7 +212,9 @@ class Task2VecProbe(Probe):
         if not self.opts.weights:
             log.warning("task2vec: no probe weights given, using a randomly initialised %s "
                         "(pass --option weights=file:PATH for an ImageNet probe)", self.opts.arch)
-        embedder = Task2VecEmbedder(self.opts, torch.device(self.context.device))
+        embedder = Task2VecEmbedder(self.opts, torch.device(self.context.device),
+                                    self.context.paths.registry_models_dir,
+                                    self.context.tracking_uri)
         embs = {r.name: self._embeddings(r, embedder) for r in records}
         names = [r.name for r in records]
         rng = np.random.default_rng(self.opts.seed)

@@ -45,6 +45,11 @@ class BenchPaths:
         return self.home / "locks"
 
     @property
+    def registry_models_dir(self) -> Path:
+        """Published models downloaded from an MLflow Model Registry (models:/NAME/VERSION)."""
+        return self.home / "registry-models"
+
+    @property
     def openml_dir(self) -> Path:
         return self.home / "openml"
 

@@ -54,8 +54,10 @@ def test_weights_file_through_timm(tmp_path, suffix):
 def test_missing_weights_file(tmp_path):
     with pytest.raises(WeightsError, match="does not exist"):
         model_from_weights(f"file:{tmp_path / 'none.pth'}", "resnet50", 2, 0.5)
-    with pytest.raises(WeightsError, match="must start with file: or hub:"):
-        model_from_weights("resnet50.pth", "resnet50", 2, 0.5)
+    with pytest.raises(WeightsError, match="is not one of file:PATH, PATH.safetensors, local-dir:PATH"):
+        model_from_weights("resnet50", "resnet50", 2, 0.5)
+    with pytest.raises(WeightsError, match="does not exist"):
+        model_from_weights(str(tmp_path / "resnet50.pth"), "resnet50", 2, 0.5)
 
 
 @pytest.mark.parametrize("k", [0, 1, 3, 5])
