@@ -21,6 +21,8 @@ datasets_app = typer.Typer(help="List the catalog and registered datasets; show 
 app.add_typer(datasets_app, name="datasets")
 models_app = typer.Typer(help="List the published models; show one.")
 app.add_typer(models_app, name="models")
+openml_app = typer.Typer(help="OpenML: export a registered dataset as an OpenML dataset.")
+app.add_typer(openml_app, name="openml")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
@@ -430,3 +432,33 @@ def models_show(ctx: typer.Context, name: str, json_out: JsonFlag = False) -> No
     typer.echo(yaml.safe_dump({k: v for k, v in row.items() if k != "card"}, sort_keys=False))
     if row["card"]:
         typer.echo(row["card"])
+
+
+@openml_app.command("export")
+@handles_errors
+def openml_export_cmd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A registered dataset.")],
+    out: Annotated[Optional[Path], typer.Option(help="Folder (default BENCH_HOME/openml-export/NAME).")] = None,
+    size: Annotated[Optional[str], typer.Option(help="Cached size HxW to export (default the smallest).")] = None,
+    publish: Annotated[bool, typer.Option(help="Upload with OPENML_APIKEY (online).")] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Build the OpenML dataset (description, ARFF data, our meta-features) of a registered
+    dataset with openml-python, write it to a folder, and with --publish upload it."""
+    import os
+
+    from registry.openml_export import export_dataset, publish_export
+
+    catalog = Catalog.load()
+    key = catalog.canonical(name) if name.strip().lower() in catalog else name.strip().lower()
+    export = export_dataset(key, ctx.find_root().obj, out, _parse_size(size) if size else None)
+    if publish:
+        export = publish_export(export, os.environ.get("OPENML_APIKEY"))
+    if json_out:
+        print_json(export.as_json())
+        return
+    typer.echo(f"{export.name}: {export.n_instances} instances x {export.n_features} pixel "
+               f"features -> {export.folder}")
+    if export.openml_id is not None:
+        typer.echo(f"published as OpenML dataset {export.openml_id}")

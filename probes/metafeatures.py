@@ -7,17 +7,19 @@ from __future__ import annotations
 import numpy as np
 
 from probes.base import Probe, ProbeOptions, ProbeResult, register_probe
+from registry.metafeatures import in_vocabulary
 from registry.store import DatasetRecord
 
-DEFAULT_FEATURES = ("n_instances", "n_classes", "class_entropy", "normalized_class_entropy",
-                    "majority_class_share", "minority_class_share", "channels",
+DEFAULT_FEATURES = ("NumberOfInstances", "NumberOfClasses", "ClassEntropy",
+                    "normalized_class_entropy", "MajorityClassPercentage",
+                    "MinorityClassPercentage", "channels",
                     "intensity_mean", "intensity_std", "image_contrast_mean",
                     "edge_strength_mean", "intensity_entropy_bits")
 
 
 class MetaFeatureOptions(ProbeOptions):
     features: tuple[str, ...] = DEFAULT_FEATURES
-    log_counts: bool = True  # n_instances, n_classes on a log scale
+    log_counts: bool = True  # NumberOfInstances, NumberOfClasses on a log scale
 
 
 def standardized_distances(table: np.ndarray) -> np.ndarray:
@@ -36,11 +38,11 @@ class MetaFeatureProbe(Probe):
     def compute(self, records: list[DatasetRecord]) -> ProbeResult:
         rows = []
         for r in records:
-            row = []
+            row, feats = [], in_vocabulary(r.meta_features)
             for f in self.opts.features:
-                v = float(r.meta_features.get(f, 0.0))
+                v = float(feats.get(f, 0.0))
                 row.append(np.log10(max(v, 1.0)) if self.opts.log_counts and f in
-                           ("n_instances", "n_classes") else v)
+                           ("NumberOfInstances", "NumberOfClasses") else v)
             rows.append(row)
         table = np.asarray(rows)
         return ProbeResult(self.name, [r.name for r in records], standardized_distances(table),

@@ -165,12 +165,14 @@ def _validate(card: DatasetCard, table: SampleTable) -> None:
 
 
 def _meta_features(table: SampleTable, cache: CacheResult, loader: Loader) -> dict[str, float]:
+    """The loader's own qualities (an OpenML dataset's, under OpenML's names), then ours,
+    which describe the data as registered and win where the names are shared."""
     first = next(f for f in cache.files if f.kind == "images")
-    feats = label_features(table.labels, len(table.class_names))
+    feats = dict(loader.extra_meta_features())
+    feats.update(label_features(table.labels, len(table.class_names)))
     feats.update(image_features(np.load(first.path, mmap_mode="r")))
     feats.update({"native_height_min": cache.native_min[0], "native_width_min": cache.native_min[1],
                   "native_height_max": cache.native_max[0], "native_width_max": cache.native_max[1]})
-    feats.update(loader.extra_meta_features())
     return {k: float(v) for k, v in feats.items()}
 
 

@@ -75,7 +75,7 @@ def test_show_json_contract(cli):
     view = cli("datasets", "show", "lfw-faces", "--json").json()
     for key in ("name", "registered", "n_samples", "classes", "class_counts", "meta_features", "card"):
         assert key in view
-    assert view["meta_features"]["n_instances"] == 200.0
+    assert view["meta_features"]["NumberOfInstances"] == 200.0
     assert view["card"]["expert"]["subject"] == "faces"
     listing = cli("datasets", "--json").json()
     row = next(r for r in listing if r["name"] == "lfw-faces")
@@ -129,11 +129,12 @@ def test_meta_features_against_independent_computation(cli):
     images = np.load(path).astype(np.float64) / 255.0
     counts = np.array(list(view["class_counts"].values()))
     meta = view["meta_features"]
-    assert meta["class_entropy"] == pytest.approx(entropy(counts, base=2))
+    assert meta["ClassEntropy"] == pytest.approx(entropy(counts, base=2))
     assert meta["intensity_mean"] == pytest.approx(images.mean())
     assert meta["intensity_std"] == pytest.approx(images.std(), rel=1e-6)
     assert meta["image_contrast_mean"] == pytest.approx(images.reshape(len(images), -1).std(1).mean())
-    assert meta["majority_class_share"] == pytest.approx(counts.max() / counts.sum())
+    assert meta["MajorityClassPercentage"] == pytest.approx(100 * counts.max() / counts.sum())
+    assert meta["MajorityClassSize"] == counts.max() and meta["MinorityClassSize"] == counts.min()
 
 
 def test_users_folder_is_scanned_once(cli, tmp_path, monkeypatch):

@@ -221,8 +221,8 @@ def test_openml_offline_matches_pixels_and_qualities(tmp_path):
     np.testing.assert_allclose(images, fx.extra["images"], atol=0.5 / 255 + 1e-9)
     np.testing.assert_array_equal(table.labels, fx.extra["labels"])
     quals = loader.extra_meta_features()
-    assert quals["openml.NumberOfInstances"] == 30.0
-    assert quals["openml.NumberOfClasses"] == 10.0
+    assert quals["NumberOfInstances"] == 30.0
+    assert quals["NumberOfClasses"] == 10.0
 
 
 def test_openml_wrong_shape(tmp_path):

@@ -63,7 +63,7 @@ class OpenMLLoader(ArrayLoader):
         scaled = np.clip(pixels / self.opts.max_value, 0.0, 1.0) * 255.0
         self._images = scaled.round().astype(np.uint8).reshape(-1, *self.opts.shape)
         labels, classes = self._labels(y)
-        self._qualities = {f"openml.{k}": float(v) for k, v in (ds.qualities or {}).items()
+        self._qualities = {k: float(v) for k, v in (ds.qualities or {}).items()
                            if v is not None and np.isfinite(v)}
         return SampleTable(classes, labels, np.arange(len(labels)),
                            f"OpenML dataset {self.opts.dataset_id}")

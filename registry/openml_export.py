@@ -1,0 +1,162 @@
+"""A registered dataset as an OpenML dataset, built with openml-python.
+
+``export_dataset`` builds the ``OpenMLDataset`` (name, description with provenance and our
+meta-features, creator, licence, citation, original URL, default target ``class``) from the
+decoded cache: one integer column per pixel (``pixel1`` ..., channel-major as OpenML's image
+sets are flattened) and the nominal class. openml-python checks the ARFF it serialises; the
+folder holds ``description.xml`` (what OpenML's upload takes), ``dataset.arff`` and
+``qualities.json`` (our meta-features, OpenML's vocabulary). It is written to a temporary
+folder and renamed into place. ``publish_export`` uploads it with the user's API key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from registry.errors import BenchError, RegistryError
+from registry.paths import BenchPaths
+from registry.store import DatasetRecord, RegistryStore
+
+MAX_CELLS = 50_000_000  # pixels x images: beyond this ARFF is the wrong vehicle
+
+
+class OpenMLExportError(BenchError):
+    """A dataset that cannot be exported or published to OpenML."""
+
+
+@dataclass(frozen=True)
+class Export:
+    name: str
+    folder: Path
+    n_instances: int
+    n_features: int
+    dataset: Any  # openml.datasets.OpenMLDataset
+    openml_id: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "folder": str(self.folder),
+                "files": sorted(p.name for p in self.folder.iterdir()),
+                "n_instances": self.n_instances, "n_features": self.n_features,
+                "openml_id": self.openml_id}
+
+
+def export_dataset(name: str, paths: BenchPaths, out: Path | None = None,
+                   size: tuple[int, int] | None = None) -> Export:
+    """Build and write the OpenML description and data of the registered ``name``."""
+    rec = RegistryStore(paths.registry_db).get(name)
+    if rec is None:
+        raise RegistryError(f"'{name}' is not registered.", f"Run `bench add-dataset {name}` first.")
+    if rec.card.get("task") == "multilabel":
+        raise OpenMLExportError(f"'{name}' is multilabel; OpenML datasets have one target.",
+                                "Export a single-label dataset.")
+    images, labels = _cache(rec, size)
+    n, c, h, w = images.shape
+    if n * c * h * w > MAX_CELLS:
+        raise OpenMLExportError(f"'{name}' at {h}x{w} is {n * c * h * w:,} pixel values, too "
+                                "many for an ARFF upload.", "Export a smaller cached size "
+                                "(--size 28x28) or upload the files to a data repository.")
+    dataset = _openml_dataset(rec, images, labels)
+    folder = out or paths.home / "openml-export" / name
+    _write(dataset, rec, folder)
+    return Export(name, folder, n, c * h * w, dataset)
+
+
+def _cache(rec: DatasetRecord, size: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray]:
+    files = {tuple(f.shape[2:]): f.path for f in rec.files if f.role.startswith("images ")}
+    if size is None:
+        size = min(files, key=lambda s: s[0] * s[1])
+    if tuple(size) not in files:
+        raise OpenMLExportError(f"'{rec.name}' is cached at "
+                                f"{', '.join(f'{a}x{b}' for a, b in files)}, not {size[0]}x{size[1]}.",
+                                f"Use one of those, or `bench add-dataset {rec.name} --force "
+                                f"--size {size[0]}x{size[1]}`.")
+    labels = np.load(next(f.path for f in rec.files if f.role == "labels"))
+    return np.load(files[tuple(size)]), labels
+
+
+def _openml_dataset(rec: DatasetRecord, images: np.ndarray, labels: np.ndarray):
+    import openml
+    import pandas as pd
+
+    card = rec.card
+    n = len(images)
+    frame = pd.DataFrame(images.reshape(n, -1).astype(np.int64),
+                         columns=[f"pixel{i + 1}" for i in range(images[0].size)])
+    frame["class"] = pd.Categorical.from_codes(labels, categories=list(rec.classes))
+    derived = card.get("derived_from")
+    description = "\n\n".join(filter(None, [
+        card["description"],
+        f"Exported by transfer-bench from its registry: {n} images, {images.shape[1]} channel(s) "
+        f"of {images.shape[2]}x{images.shape[3]} pixels flattened channel-major into "
+        "pixel1..pixelN (uint8 values 0-255), target 'class'.",
+        f"Derived: {json.dumps(derived)}" if derived else "",
+        "Meta-features (OpenML quality names where OpenML defines them): "
+        + json.dumps({k: round(v, 6) for k, v in sorted(rec.meta_features.items())})]))
+    try:
+        return openml.datasets.create_dataset(
+            name=rec.name, description=description, creator=_creator(card),
+            contributor="transfer-bench export", collection_date=None, language="English",
+            licence=card["license"], attributes="auto", data=frame,
+            default_target_attribute="class", ignore_attribute=None,
+            citation=card["citation"], original_data_url=card.get("homepage"), paper_url=None,
+            row_id_attribute=None, version_label=None, update_comment=None)
+    except ValueError as err:
+        raise OpenMLExportError(f"openml-python refused the export of '{rec.name}': {err}",
+                                "Report this with the dataset card.") from None
+
+
+def _creator(card: dict) -> str:
+    """The first author line of the citation, or the homepage."""
+    cite = (card.get("citation") or "").strip()
+    for line in cite.splitlines():
+        if "author" in line.lower() and "=" in line:
+            return line.split("=", 1)[1].strip(" {},")[:200]
+    return (cite.splitlines()[0][:200] if cite else card.get("homepage", "unknown"))
+
+
+def _write(dataset, rec: DatasetRecord, folder: Path) -> None:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        (tmp / "description.xml").write_text(dataset._to_xml())
+        (tmp / "dataset.arff").write_text(dataset._dataset)
+        (tmp / "qualities.json").write_text(json.dumps(rec.meta_features, indent=2))
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def publish_export(export: Export, apikey: str | None, server: str | None = None) -> Export:
+    """Upload the export with the user's OpenML API key; offline (or without a key) it fails
+    at once, the folder kept."""
+    import socket
+    from urllib.parse import urlparse
+
+    import openml
+
+    kept = f"The export is written to {export.folder}."
+    if not apikey:
+        raise OpenMLExportError("--publish needs an OpenML API key in OPENML_APIKEY.",
+                                f"{kept} Set OPENML_APIKEY (openml.org > your profile > API key).")
+    host = urlparse(server or openml.config.server).hostname or "www.openml.org"
+    try:
+        socket.create_connection((host, 443), timeout=5).close()
+    except OSError as err:
+        raise OpenMLExportError(f"--publish cannot reach OpenML at {host} ({err}).",
+                                f"{kept} Publish it again when online.") from None
+    openml.config.apikey = apikey
+    if server:
+        openml.config.server = server
+    published = export.dataset.publish()
+    return Export(export.name, export.folder, export.n_instances, export.n_features,
+                  published, int(published.dataset_id))
