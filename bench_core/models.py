@@ -44,8 +44,8 @@ def model_from_weights(spec: str, arch: str, n_classes: int, drop_rate: float, *
     """An ``arch`` with a new ``n_classes`` head, every other weight from ``spec`` (see
     :mod:`bench_core.weights`: files, published folders, registry models, the hub)."""
     kind, _, ref = spec.partition(":")
-    if kind in ("hub", "hf-hub"):
-        return _from_hub(spec, arch if kind == "hf-hub" else ref, n_classes, drop_rate)
+    if kind == "hub":
+        return _from_hub(spec, ref, n_classes, drop_rate)
     resolved = resolve(spec, cache, tracking_uri)
     if resolved.arch and resolved.arch != arch:
         raise WeightsError(f"{spec} holds a {resolved.arch}, and {arch} was asked for.",
@@ -57,9 +57,10 @@ def model_from_weights(spec: str, arch: str, n_classes: int, drop_rate: float, *
 
 
 def _from_hub(spec: str, name: str, n_classes: int, drop_rate: float) -> nn.Module:
+    """A timm pretrained tag (``hub:timm/resnet50.a1_in1k``), loaded by timm (online)."""
     try:
-        return timm.create_model(name if spec.startswith("hub:") else spec, pretrained=True,
-                                 num_classes=n_classes, drop_rate=drop_rate)
+        return timm.create_model(name, pretrained=True, num_classes=n_classes,
+                                 drop_rate=drop_rate)
     except Exception as err:  # hub errors come in many types
         raise WeightsError(f"Could not load '{spec}' from the Hugging Face Hub "
                            f"({type(err).__name__}).", "Connect to the internet, or download "

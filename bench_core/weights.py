@@ -78,9 +78,11 @@ def resolve(spec: str, cache: Path | None = None, tracking_uri: str | None = Non
                                                        "(.safetensors or .pth)."))
     if not sep and spec.endswith((".safetensors", ".pth", ".pt", ".bin")):
         return ResolvedWeights(spec, weights_file(spec, "Give the path of a state dict."))
-    if kind in ("hf-hub", "hub") and sep:
-        raise WeightsError(f"'{spec}' is on the Hugging Face Hub; it is loaded by timm when "
-                           "online (not resolved to a local file).", "Use hub_model() for it.")
+    if kind == "hf-hub" and sep:
+        return _from_hub(ref, spec, cache)
+    if kind == "hub" and sep:
+        raise WeightsError(f"'{spec}' is a timm pretrained tag: timm loads it itself when online.",
+                           "Use model_from_weights, or a published folder (hf-hub:ORG/REPO).")
     raise WeightsError(f"Weights spec '{spec}' is not one of file:PATH, PATH.safetensors, "
                        "local-dir:PATH, models:/NAME@ALIAS, hf-hub:ORG/REPO or hub:NAME.",
                        "Example: --imagenet-weights ~/weights/resnet50_a1_0-14fe96d1.pth")
@@ -139,6 +141,20 @@ def _from_registry(spec: str, cache: Path | None, tracking_uri: str | None) -> R
             if not folder.exists():
                 os.replace(got / "extra_files", folder)
     return from_folder(folder, spec)
+
+
+def _from_hub(repo: str, spec: str, cache: Path | None) -> ResolvedWeights:
+    """A published folder on the Hugging Face Hub, downloaded (online) into ``cache``."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = snapshot_download(repo, allow_patterns=[CONFIG, WEIGHTS, "README.md"],
+                                   cache_dir=str(cache) if cache else None, etag_timeout=5)
+    except Exception as err:  # offline, unknown repo, gated: many error types
+        raise WeightsError(f"Could not download {spec} from the Hugging Face Hub "
+                           f"({type(err).__name__}).", "Connect to the internet (and set HF_TOKEN "
+                           "for a private repo), or use the folder: local-dir:PATH.") from None
+    return from_folder(Path(folder), spec)
 
 
 def _registry_version(client, spec: str) -> tuple[str, str]:

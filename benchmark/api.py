@@ -348,13 +348,16 @@ class Recommendation:
     method: str
     ranking: Any  # DataFrame: source, score
     evaluation: Any  # DataFrame: leave-one-target-out regret per method and target
+    models: Any = None  # DataFrame: suite-pretrained and published models by an estimator
 
 
 def recommend_sources(target: str, paths: BenchPaths, *, suite: str = "digits",
-                      method: str = "learned", tracking_uri: str | None = None,
-                      catalog: Catalog | None = None) -> Recommendation:
+                      method: str = "learned", estimator: str = "logme",
+                      tracking_uri: str | None = None, catalog: Catalog | None = None,
+                      device: str = "auto") -> Recommendation:
     """Rank ``suite``'s sources for ``target`` by a probe or the learned combination, with
-    every method's leave-one-target-out regret."""
+    every method's leave-one-target-out regret; and rank the suite's pretrained models beside
+    every published model by ``estimator`` (LogME ...) on the target's data."""
     import contextlib
     import sys
 
@@ -364,13 +367,53 @@ def recommend_sources(target: str, paths: BenchPaths, *, suite: str = "digits",
 
     catalog = catalog or Catalog.load()
     name = catalog.canonical(target) if target.lower() in catalog else target.lower()
-    tracker = open_tracker(paths, f"transfer-bench/{suite}", tracking_uri)
+    resolved = resolve_suite(suite)
+    tracker = open_tracker(paths, f"transfer-bench/{resolved.name}", tracking_uri)
     with contextlib.redirect_stdout(sys.stderr):
-        results = results_table(tracker, suite)
-        probes = load_probe_matrices(tracker, suite)
-    candidates = [s.name for s in resolve_suite(suite).sources]
-    rec = recommend(name, method, results, probes, candidates)
-    return Recommendation(name, method, rec.ranking, rec.evaluation)
+        results = results_table(tracker, resolved.name)
+        probes = load_probe_matrices(tracker, resolved.name)
+    rec = recommend(name, method, results, probes, [s.name for s in resolved.sources])
+    models = rank_models(name, paths, suite=suite, estimator=estimator,
+                         tracking_uri=tracking_uri, device=device)
+    return Recommendation(name, method, rec.ranking, rec.evaluation, models)
+
+
+def rank_models(target: str, paths: BenchPaths, *, suite: str = "digits",
+                estimator: str = "logme", tracking_uri: str | None = None,
+                device: str = "auto"):
+    """The suite's pretrained models and every published model, scored by ``estimator`` on
+    ``target``'s data (best first); None when there is no published model or the target is
+    not registered."""
+    import pandas as pd
+
+    from bench_core.devices import resolve_device
+    from bench_core.weights import source_model
+    from probes.base import ProbeContext
+    from probes.registry import PROBES
+
+    published = published_models(paths, tracking_uri)
+    record = RegistryStore(paths.registry_db).get(target)
+    if not published or record is None:
+        return None
+    candidates, rows = {}, {}
+    try:
+        for src, m in _suite_models(suite, paths).items():
+            candidates[src] = m
+            rows[src] = {"model": src, "kind": f"suite {resolve_suite(suite).name}",
+                         "source": src}
+    except BenchError:
+        pass  # the suite has no pretrained models here: published ones only
+    for p in published:
+        candidates[p["name"]] = source_model(p["uri"], paths.registry_models_dir, tracking_uri)
+        rows[p["name"]] = {"model": p["uri"], "kind": "published", "source": p["source"]}
+    probe = PROBES.get(estimator)({}, ProbeContext(paths, resolve_device(device),
+                                                   tracking_uri=tracking_uri))
+    if not hasattr(probe, "score_models"):
+        raise BenchError(f"'{estimator}' is not a transferability estimator.",
+                         "Use logme, leep, nce or hscore.")
+    scores = probe.score_models(candidates, record)
+    frame = pd.DataFrame([{**rows[k], estimator: v} for k, v in scores.items()])
+    return frame.sort_values(estimator, ascending=False).reset_index(drop=True)
 
 
 def publish_model(source: str, paths: BenchPaths, *, suite: str = "digits",

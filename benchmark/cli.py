@@ -333,20 +333,26 @@ def recommend_cmd(
     target: Annotated[str, typer.Option(help="The dataset to find a source for.")],
     suite: Annotated[str, typer.Option(help="Suite whose results and probes to use.")] = "digits",
     method: Annotated[str, typer.Option(help="A probe name, or 'learned'.")] = "learned",
+    estimator: Annotated[str, typer.Option(
+        help="Scores published models beside the suite's (logme, leep, nce, hscore).")] = "logme",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     json_out: JsonFlag = False,
 ) -> None:
-    """Rank the suite's sources for a target; report each method's leave-one-target-out regret."""
+    """Rank the suite's sources for a target; report each method's leave-one-target-out regret;
+    rank published models beside the suite's pretrained ones by an estimator."""
     from benchmark import api
 
     rec = api.recommend_sources(target, ctx.find_root().obj, suite=suite, method=method,
-                                tracking_uri=_tracking_uri())
+                                estimator=estimator, tracking_uri=_tracking_uri(),
+                                device=device)
     summary = rec.evaluation.groupby("method")["regret"].agg(["mean", "count"]).reset_index()
     if json_out:
         print_json({"target": rec.target, "method": method,
                     "ranking": records(rec.ranking),
                     "regret": records(summary.rename(columns={"mean": "mean_regret",
                                                               "count": "targets"})),
-                    "evaluation": records(rec.evaluation)})
+                    "evaluation": records(rec.evaluation),
+                    "models": None if rec.models is None else records(rec.models)})
         return
     typer.echo(f"Sources for {rec.target} by {method} (best first):")
     for i, row in rec.ranking.iterrows():
@@ -354,6 +360,12 @@ def recommend_cmd(
     typer.echo("\nLeave-one-target-out regret (AUC of the best source - AUC of the pick):")
     for _, row in summary.iterrows():
         typer.echo(f"  {row['method']:<14} {row['mean']:.4f}  over {int(row['count'])} targets")
+    if rec.models is not None:
+        typer.echo(f"\nSource models by {estimator} on {rec.target} (suite-pretrained and "
+                   "published; higher is better):")
+        for i, row in rec.models.iterrows():
+            typer.echo(f"  {i + 1}. {row['model']:<40} {row['kind']:<14} "
+                       f"{row[estimator]:+.4f}")
 
 
 @app.command("publish")

@@ -105,7 +105,7 @@ def evaluate(results: pd.DataFrame, probes, methods: list[str]) -> pd.DataFrame:
             pick = ranked.iloc[0]["source"]
             rows.append({"method": method, "target": target, "recommended": pick, "best": best,
                          "regret": float(auc[best] - auc[pick])})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["method", "target", "recommended", "best", "regret"])
 
 
 def recommend(target: str, method: str, results: pd.DataFrame, probes,

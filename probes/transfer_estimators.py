@@ -13,6 +13,7 @@ import torch
 from bench_core.batches import BatchPrep
 from bench_core.data import load_device_data
 from bench_core.models import load_source_model
+from bench_core.sources import SourceModel
 from probes.base import Probe, ProbeError, ProbeOptions, ProbeResult, register_probe
 from probes.estimators import hscore, leep, logme, nce
 from registry.store import DatasetRecord
@@ -41,6 +42,17 @@ class _EstimatorProbe(Probe):
         rng = np.random.default_rng(self.opts.seed)
         idx = np.sort(rng.permutation(len(data.labels_np))[:self.opts.max_samples])
         return data.images[torch.as_tensor(idx, device=device)], data.labels_np[idx]
+
+    def score_models(self, models: dict[str, SourceModel], record: DatasetRecord
+                     ) -> dict[str, float]:
+        """Each model's score on ``record``'s data (higher = better transfer), by its label."""
+        device = torch.device(self.context.device)
+        prep, out = BatchPrep(device), {}
+        for label, source in models.items():
+            images, labels = self._sample(record, source.image_size, device)
+            model = load_source_model(source).to(device).eval()
+            out[label] = float(self.score(*self._outputs(model, images, prep), labels))
+        return out
 
     @torch.no_grad()
     def _outputs(self, model: torch.nn.Module, images: torch.Tensor, prep: BatchPrep

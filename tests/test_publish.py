@@ -229,3 +229,30 @@ def test_publish_says_what_is_missing(cli, tmp_path, bench_home):
     res = cli("publish", "digits", "--alias", "latest")
     assert res.exit_code == 1 and "'latest' (MLflow's own" in res.stderr
     assert not (bench_home / "published").exists()
+
+
+@pytest.mark.slow
+def test_recommend_ranks_published_models_beside_the_suites(published, monkeypatch, cli):
+    monkeypatch.setenv("BENCH_HOME", str(published["home"]))
+    res = cli("recommend", "--target", "lfw-faces", "--suite", published["suite"],
+              "--method", "expert", "--json")
+    assert res.exit_code == 0, res.stderr
+    rows = {r["model"]: r for r in res.json()["models"]}
+    mine = rows[f"models:/{published['doc']['name']}/{published['doc']['version']}"]
+    assert mine["kind"] == "published" and mine["source"] == "digits"
+    assert mine["logme"] == pytest.approx(rows["digits"]["logme"])  # the same weights
+    text = cli("recommend", "--target", "lfw-faces", "--suite", published["suite"],
+               "--method", "expert")
+    assert "Source models by logme on lfw-faces" in text.stdout
+
+
+def test_a_hub_model_without_network_fails_fast_and_clearly(tmp_path):
+    from bench_core.models import model_from_weights
+    from bench_core.weights import WeightsError
+
+    start = time.perf_counter()
+    with pytest.raises(WeightsError, match="Could not download hf-hub:someone/digits-model .*"
+                                           "local-dir:PATH"):
+        model_from_weights("hf-hub:someone/digits-model", "resnet10t", 2, 0.0, cache=tmp_path)
+    assert time.perf_counter() - start < 60
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix == ".safetensors"]
