@@ -18,7 +18,7 @@ from bench_core.sources import SourceModel
 from bench_core.tracking import Tracker, flatten
 from benchmark.executors.base import Job
 from benchmark.jobs import (FoldTask, JobEnv, PairOutcome, PairTask, PretrainTask, ProbeTask,
-                            fold_outcome, run_task, weights_path)
+                            fold_outcome, log_dataset_input, run_task, weights_path)
 from benchmark.plan import PairJob, Plan
 from registry.catalog import Catalog
 from registry.progress import ProgressFactory, no_progress
@@ -157,19 +157,8 @@ def open_parent(plan: Plan, pair: PairJob, env: JobEnv, tracker: Tracker) -> str
 
     tracker.client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
     tracker.client.log_text(run_id, env.suite_yaml, "config/suite.yaml")
-    _log_input(tracker, run_id, plan.records[pair.target], "finetune")
+    log_dataset_input(tracker, run_id, plan.records[pair.target], "finetune")
     return run_id
-
-
-def _log_input(tracker: Tracker, run_id: str, record, context: str) -> None:
-    from mlflow.data.http_dataset_source import HTTPDatasetSource
-    from mlflow.data.meta_dataset import MetaDataset
-    from mlflow.entities import DatasetInput, InputTag
-
-    source = HTTPDatasetSource(record.card.get("homepage") or f"bench://{record.name}")
-    dataset = MetaDataset(source, name=record.name, digest=record.fingerprint[:16])
-    tracker.client.log_inputs(run_id, [DatasetInput(dataset._to_mlflow_entity(),
-                                                    [InputTag("mlflow.data.context", context)])])
 
 
 def suite_datasets(plan: Plan) -> list[str]:
@@ -212,6 +201,6 @@ def _add_probes(g: SuiteGraph, plan: Plan, env: JobEnv, tracker: Tracker, catalo
             continue
         models = source_models(plan, Path(env.home)) if cls.uses_source_models else ()
         deps = tuple(f"pretrain:{j.config_hash}" for j in plan.pretrain) if models else ()
-        task = ProbeTask(spec, tuple(records), h, models, deps)
+        task = ProbeTask(spec, tuple(records), h, models)
         g.add(Job(key, f"probe {spec.method}", "probe", TaskCall(env, task, progress),
                   deps=deps, gpus=gpus if cls.needs_data else 0.0))

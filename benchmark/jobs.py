@@ -125,7 +125,6 @@ class ProbeTask:
     records: tuple[DatasetRecord, ...]
     config_hash: str
     source_models: tuple[SourceModel, ...] = ()
-    source_keys: tuple[str, ...] = ()  # PretrainTasks whose weights the source models are
 
 
 def run_task(env: JobEnv, task: Any, deps: dict[str, Any],
@@ -136,8 +135,6 @@ def run_task(env: JobEnv, task: Any, deps: dict[str, Any],
 
     quiet_libraries(logging.getLogger().level <= logging.DEBUG)
     if env.threads:
-        import torch
-
         torch.set_num_threads(env.threads)
     runners = {PretrainTask: _pretrain, FoldTask: _fold, PairTask: _pair, ProbeTask: _probe}
     with contextlib.redirect_stdout(sys.stderr):
@@ -151,13 +148,17 @@ def _device(env: JobEnv):
     return resolve_device(env.device)
 
 
-def _log_dataset(record: DatasetRecord, context: str) -> None:
+def log_dataset_input(tracker: Tracker, run_id: str, record: DatasetRecord, context: str
+                      ) -> None:
+    """The dataset as an MLflow input of the run (its card's homepage and its digest)."""
     from mlflow.data.http_dataset_source import HTTPDatasetSource
     from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import DatasetInput, InputTag
 
     source = HTTPDatasetSource(record.card.get("homepage") or f"bench://{record.name}")
-    mlflow.log_input(MetaDataset(source, name=record.name, digest=record.fingerprint[:16]),
-                     context=context)
+    dataset = MetaDataset(source, name=record.name, digest=record.fingerprint[:16])
+    tracker.client.log_inputs(run_id, [DatasetInput(dataset._to_mlflow_entity(),
+                                                    [InputTag("mlflow.data.context", context)])])
 
 
 def _start(tracker: Tracker, env: JobEnv, **kwargs: Any):
@@ -195,7 +196,7 @@ def _pretrain(env: JobEnv, task: PretrainTask, deps: dict, tracker: Tracker,
                                    "train": job.settings.model_dump(mode="json"),
                                    "source": job.source, "seed": env.seed}))
         mlflow.log_text(env.suite_yaml, "config/suite.yaml")
-        _log_dataset(task.record, "pretrain")
+        log_dataset_input(tracker, run.info.run_id, task.record, "pretrain")
         with progress(f"pretrain {job.source}", job.settings.epochs) as advance:
             result = fit(model, data, split, job.settings, device, env.seed,
                          on_epoch=lambda e, m: mlflow.log_metrics(m, step=e), progress=advance)

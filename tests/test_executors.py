@@ -246,3 +246,52 @@ def test_run_probes_alone_waits_for_nothing_it_cannot_have(tmp_path, paths):
     assert [r.data.tags["probe"] for r in runs] == ["expert"]
     assert not [r for r in runs if r.info.status == "RUNNING"]
     assert api.run_probes(card_only, paths) == []  # finished: nothing to run again
+
+
+def test_slurm_refuses_a_store_the_compute_nodes_cannot_reach(cli, tmp_path, monkeypatch,
+                                                              bench_home):
+    """With sbatch on PATH (a stand-in that is never called: the refusal comes first)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text("#!/bin/sh\necho 'sbatch must not be called' >&2\nexit 3\n")
+    (bin_dir / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    res = cli("run", "--suite", write_suite(tmp_path, **SUITE), "--executor", "slurm",
+              "--partition", "gpu")
+    assert res.exit_code == 1
+    assert "the tracking store is a local SQLite file they cannot reach" in res.stderr
+    assert "MLFLOW_TRACKING_URI=http://HOST:5000" in res.stderr
+    assert not [r for r in finished_runs(bench_home) if r.info.status == "RUNNING"]
+    assert not (bench_home / "submitit").exists()
+
+
+def test_a_live_run_elsewhere_is_waited_for_and_a_silent_one_taken_over(paths):
+    import threading
+
+    from bench_core.tracking import ResumePolicy, Tracker, tracking_target
+
+    policy = ResumePolicy(heartbeat_s=0.2, stale_after_s=30, wait_poll_s=0.1)
+    tracker = Tracker(tracking_target(paths.home, None, "t"), "session-b", policy)
+    other = {"host": "other-host", "pid": "1", "session": "session-a", "config_hash": "h1"}
+    now = time.time()
+    live = tracker.client.create_run(tracker.experiment_id,
+                                     tags={**other, "heartbeat": str(int(now))})
+    silent = tracker.client.create_run(tracker.experiment_id, tags={
+        **other, "config_hash": "h2", "heartbeat": str(int(now - 31))})
+    assert not tracker.is_stale(tracker.client.get_run(live.info.run_id))
+    assert tracker.is_stale(tracker.client.get_run(silent.info.run_id))
+    assert tracker.fail_stale("h2") == 1 and tracker.fail_stale("h1") == 0
+
+    done = threading.Timer(0.5, tracker.client.set_terminated, (live.info.run_id, "FINISHED"))
+    done.start()
+    start = time.perf_counter()
+    assert tracker.wait_for_others("h1").info.run_id == live.info.run_id
+    assert 0.4 < time.perf_counter() - start < 10
+
+    mine = tracker.client.create_run(tracker.experiment_id, tags={
+        **other, "session": "session-b", "config_hash": "h3", "heartbeat": str(int(now - 100))})
+    assert tracker.is_stale(tracker.client.get_run(mine.info.run_id))  # an earlier attempt
+    with tracker.heartbeat(lambda: [mine.info.run_id]):
+        time.sleep(0.5)
+    beat = float(tracker.client.get_run(mine.info.run_id).data.tags["heartbeat"])
+    assert beat >= int(now)  # refreshed by the heartbeat thread
