@@ -11,7 +11,8 @@ from typing import Annotated, Optional
 import typer
 import yaml
 
-from benchmark.console import fail, handles_errors, print_json, records, setup_logging
+from benchmark.console import (fail, handles_errors, plain_yaml, print_json, records,
+                               setup_logging)
 from registry.catalog import Catalog
 from registry.paths import BenchPaths, resolve_home
 
@@ -25,6 +26,9 @@ openml_app = typer.Typer(help="OpenML: export a registered dataset as an OpenML 
 app.add_typer(openml_app, name="openml")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+# every registered probe (tests/test_cli_help.py keeps this in step with probes.registry, which
+# is not imported here: it would load torch for every command)
+PROBE_NAMES = ("expert", "metafeatures", "task2vec", "simex", "logme", "leep", "nce", "hscore")
 
 
 @app.callback()
@@ -136,7 +140,7 @@ def datasets_show(ctx: typer.Context, name: str, json_out: JsonFlag = False) -> 
     if json_out:
         print_json(view)
         return
-    typer.echo(yaml.safe_dump(view, sort_keys=False, allow_unicode=True))
+    typer.echo(plain_yaml(view))
 
 
 @datasets_app.command("remove")
@@ -230,7 +234,7 @@ def run_cmd(
         if json_out:
             print_json(summary)
         else:
-            typer.echo(yaml.safe_dump(summary, sort_keys=False))
+            typer.echo(plain_yaml(summary))
         return
     options = api.RunOptions(executor=executor, executor_options=engine, device=device,
                              tracking_uri=_tracking_uri(), out=out, progress=rich_progress)
@@ -301,7 +305,7 @@ def ui_cmd(ctx: typer.Context,
 @handles_errors
 def probe_cmd(
     ctx: typer.Context,
-    method: Annotated[str, typer.Argument(help="Probe name: expert, metafeatures, task2vec.")],
+    method: Annotated[str, typer.Argument(help=f"Probe name: {', '.join(PROBE_NAMES)}.")],
     datasets: Annotated[str, typer.Option(help="Comma-separated registered datasets.")],
     option: Annotated[list[str], typer.Option(help="Probe option KEY=VALUE (YAML).")] = [],
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
@@ -441,7 +445,7 @@ def models_show(ctx: typer.Context, name: str, json_out: JsonFlag = False) -> No
     if json_out:
         print_json(row)
         return
-    typer.echo(yaml.safe_dump({k: v for k, v in row.items() if k != "card"}, sort_keys=False))
+    typer.echo(plain_yaml({k: v for k, v in row.items() if k != "card"}))
     if row["card"]:
         typer.echo(row["card"])
 

@@ -29,6 +29,18 @@ def setup_logging(verbose: bool) -> None:
     quiet_libraries(verbose)
 
 
+def plain_yaml(doc: Any) -> str:
+    """``doc`` as readable YAML: keys in their order, no anchors or aliases (``&id001``) for
+    values that appear twice, unicode as is."""
+    import yaml
+
+    class _Plain(yaml.SafeDumper):
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    return yaml.dump(doc, Dumper=_Plain, sort_keys=False, allow_unicode=True)
+
+
 def print_json(doc: Any) -> None:
     """Write one strict JSON document (no NaN) to stdout and nothing else."""
     sys.stdout.write(json.dumps(doc, indent=2, default=str, allow_nan=False) + "\n")

@@ -8,6 +8,7 @@ Registrations of one name are serialised by a file lock; different names run con
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -195,18 +196,56 @@ def add_dataset(req: AddRequest, paths: BenchPaths, catalog: Catalog,
     card, scanned = resolve_card(req, catalog, paths)
     store = RegistryStore(paths.registry_db)
     paths.locks_dir.mkdir(parents=True, exist_ok=True)
+    lock, failed = paths.locks_dir / f"{card.name}.lock", False
     try:
-        with FileLock(paths.locks_dir / f"{card.name}.lock", timeout=LOCK_TIMEOUT_S):
-            existing = store.get(card.name)
-            if existing is not None and not req.force:
-                return AddResult(existing, already_registered=True)
-            record = _register_locked(card, req, paths, store, progress, scanned)
-            if existing is not None and existing.cache_dir != record.cache_dir:
-                shutil.rmtree(existing.cache_dir, ignore_errors=True)
-            return AddResult(record, already_registered=False)
+        with FileLock(lock, timeout=LOCK_TIMEOUT_S):
+            try:
+                return _add_locked(card, scanned, req, paths, store, progress)
+            except BaseException:
+                _remove_empty_folders(card.name, paths, store)
+                failed = store.get(card.name) is None
+                raise
     except Timeout:
         raise RegistryError(f"Another registration of '{card.name}' holds its lock.",
                             "Wait for it to finish, then try again.") from None
+    finally:
+        if failed:  # our registration failed (not another's lock): its lock file goes too
+            with contextlib.suppress(OSError):
+                lock.unlink()
+                paths.locks_dir.rmdir()
+
+
+def _remove_empty_folders(name: str, paths: BenchPaths, store: RegistryStore) -> None:
+    """After a failed registration of a name that is not registered: no empty cache folders."""
+    if store.get(name) is None:
+        for folder in (paths.dataset_cache(name), paths.cache_dir):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if empty
+
+
+def _add_locked(card: DatasetCard, scanned, req: AddRequest, paths: BenchPaths,
+                store: RegistryStore, progress: ProgressFactory) -> AddResult:
+    existing = store.get(card.name)
+    if existing is not None and not req.force:
+        _check_same_source(existing, card, req)
+        return AddResult(existing, already_registered=True)
+    record = _register_locked(card, req, paths, store, progress, scanned)
+    if existing is not None and existing.cache_dir != record.cache_dir:
+        shutil.rmtree(existing.cache_dir, ignore_errors=True)
+    return AddResult(record, already_registered=False)
+
+
+def _check_same_source(existing: DatasetRecord, card: DatasetCard, req: AddRequest) -> None:
+    """Registering a registered name again is a no-op only if it asks for the same data."""
+    if req.path is not None and existing.root is not None:
+        new = req.path.expanduser().absolute()
+        if Path(existing.root) != new:
+            raise RegistryError(f"'{card.name}' is registered from {existing.root}, not from {new}; "
+                                "nothing was changed.", f"To register it from {new} instead, add "
+                                "--force (its cache is rebuilt); to keep it, drop --path.")
+    if req.card_file is not None and existing.card != card.model_dump(mode="json"):
+        raise RegistryError(f"'{card.name}' is registered with another card than {req.card_file}; "
+                            "nothing was changed.", "Add --force to register it with this card.")
 
 
 def _register_locked(card: DatasetCard, req: AddRequest, paths: BenchPaths, store: RegistryStore,

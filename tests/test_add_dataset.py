@@ -152,3 +152,24 @@ def test_users_folder_is_scanned_once(cli, tmp_path, monkeypatch):
     res = cli("add-dataset", "my-once", "--path", fx.root, "--format", "imagefolder")
     assert res.exit_code == 0, res.stderr
     assert len(calls) == 1
+
+
+def test_registering_a_name_from_another_folder_refuses_unless_forced(cli, tmp_path, bench_home):
+    import formats
+
+    first = formats.write_chest_xray(tmp_path / "first")
+    assert cli("add-dataset", "chest", "--path", first.root).exit_code == 0
+    again = cli("add-dataset", "chest", "--path", first.root, "--json")
+    assert again.exit_code == 0 and again.json()["already_registered"] is True
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    res = cli("add-dataset", "chest", "--path", broken)
+    assert res.exit_code == 1
+    assert f"registered from {first.root.absolute()}, not from {broken.absolute()}" in res.stderr
+    assert "--force" in res.stderr
+    view = cli("datasets", "show", "chest", "--json").json()
+    assert view["root"] == str(first.root.absolute())
+    second = formats.write_chest_xray(tmp_path / "second")
+    forced = cli("add-dataset", "chest", "--path", second.root, "--force", "--json")
+    assert forced.exit_code == 0 and forced.json()["already_registered"] is False
+    assert cli("datasets", "show", "chest", "--json").json()["root"] == str(second.root.absolute())

@@ -17,9 +17,11 @@ from registry.store import RegistryStore
 
 
 def assert_nothing_left(home: Path) -> None:
+    """No registry row, no cache file or (empty) cache folder, no lock file."""
     assert RegistryStore(home / "registry.db").names() == []
     assert files_under(home / "cache") == []
-    assert not [p for p in (home / "cache").rglob(".tmp-*")] if (home / "cache").exists() else True
+    assert not (home / "cache").exists(), sorted((home / "cache").rglob("*"))
+    assert files_under(home / "locks") == []
 
 
 def test_unknown_name_suggests_close_matches(cli, bench_home):
