@@ -22,7 +22,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,8 @@ import mlflow
 from mlflow.entities import Run, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+
+from bench_core.stores import ResumePolicy, TrackingTarget, tracking_target  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -65,41 +66,6 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-@dataclass(frozen=True)
-class TrackingTarget:
-    """Where runs go, as plain values a worker process on another machine can use: the
-    tracking URI, the experiment name and (local stores only) the artifact root."""
-
-    uri: str
-    experiment: str
-    artifact_root: str | None = None
-
-    @property
-    def local_only(self) -> bool:
-        """True when only this machine can reach the store (a SQLite or file URI)."""
-        return self.uri.startswith(("sqlite:", "file:")) or "://" not in self.uri
-
-
-def tracking_target(home: Path, uri: str | None, experiment: str) -> TrackingTarget:
-    """``uri`` (e.g. from MLFLOW_TRACKING_URI), else the SQLite store in BENCH_HOME. Artifacts
-    of experiments created in a local store go to ``BENCH_HOME/mlartifacts`` (never to
-    ``./mlruns`` of the current folder); a server decides for itself."""
-    uri = uri or f"sqlite:///{home / 'mlflow.db'}"
-    probe = TrackingTarget(uri, experiment)
-    return TrackingTarget(uri, experiment, str(home / "mlartifacts") if probe.local_only else None)
-
-
-@dataclass(frozen=True)
-class ResumePolicy:
-    """When a RUNNING run counts as abandoned: its process is dead (same host), it belongs to
-    an earlier attempt of the same job in this session (engines retry only after an attempt
-    died), or its heartbeat (refreshed every ``heartbeat_s``) is older than ``stale_after_s``."""
-
-    heartbeat_s: float = 60.0
-    stale_after_s: float = 600.0
-    wait_poll_s: float = 10.0
 
 
 class Tracker:

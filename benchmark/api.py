@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench_core.tracking import ResumePolicy, Tracker, tracking_target
+from typing import TYPE_CHECKING
+
+from bench_core.stores import ResumePolicy, tracking_target
 from benchmark.config import resolve_suite
 from benchmark.executors.base import JobOutcome
 from benchmark.plan import Plan, make_plan
@@ -31,6 +33,9 @@ from registry.errors import BenchError
 from registry.paths import BenchPaths, resolve_home
 from registry.progress import ProgressFactory, no_progress
 from registry.store import RegistryStore
+
+if TYPE_CHECKING:
+    from bench_core.tracking import Tracker
 
 __all__ = ["BenchPaths", "JobsFailed", "RunOptions", "SuiteRun", "build_report", "open_tracker",
            "plan_suite", "probe_datasets", "recommend_sources", "resolve_home", "run_probes",
@@ -79,6 +84,7 @@ def open_tracker(paths: BenchPaths, experiment: str, tracking_uri: str | None = 
     """The experiment in ``tracking_uri``, or in the SQLite store of BENCH_HOME (artifacts in
     ``BENCH_HOME/mlartifacts``)."""
     from bench_core.logs import quiet_libraries
+    from bench_core.tracking import Tracker
 
     target = tracking_target(paths.home, tracking_uri, experiment)
     if tracking_uri is None:
@@ -100,7 +106,36 @@ def plan_suite(suite: str | Path, paths: BenchPaths, *, overrides: list[tuple[st
     needed = [s.name for s in resolved.sources if s.weights is None] + \
         [t.name for t in resolved.targets]
     register_embedded(needed, paths, catalog, progress)
-    return make_plan(resolved, RegistryStore(paths.registry_db), tracking_uri)
+    where = (f"Suite file {Path(suite).expanduser()}" if Path(suite).expanduser().is_file()
+             else f"Suite '{resolved.name}'")
+    return make_plan(resolved, RegistryStore(paths.registry_db), tracking_uri, where=where,
+                     known=tuple(catalog.cards) + tuple(catalog.aliases))
+
+
+def plan_status(plan: Plan, paths: BenchPaths, tracking_uri: str | None = None
+                ) -> dict[str, Any]:
+    """``plan.summary()`` with what is finished already (would be skipped by a run): cached
+    pretrained weights, FINISHED pair runs. Reads the store without writing to it."""
+    summary = plan.summary()
+    models = paths.home / "models"
+    summary["pretrain_finished"] = [j.source for j in plan.pretrain
+                                    if (models / f"{j.config_hash}.safetensors").is_file()]
+    done: set[str] = set()
+    target = tracking_target(paths.home, tracking_uri, f"transfer-bench/{plan.suite.name}")
+    if tracking_uri or (paths.home / "mlflow.db").is_file():
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(target.uri)
+        exp = client.get_experiment_by_name(target.experiment)
+        if exp is not None:
+            runs = client.search_runs([exp.experiment_id], "tags.level = 'pair' and "
+                                      "attributes.status = 'FINISHED'", max_results=50000)
+            done = {r.data.tags.get("config_hash") for r in runs}
+    for row, pair in zip(summary["pairs"], plan.pairs):
+        row["finished"] = pair.config_hash in done
+    summary["runs_to_do"] = len(plan.pretrain) - len(summary["pretrain_finished"]) + sum(
+        row["folds"] for row in summary["pairs"] if not row["finished"])
+    return summary
 
 
 def register_embedded(names: list[str], paths: BenchPaths, catalog: Catalog,

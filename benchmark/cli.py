@@ -230,7 +230,7 @@ def run_cmd(
                           targets=_names(targets, catalog), catalog=catalog,
                           progress=rich_progress, tracking_uri=_tracking_uri())
     if dry_run:
-        summary = plan.summary()
+        summary = api.plan_status(plan, paths, _tracking_uri())
         if json_out:
             print_json(summary)
         else:

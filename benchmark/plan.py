@@ -17,7 +17,8 @@ from bench_core.hashing import config_hash
 from benchmark.config import SourceSpec, Suite, TrainSettings
 from bench_core.weights import WeightsError, weights_file
 from benchmark.splits import check_splittable
-from registry.errors import BenchError, DatasetFormatError, RegistryError
+from registry.errors import BenchError, DatasetFormatError, RegistryError, UnknownNameError
+from registry.names import unknown_name_message
 from registry.store import DatasetRecord, RegistryStore
 
 SCRATCH = "scratch"
@@ -103,7 +104,8 @@ def _needs_weights_message(source: SourceSpec) -> WeightsError:
         f"--set sources.{source.name}.weights=hub:timm/resnet50.a1_in1k.")
 
 
-def _records(suite: Suite, store: RegistryStore) -> dict[str, DatasetRecord]:
+def _records(suite: Suite, store: RegistryStore, where: str, known: tuple[str, ...]
+             ) -> dict[str, DatasetRecord]:
     needed = [s.name for s in suite.sources if s.weights is None] + [t.name for t in suite.targets]
     records, missing = {}, []
     for name in dict.fromkeys(needed):
@@ -112,9 +114,17 @@ def _records(suite: Suite, store: RegistryStore) -> dict[str, DatasetRecord]:
             missing.append(name)
         else:
             records[name] = rec
+    registered = store.names()
+    for name in missing:  # a name neither registered nor in the catalog: most likely a typo
+        if known and name not in known:
+            raise UnknownNameError(
+                unknown_name_message("dataset", name, sorted({*known, *registered})).replace(
+                    "Unknown dataset", f"{where} names an unknown dataset", 1),
+                "Fix the name in the suite, or register your own data with `bench add-dataset "
+                f"{name} --path DIR --format LOADER`.")
     if missing:
         cmds = "; ".join(f"`bench add-dataset {n}`" for n in missing)
-        raise RegistryError(f"Suite '{suite.name}' needs datasets that are not registered: "
+        raise RegistryError(f"{where} needs datasets that are not registered: "
                             f"{', '.join(missing)}.",
                             f"Register them first ({cmds}; gated data needs --path DIR).")
     for name, rec in records.items():
@@ -143,16 +153,18 @@ def _check_targets(suite: Suite, records: dict[str, DatasetRecord]) -> None:
                              "Add them as sources, or use --set baseline=scratch.")
 
 
-def make_plan(suite: Suite, store: RegistryStore, tracking_uri: str | None = None) -> Plan:
+def make_plan(suite: Suite, store: RegistryStore, tracking_uri: str | None = None, *,
+              where: str | None = None, known: tuple[str, ...] = ()) -> Plan:
     """Validate ``suite`` against the registry and lay out its jobs (``tracking_uri``: where
-    ``models:/`` weights of sources are registered)."""
+    ``models:/`` weights of sources are registered; ``where`` names the suite in errors, its
+    file when it has one; ``known``: catalog names, to tell a typo from unregistered data)."""
     fingerprints = {}
     for s in suite.sources:
         if s.weights == "ask":
             raise _needs_weights_message(s)
         if s.weights is not None:  # a missing weights file fails first
             fingerprints[s.weights] = _weights_fingerprint(s.weights, tracking_uri)
-    records = _records(suite, store)
+    records = _records(suite, store, where or f"Suite '{suite.name}'", known)
     _check_targets(suite, records)
     arch = suite.architecture.model_dump()
     pretrain, inits = [], {SCRATCH: "scratch"}

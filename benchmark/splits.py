@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from registry.errors import DatasetFormatError
 
@@ -34,6 +33,8 @@ def check_splittable(labels: np.ndarray, n_folds: int, dataset: str) -> None:
 def fold_splits(labels: np.ndarray, n_folds: int, val_fraction: float, seed: int
                 ) -> list[Split]:
     """The ``n_folds`` splits of ``labels`` (deterministic for a seed)."""
+    from sklearn.model_selection import StratifiedKFold, train_test_split  # not at plan time
+
     skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     splits = []
     for train, held in skf.split(np.zeros(len(labels)), labels):
@@ -45,6 +46,8 @@ def fold_splits(labels: np.ndarray, n_folds: int, val_fraction: float, seed: int
 
 def single_split(labels: np.ndarray, seed: int, val: float = 0.1, test: float = 0.1) -> Split:
     """One stratified train/val/test split (pretraining uses a single split, Table II)."""
+    from sklearn.model_selection import train_test_split
+
     idx = np.arange(len(labels))
     train, held = train_test_split(idx, test_size=val + test, stratify=labels, random_state=seed)
     v, t = train_test_split(held, test_size=test / (val + test), stratify=labels[held],

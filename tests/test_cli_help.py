@@ -48,3 +48,38 @@ def test_a_sqlite_tracking_uri_keeps_artifacts_in_bench_home(tmp_path):
     run = MlflowClient(uri).get_run(json.loads(res.stdout)["run_id"])
     assert run.info.artifact_uri.startswith((home / "mlartifacts").as_uri())
     assert (home / "mlartifacts").is_dir()
+
+
+def test_plan_errors_come_before_torch_and_mlflow_are_loaded(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from typer.testing import CliRunner\n"
+            "from benchmark.cli import app\n"
+            "res = CliRunner().invoke(app, ['run', '--targets', 'nonexistent'])\n"
+            "assert res.exit_code == 1, res.output\n"
+            "assert \"Unknown target 'nonexistent'\" in res.output, res.output\n"
+            "heavy = [m for m in ('torch', 'mlflow', 'timm', 'sklearn') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    env = {**os.environ, "BENCH_HOME": str(tmp_path / "home")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_a_misspelt_dataset_in_a_suite_file_gets_a_suggestion(cli, tmp_path):
+    import yaml
+
+    from test_run import TINY
+
+    suite = tmp_path / "mine.yaml"
+    suite.write_text(yaml.safe_dump({**TINY, "targets": [{"name": "digits-nois"}]}))
+    res = cli("run", "--suite", suite, "--dry-run")
+    assert res.exit_code == 1
+    assert f"Suite file {suite} names an unknown dataset 'digits-nois'" in res.stderr
+    assert "Did you mean 'digits-noise'" in res.stderr
+    suite.write_text(yaml.safe_dump({**TINY, "targets": [{"name": "qqqqq"}]}))
+    res = cli("run", "--suite", suite, "--dry-run")
+    assert res.exit_code == 1 and "names an unknown dataset 'qqqqq'." in res.stderr
+    assert "Did you mean" not in res.stderr

@@ -295,3 +295,19 @@ def test_a_live_run_elsewhere_is_waited_for_and_a_silent_one_taken_over(paths):
         time.sleep(0.5)
     beat = float(tracker.client.get_run(mine.info.run_id).data.tags["heartbeat"])
     assert beat >= int(now)  # refreshed by the heartbeat thread
+
+
+@pytest.mark.slow
+def test_dry_run_marks_what_a_run_would_skip(cli, tmp_path, bench_home):
+    suite = write_suite(tmp_path, **{**SUITE, "probes": []})
+    before = cli("run", "--suite", suite, "--dry-run", "--json").json()
+    assert before["pretrain_finished"] == [] and before["runs_to_do"] == before["runs"] == 5
+    assert not any(p["finished"] for p in before["pairs"])
+    assert not (bench_home / "mlflow.db").exists()  # a dry run writes no store
+    assert cli("run", "--suite", suite, "--json").exit_code == 0
+    after = cli("run", "--suite", suite, "--dry-run", "--json").json()
+    assert after["pretrain_finished"] == ["digits"] and after["runs_to_do"] == 0
+    assert all(p["finished"] for p in after["pairs"])
+    changed = cli("run", "--suite", suite, "--dry-run", "--json",
+                  "--set", "finetune_defaults.epochs=3").json()
+    assert changed["pretrain_finished"] == ["digits"] and changed["runs_to_do"] == 4
