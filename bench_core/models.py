@@ -25,10 +25,22 @@ def load_source_model(source: SourceModel) -> nn.Module:
     """``source`` as a timm model with its own classifier (class count read from the weights),
     loaded as weights only."""
     state = load_state(weights_file(source.weights, "Run the suite that pretrains it again."))
-    head = build_model(source.arch, 2, 0.0).default_cfg.get("classifier", "fc")
-    model = build_model(source.arch, state[f"{head}.weight"].shape[0], 0.0)
+    model = build_model(source.arch, 2, 0.0)
+    weight = next(k for k in classifier_keys(model) if k.endswith("weight"))
+    if weight not in state:
+        raise WeightsError(f"Weights {source.weights} hold no classifier ({weight}).",
+                           f"Give the weights of a trained {source.arch} with its head.")
+    model.reset_classifier(state[weight].shape[0])
     _load(model, state, f"Weights {source.weights}", strict=True)
     return model
+
+
+def classifier_keys(model: nn.Module) -> set[str]:
+    """The state-dict keys of ``model``'s classifier (timm's ``get_classifier``), whatever the
+    head is called."""
+    head = {id(t) for t in [*model.get_classifier().parameters(),
+                            *model.get_classifier().buffers()]}
+    return {name for name, t in model.state_dict(keep_vars=True).items() if id(t) in head}
 
 
 def build_model(arch: str, n_classes: int, drop_rate: float) -> nn.Module:
@@ -71,20 +83,20 @@ def load_backbone(target: nn.Module, state: dict[str, torch.Tensor], where: str 
                   ) -> None:
     """Load every weight of a source ``state`` dict into ``target`` except the classifier
     (fine-tuning replaces the prediction layer and keeps the rest)."""
-    prefix = f"{target.default_cfg.get('classifier', 'fc')}."
-    _load(target, {k: v for k, v in state.items() if not k.startswith(prefix)}, where,
-          strict=False, allowed_missing=prefix)
+    head = classifier_keys(target)
+    _load(target, {k: v for k, v in state.items() if k not in head}, where, strict=False,
+          allowed_missing=head)
 
 
-def _load(model: nn.Module, state: dict, where: str, strict: bool, allowed_missing: str = ""
-          ) -> None:
+def _load(model: nn.Module, state: dict, where: str, strict: bool,
+          allowed_missing: set[str] = frozenset()) -> None:
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as err:
         raise WeightsError(f"{where} do not fit a {type(model).__name__} "
                            f"({model.default_cfg.get('architecture', '')}): {str(err)[:300]}",
                            "Use weights of the same architecture.") from None
-    bad_missing = [m for m in missing if strict or not m.startswith(allowed_missing)]
+    bad_missing = [m for m in missing if strict or m not in allowed_missing]
     if unexpected or bad_missing:
         raise WeightsError(f"{where} do not fit {model.default_cfg.get('architecture', 'the model')}"
                            f" (missing {bad_missing[:5]}, unexpected {unexpected[:5]}).",

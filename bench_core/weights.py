@@ -19,12 +19,12 @@ whose SHA-256 is not the one its folder records, or weights of another architect
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from registry.errors import BenchError
+from registry.files import file_digest
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -50,11 +50,6 @@ class ResolvedWeights:
     @property
     def source(self) -> str | None:
         return self.info.get("source")
-
-
-def file_sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def weights_file(ref: str, hint: str) -> Path:
@@ -107,7 +102,7 @@ def from_folder(folder: Path, spec: str) -> ResolvedWeights:
         raise WeightsError(f"{cfg_file} is not a timm model config ({err}).",
                            "Publish the model again with `bench publish`.") from None
     expected = info.get("weights_sha256")
-    if expected and file_sha256(path) != expected:
+    if expected and file_digest(path) != expected:
         raise WeightsError(f"{path} does not match the SHA-256 its {CONFIG} records: the file "
                            "was changed or damaged after publishing; refusing it.",
                            "Get the folder again from who published it.")

@@ -239,10 +239,10 @@ def _mkdir(folder: Path) -> Path:
 def _save_weights(state: dict, path: Path, meta: dict[str, str]) -> None:
     from safetensors.torch import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    from registry.files import atomic_write
+
+    atomic_write(path, lambda tmp: save_file({k: v.contiguous() for k, v in state.items()},
+                                             str(tmp), metadata=meta))
 
 
 def _init_model(env: JobEnv, task: FoldTask, n_classes: int, deps: dict, tracker: Tracker):

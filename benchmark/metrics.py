@@ -1,9 +1,10 @@
 """AUC, accuracy and transferability (Eq. 1 of seed 004).
 
-The AUC is computed here from ranks (Mann-Whitney U with midranks for ties) rather than by
-calling scikit-learn, and tested against ``sklearn.metrics.roc_auc_score``: binary AUC on the
+The AUC is scikit-learn's ``roc_auc_score`` on the CPU probabilities: binary AUC on the
 positive-class score; multi-class one-vs-rest AUC weighted by class prior
-(``multi_class='ovr', average='weighted'``). A split that lacks a class is an error, never NaN.
+(``multi_class='ovr', average='weighted'``), as the paper's code. A split that lacks a class is
+an error with what to do, never NaN or scikit-learn's ValueError. (``binary_auc`` keeps the
+rank formula, Mann-Whitney U with midranks, as the independent check in the tests.)
 """
 
 from __future__ import annotations
@@ -33,17 +34,24 @@ def auc(y_true: np.ndarray, proba: np.ndarray) -> float:
     """Binary AUC (``proba`` (N,) or (N, 2)) or prior-weighted one-vs-rest AUC (N, K)."""
     y = np.asarray(y_true)
     p = np.asarray(proba, dtype=np.float64)
-    if p.ndim == 1:
-        return binary_auc(y, p)
-    if p.shape[1] == 2:
-        return binary_auc(y == 1, p[:, 1])
+    if p.ndim == 1 or p.shape[1] == 2:
+        score = p if p.ndim == 1 else p[:, 1]
+        if len(np.unique(y)) < 2:
+            raise MetricError("AUC is undefined: the labels contain only one class.",
+                              "Stratify the split so every class is present.")
+        from sklearn.metrics import roc_auc_score
+
+        return float(roc_auc_score(y == 1, score))
     present = np.unique(y)
     if len(present) != p.shape[1]:
         missing = sorted(set(range(p.shape[1])) - set(present.tolist()))
         raise MetricError(f"One-vs-rest AUC is undefined: class(es) {missing} are absent "
                           "from the labels.", "Stratify the split so every class is present.")
-    weights = np.bincount(y, minlength=p.shape[1]) / len(y)
-    return float(sum(w * binary_auc(y == k, p[:, k]) for k, w in enumerate(weights)))
+    from sklearn.metrics import roc_auc_score
+
+    p = p / p.sum(axis=1, keepdims=True)  # exact simplex (float32 softmax drifts by 1e-7)
+    return float(roc_auc_score(y, p, multi_class="ovr", average="weighted",
+                               labels=np.arange(p.shape[1])))
 
 
 def accuracy(y_true: np.ndarray, proba: np.ndarray) -> float:

@@ -13,17 +13,15 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench_core.tracking import Tracker
-from bench_core.weights import CONFIG, OURS, WEIGHTS, file_sha256
+from bench_core.weights import CONFIG, OURS, WEIGHTS
 from registry.errors import BenchError
+from registry.files import atomic_folder, file_digest
 from registry.paths import BenchPaths
 
 log = logging.getLogger(__name__)
@@ -143,9 +141,7 @@ def write_folder(model, trained: _Trained, results: list[dict], distances: dict,
 
     from bench_core.batches import IMAGENET_MEAN, IMAGENET_STD
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    with atomic_folder(out) as tmp:
         h, w = trained.image_size
         save_for_hf(model, tmp, safe_serialization=True,
                     model_config={"label_names": list(trained.classes)},
@@ -155,14 +151,9 @@ def write_folder(model, trained: _Trained, results: list[dict], distances: dict,
         cfg = json.loads((tmp / CONFIG).read_text())
         cfg[OURS] = {"source": trained.source, "suite": trained.suite,
                      "config_hash": trained.config_hash, "run_id": trained.run_id,
-                     "weights_sha256": file_sha256(tmp / WEIGHTS)}
+                     "weights_sha256": file_digest(tmp / WEIGHTS)}
         (tmp / CONFIG).write_text(json.dumps(cfg, indent=2))
         (tmp / "README.md").write_text(model_card(trained, cfg, results, distances))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

@@ -14,7 +14,6 @@ pairs of subset embeddings. Embeddings are cached per (probe config, dataset) as
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Literal
 
@@ -25,12 +24,13 @@ from torch import nn
 
 from bench_core.hashing import config_hash
 from bench_core.data import DeviceData, load_device_data
-from bench_core.models import build_model, model_from_weights
+from bench_core.models import build_model, classifier_keys, model_from_weights
 from bench_core.batches import BatchPrep, class_weights
 from probes.base import Probe, ProbeError, ProbeOptions, ProbeResult, register_probe
 from probes.distances import DISTANCES, asymmetric, dataset_distance
 from probes.fisher import fisher_batch_mean, fisher_per_sample
 from probes.variational import variational_embedding
+from registry.files import atomic_write
 from registry.store import DatasetRecord
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,8 @@ class Task2VecEmbedder:
             p.requires_grad_(True)
         draws = self._balanced_draws(labels, n_classes, gen)
         x = self.prep(images[torch.as_tensor(draws, device=images.device)])
-        names = [n for n, _ in net.named_parameters() if not n.startswith(self._head_prefix(net))]
+        head = classifier_keys(net)
+        names = [n for n, _ in net.named_parameters() if n not in head]
         if self.opts.fisher == "variational":
             return variational_embedding(net, x, y[torch.as_tensor(draws, device=y.device)],
                                          epochs=self.opts.variational_epochs, gen=gen)
@@ -140,10 +141,6 @@ class Task2VecEmbedder:
         else:
             fisher = fisher_per_sample(net, x, names, self.opts.sampling, self.opts.chunk, gen)
         return filter_embedding(net, fisher)
-
-    @staticmethod
-    def _head_prefix(net: nn.Module) -> str:
-        return f"{net.default_cfg.get('classifier', 'fc')}."
 
     def _balanced_draws(self, labels: np.ndarray, n_classes: int, gen: torch.Generator
                         ) -> np.ndarray:
@@ -193,10 +190,7 @@ class Task2VecProbe(Probe):
                 out.append(embedder.embed(data.images[torch.as_tensor(idx)], labels,
                                           data.n_classes, seed=self.opts.seed + i))
                 advance(1)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, embeddings=np.stack(out))
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: np.savez(tmp, embeddings=np.stack(out)))
         return out
 
     def _trivial(self, embedder: Task2VecEmbedder) -> np.ndarray:

@@ -7,7 +7,6 @@ dataset's fingerprint: two identical runs produce the same folder.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from registry.files import file_digest
 from registry.loaders.base import Loader, SampleTable
 
 log = logging.getLogger(__name__)
@@ -114,14 +114,6 @@ def _prepared(loader: Loader, table: SampleTable, sizes: tuple[tuple[int, int], 
             yield pending.popleft().result()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _write_arrays(loader: Loader, table: SampleTable, tmp: Path, sizes: tuple[tuple[int, int], ...],
                   channels: int, workers: int, progress: Progress | None) -> list[tuple[int, int]]:
     n = len(table)
@@ -188,7 +180,7 @@ def describe_cache(folder: Path, sizes: tuple[tuple[int, int], ...]) -> list[Cac
     for size in sizes:
         path = folder / _image_name(size)
         shape = np.load(path, mmap_mode="r").shape
-        files.append(CacheFile("images", path, tuple(shape), _sha256(path), size))
+        files.append(CacheFile("images", path, tuple(shape), file_digest(path), size))
     labels = folder / "labels.npy"
-    files.append(CacheFile("labels", labels, tuple(np.load(labels).shape), _sha256(labels)))
+    files.append(CacheFile("labels", labels, tuple(np.load(labels).shape), file_digest(labels)))
     return files

@@ -7,7 +7,6 @@ Files are written as ``NAME.part`` and renamed only after the checksum matched.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import logging
 import shutil
 import tarfile
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from registry.card import DatasetCard, RemoteFile
+from registry.files import file_digest
 from registry.errors import ChecksumError, DownloadError
 from registry.progress import ProgressFactory, no_progress
 
@@ -43,19 +43,11 @@ def manual_steps(card: DatasetCard) -> str:
     return " ".join(f"({i}) {s.rstrip('.')}." for i, s in enumerate(steps, start=1))
 
 
-def hash_file(path: Path, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _verify(path: Path, remote: RemoteFile) -> None:
     if remote.checksum is None:
         log.warning("%s has no published checksum; recording its sha256 only", path.name)
         return
-    got = hash_file(path, remote.checksum.algorithm)
+    got = file_digest(path, remote.checksum.algorithm)
     if got != remote.checksum.value.lower():
         raise ChecksumError(
             f"Checksum mismatch for {path.name} from {remote.url}: {remote.checksum.algorithm} "
@@ -119,7 +111,7 @@ def _fetch_one(card: DatasetCard, remote: RemoteFile, dest: Path,
         part.rename(target)
     else:
         _verify(target, remote)
-    sha = hash_file(target, "sha256")
+    sha = file_digest(target, "sha256")
     if remote.unpack != "none":
         _unpack(target, remote.unpack, dest)
         marker.write_text(sha)

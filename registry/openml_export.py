@@ -12,9 +12,6 @@ folder and renamed into place. ``publish_export`` uploads it with the user's API
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from registry.errors import BenchError, RegistryError
+from registry.files import atomic_folder
 from registry.paths import BenchPaths
 from registry.store import DatasetRecord, RegistryStore
 
@@ -123,17 +121,10 @@ def _creator(card: dict) -> str:
 
 
 def _write(dataset, rec: DatasetRecord, folder: Path) -> None:
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
+    with atomic_folder(folder) as tmp:
         (tmp / "description.xml").write_text(dataset._to_xml())
         (tmp / "dataset.arff").write_text(dataset._dataset)
         (tmp / "qualities.json").write_text(json.dumps(rec.meta_features, indent=2))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def publish_export(export: Export, apikey: str | None, server: str | None = None) -> Export:
