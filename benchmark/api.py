@@ -223,7 +223,7 @@ def run_suite(plan: Plan, paths: BenchPaths, options: RunOptions = RunOptions(),
     s = _session(plan, paths, options)
     started = time.perf_counter()
     graph = _graph(plan, s, options, catalog or Catalog.load(), probes=with_probes)
-    outcomes = _execute(s.executor, graph, s.tracker)
+    outcomes = _execute(s.executor, graph, s.tracker, options.progress)
     report = None
     if with_report:
         report = build_report(plan.suite.name, paths, options.tracking_uri, options.out,
@@ -233,15 +233,17 @@ def run_suite(plan: Plan, paths: BenchPaths, options: RunOptions = RunOptions(),
                     report)
 
 
-def _execute(executor, graph, tracker: Tracker) -> list[JobOutcome]:
-    """Run the graph with the driver's heartbeat on the open parent runs; parents of pairs
-    that could not finish end FAILED (KILLED on Ctrl-C), never RUNNING."""
+def _execute(executor, graph, tracker: Tracker, progress: ProgressFactory = no_progress
+             ) -> list[JobOutcome]:
+    """Run the graph with the driver's heartbeat on the open parent runs and a bar over its
+    jobs; parents of pairs that could not finish end FAILED (KILLED on Ctrl-C), never RUNNING."""
     total, finished = len(graph.jobs), []
     log.info("%d jobs to run with the %s executor (%d finished earlier)", total,
              executor.name, len(graph.done))
 
     def on_outcome(o: JobOutcome) -> None:
         finished.append(o)
+        advance(1)
         state = "done" if o.ok else f"FAILED: {o.error}"
         where = f" on {o.host}" if o.host else ""
         log.info("[%d/%d] %s %s (%.1f s%s)", len(finished), total, o.label, state, o.seconds,
@@ -250,7 +252,8 @@ def _execute(executor, graph, tracker: Tracker) -> list[JobOutcome]:
     outcomes: dict[str, JobOutcome] = {}
     status = "FAILED"
     try:
-        with tracker.heartbeat(lambda: graph.parents.values()):
+        with tracker.heartbeat(lambda: graph.parents.values()), \
+                progress(f"jobs ({executor.name})", total) as advance:
             outcomes = executor.run(graph.jobs, graph.done, on_outcome)
     except KeyboardInterrupt:
         status = "KILLED"
@@ -278,7 +281,7 @@ def run_probes(plan: Plan, paths: BenchPaths, options: RunOptions = RunOptions()
         raise BenchError(f"Probes of suite '{plan.suite.name}' score its pretrained models, "
                          "and some are not trained yet.",
                          f"Run `bench run --suite {plan.suite.name}` first.")
-    return _execute(s.executor, graph, s.tracker)
+    return _execute(s.executor, graph, s.tracker, options.progress)
 
 
 def build_report(suite: str, paths: BenchPaths, tracking_uri: str | None = None,

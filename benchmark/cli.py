@@ -236,9 +236,11 @@ def run_cmd(
         else:
             typer.echo(plain_yaml(summary))
         return
-    options = api.RunOptions(executor=executor, executor_options=engine, device=device,
-                             tracking_uri=_tracking_uri(), out=out, progress=rich_progress)
-    with contextlib.redirect_stdout(sys.stderr):  # MLflow prints run links on stdout: logs
+    from registry.progress import RichBoard
+
+    with RichBoard() as board, contextlib.redirect_stdout(sys.stderr):  # MLflow prints links
+        options = api.RunOptions(executor=executor, executor_options=engine, device=device,
+                                 tracking_uri=_tracking_uri(), out=out, progress=board.factory)
         result = api.run_suite(plan, paths, options, catalog=catalog)
     _print_run(result, json_out)
 

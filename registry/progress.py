@@ -20,7 +20,13 @@ def no_progress(description: str, total: int | None) -> Iterator[Advance]:
 
 @contextmanager
 def rich_progress(description: str, total: int | None) -> Iterator[Advance]:
-    """A rich progress bar on stderr with rate and time left."""
+    """A rich progress bar on stderr with rate and time left; none when stderr is not a
+    terminal (a log file gets the commands' log lines instead)."""
+    import sys
+
+    if not sys.stderr.isatty():
+        yield lambda n: None
+        return
     from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn,
                                TextColumn, TimeRemainingColumn, TransferSpeedColumn)
@@ -32,3 +38,52 @@ def rich_progress(description: str, total: int | None) -> Iterator[Advance]:
     with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+class RichBoard:
+    """One live rich display on stderr for a whole run: a bar over the plan's jobs (done /
+    total, elapsed, time left from the pace so far) above the bars of the jobs running here.
+    ``factory`` is a :data:`ProgressFactory`. Off when stderr is not a terminal, unless a
+    console is given."""
+
+    def __init__(self, console=None) -> None:
+        import sys
+
+        self._console = console
+        self.live = console is not None or sys.stderr.isatty()
+        self._progress = None
+
+    def __enter__(self) -> RichBoard:
+        if self.live:
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress,
+                                       TaskProgressColumn, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
+
+            self._progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                console=self._console or Console(stderr=True))
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def tasks(self) -> list[tuple[str, float, float | None]]:
+        """What the board shows now: (description, completed, total) per bar."""
+        if self._progress is None:
+            return []
+        return [(t.description, t.completed, t.total) for t in self._progress.tasks]
+
+    @contextmanager
+    def factory(self, description: str, total: int | None) -> Iterator[Advance]:
+        if self._progress is None:
+            yield lambda n: None
+            return
+        task = self._progress.add_task(description, total=total)
+        try:
+            yield lambda n: self._progress.advance(task, n)
+        finally:
+            self._progress.remove_task(task)

@@ -83,3 +83,22 @@ def test_a_misspelt_dataset_in_a_suite_file_gets_a_suggestion(cli, tmp_path):
     res = cli("run", "--suite", suite, "--dry-run")
     assert res.exit_code == 1 and "names an unknown dataset 'qqqqq'." in res.stderr
     assert "Did you mean" not in res.stderr
+
+
+def test_the_run_board_shows_the_plan_bar_beside_job_bars():
+    import io
+
+    from rich.console import Console
+
+    from registry.progress import RichBoard
+
+    console = Console(file=io.StringIO(), force_terminal=True, width=120)
+    with RichBoard(console) as board:
+        with board.factory("jobs (local)", 3) as plan_bar:
+            with board.factory("digits -> noise fold 0", 4) as job:
+                job(2)
+                assert board.tasks() == [("jobs (local)", 0, 3), ("digits -> noise fold 0", 2, 4)]
+            plan_bar(1)
+            assert board.tasks() == [("jobs (local)", 1, 3)]  # finished job bars go
+    assert "jobs (local)" in console.file.getvalue()
+    assert not RichBoard().live  # pytest's stderr is no terminal: no bars at all

@@ -52,6 +52,8 @@ def test_tiny_suite_end_to_end(cli, tmp_path, bench_home):
     res = cli("run", "--suite", write_suite(tmp_path, probes=probes), "--json")
     assert res.exit_code == 0, res.stderr
     doc = res.json()
+    assert "━" not in res.stderr  # stderr is no terminal here: log lines, no bars
+    assert "[1/" in res.stderr and "pretrain digits done (" in res.stderr
     c, exp, all_runs = runs(bench_home)
     by_level = {lvl: [r for r in all_runs if r.data.tags.get("level") == lvl]
                 for lvl in ("pretrain", "pair", "fold", "report", "probe")}
