@@ -289,18 +289,21 @@ def report_cmd(
 @app.command("ui")
 def ui_cmd(ctx: typer.Context,
            port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000) -> None:
-    """Start the MLflow UI on the local store (127.0.0.1 only)."""
-    import subprocess
-
-    from bench_core.tracking import tracking_target
+    """Start the MLflow UI on the local store (127.0.0.1 only); Ctrl-C or SIGTERM stops the
+    whole server, its workers included."""
+    from bench_core.processes import run_process_group
+    from bench_core.stores import tracking_target
 
     paths: BenchPaths = ctx.find_root().obj
-    uri = tracking_target(paths.home, _tracking_uri(), "").uri
-    if uri.startswith("sqlite:"):
+    target = tracking_target(paths.home, _tracking_uri(), "")
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", target.uri,
+               "--host", "127.0.0.1", "--port", str(port)]
+    if target.artifact_root:
         paths.home.mkdir(parents=True, exist_ok=True)
-    typer.echo(f"MLflow UI for {uri} on http://127.0.0.1:{port}", err=True)
-    raise typer.Exit(subprocess.call([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri",
-                                      uri, "--host", "127.0.0.1", "--port", str(port)]))
+        command += ["--artifacts-destination", Path(target.artifact_root).as_uri()]
+    typer.echo(f"MLflow UI for {target.uri} on http://127.0.0.1:{port} (Ctrl-C stops it)",
+               err=True)
+    raise typer.Exit(run_process_group(command))
 
 
 @app.command("probe")

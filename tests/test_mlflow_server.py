@@ -95,3 +95,38 @@ def test_bench_ui_serves_the_local_store(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_bench_ui_stops_its_whole_server(tmp_path, sig):
+    """`bench ui` on a store, then Ctrl-C / SIGTERM to bench alone: no process is left."""
+    import psutil
+
+    port = _free_port()
+    env = {**os.environ, "BENCH_HOME": str(tmp_path / "home")}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    bench = str(Path(sys.executable).with_name("bench"))
+    proc = subprocess.Popen([bench, "ui", "--port", str(port)], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for_health(f"http://127.0.0.1:{port}", proc)
+        server = psutil.Process(proc.pid).children(recursive=True)
+        assert len(server) >= 2, [p.cmdline() for p in server]  # mlflow and its workers
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+        gone, alive = psutil.wait_procs(server, timeout=30)
+        assert not alive, [p.cmdline() for p in alive]
+        assert proc.returncode == 128 + sig
+        assert not (tmp_path / "mlruns").exists() and not (tmp_path / "mlartifacts").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
