@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from registry.errors import DatasetFormatError
 from registry.files import file_digest
 from registry.loaders.base import Loader, SampleTable
 
@@ -86,23 +87,38 @@ def _prepare(img: np.ndarray, native: tuple[int, int], sizes: tuple[tuple[int, i
     return native, [resize(img, size).transpose(2, 0, 1) for size in sizes]
 
 
+MAX_REPORTED = 20  # bad files listed in one error
+
+
+@dataclass(frozen=True)
+class _Bad:
+    """A sample that did not decode: what the loader said."""
+
+    message: str
+
+
 def _prepared(loader: Loader, table: SampleTable, sizes: tuple[tuple[int, int], ...],
               channels: int, workers: int
-              ) -> Iterator[tuple[tuple[int, int], list[np.ndarray]]]:
-    """Prepared samples in table order. File formats decode and resize in threads (PIL releases
-    the GIL) through a bounded window, so memory stays flat however fast decoding runs."""
+              ) -> Iterator[tuple[tuple[int, int], list[np.ndarray]] | _Bad]:
+    """Prepared samples in table order (a :class:`_Bad` for a file that does not decode, so
+    every bad file is found in one pass). File formats decode and resize in threads (PIL
+    releases the GIL) through a bounded window, so memory stays flat however fast decoding
+    runs."""
     if not loader.parallel_read:  # array formats: chunked reads, stored size = decoded size
         for img in loader.iter_images(table):
             yield _prepare(img, (int(img.shape[0]), int(img.shape[1])), sizes, channels)
         return
-    if workers <= 1:
-        for i in range(len(table)):
-            yield _prepare(*loader.read_sized(table, i), sizes, channels)
-        return
 
     def job(i: int):
-        return _prepare(*loader.read_sized(table, i), sizes, channels)
+        try:
+            return _prepare(*loader.read_sized(table, i), sizes, channels)
+        except DatasetFormatError as err:
+            return _Bad(err.what.rstrip("."))
 
+    if workers <= 1:
+        for i in range(len(table)):
+            yield job(i)
+        return
     window = 4 * workers
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque = deque()
@@ -123,12 +139,25 @@ def _write_arrays(loader: Loader, table: SampleTable, tmp: Path, sizes: tuple[tu
     start = time.perf_counter()
     if hasattr(loader, "draft_size"):
         loader.draft_size = (max(h for h, _ in sizes), max(w for _, w in sizes))
-    for i, (size_hw, planes) in enumerate(_prepared(loader, table, sizes, channels, workers)):
+    bad: list[str] = []
+    for i, prepared in enumerate(_prepared(loader, table, sizes, channels, workers)):
+        if progress:
+            progress(1)
+        if isinstance(prepared, _Bad):
+            bad.append(prepared.message)
+            native.append((0, 0))
+            continue
+        size_hw, planes = prepared
         native.append(size_hw)
         for arr, plane in zip(arrays.values(), planes):
             arr[i] = plane
-        if progress:
-            progress(1)
+    if bad:
+        del arrays
+        listed = "; ".join(bad[:MAX_REPORTED])
+        more = f" (and {len(bad) - MAX_REPORTED} more)" if len(bad) > MAX_REPORTED else ""
+        raise DatasetFormatError(f"{len(bad)} of {n} images do not decode: {listed}{more}.",
+                                 "Replace or delete those files (a truncated download?) and run "
+                                 "add-dataset again; nothing was registered.")
     for arr in arrays.values():
         arr.flush()
     del arrays

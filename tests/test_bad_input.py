@@ -216,3 +216,19 @@ def test_two_registrations_at_once(tmp_path, bench_home, same_name):
         assert Path(rec.cache_dir).is_dir()
         assert len(list((bench_home / "cache" / name).iterdir())) == 1
     assert not list((bench_home / "cache").rglob(".tmp-*"))
+
+
+def test_every_bad_image_is_reported_in_one_error(cli, tmp_path, bench_home):
+    fx = formats.write_chest_xray(tmp_path / "d")
+    bad = [fx.root / "chest_xray" / "test" / "PNEUMONIA" / "person1_test.jpeg",
+           fx.root / "chest_xray" / "train" / "NORMAL" / "person1_train.jpeg"]
+    for path in bad:
+        assert path.is_file(), path
+        path.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    res = cli("add-dataset", "chest", "--path", fx.root)
+    assert res.exit_code == 1
+    assert "2 of " in res.stderr and "images do not decode" in res.stderr
+    flat = " ".join(res.stderr.split())
+    for path in bad:
+        assert path.name in flat, path.name
+    assert_nothing_left(bench_home)
