@@ -204,8 +204,10 @@ def apply_override(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
-def select(data: dict[str, Any], field: str, names: list[str] | None) -> None:
-    """Keep only the named sources/targets (in the given order); unknown names are errors."""
+def select(data: dict[str, Any], field: str, names: list[str] | None, where: str = "the suite"
+           ) -> None:
+    """Keep only the named sources/targets (in the given order); unknown names are errors
+    that name the suite (its file, when it has one)."""
     if not names:
         return
     items = {item["name"]: item for item in data.get(field, [])}
@@ -213,7 +215,7 @@ def select(data: dict[str, Any], field: str, names: list[str] | None) -> None:
     for name in names:
         if name not in items:
             raise UnknownNameError(unknown_name_message(field[:-1], name, sorted(items)),
-                                   f"The suite's {field}: {', '.join(items)}.")
+                                   f"The {field} of {where}: {', '.join(items)}.")
         picked.append(items[name])
     data[field] = picked
 
@@ -224,8 +226,8 @@ def resolve_suite(name_or_path: str, overrides: list[tuple[str, Any]] = (),
     data, where = load_suite_dict(name_or_path)
     for dotted, value in overrides:
         apply_override(data, dotted, value)
-    select(data, "sources", sources)
-    select(data, "targets", targets)
+    select(data, "sources", sources, where)
+    select(data, "targets", targets, where)
     try:
         suite = Suite.model_validate(data)
     except ValidationError as err:

@@ -60,9 +60,14 @@ def test_wrong_layout(cli, tmp_path, bench_home):
 
 def test_csv_row_without_image(cli, tmp_path, bench_home):
     fx = formats.write_isic2018(tmp_path / "d")
-    (fx.root / "ISIC2018_Task3_Training_Input" / "ISIC_0024310.jpg").unlink()
+    images = sorted((fx.root / "ISIC2018_Task3_Training_Input").glob("ISIC_*.jpg"))
+    for path in images[:2]:
+        path.unlink()
     res = cli("add-dataset", "isic", "--path", fx.root)
-    assert res.exit_code == 1 and "image 'ISIC_0024310'" in res.stderr
+    flat = " ".join(res.stderr.split())
+    assert res.exit_code == 1 and "2 image(s) are missing" in flat
+    for path in images[:2]:  # every missing file named at once
+        assert f"image '{path.stem}'" in flat, path.stem
     assert_nothing_left(bench_home)
 
 

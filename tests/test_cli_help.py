@@ -102,3 +102,17 @@ def test_the_run_board_shows_the_plan_bar_beside_job_bars():
             assert board.tasks() == [("jobs (local)", 1, 3)]  # finished job bars go
     assert "jobs (local)" in console.file.getvalue()
     assert not RichBoard().live  # pytest's stderr is no terminal: no bars at all
+
+
+def test_an_unknown_target_names_the_suite_file(cli, tmp_path):
+    import yaml
+
+    from test_run import TINY
+
+    suite = tmp_path / "mine.yaml"
+    suite.write_text(yaml.safe_dump(TINY))
+    res = cli("run", "--suite", suite, "--targets", "lfw-face", "--dry-run")
+    assert res.exit_code == 1
+    flat = " ".join(res.stderr.split())
+    assert "Unknown target 'lfw-face'. Did you mean 'lfw-faces'?" in flat
+    assert f"The targets of {suite}: lfw-faces" in flat

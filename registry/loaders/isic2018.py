@@ -65,16 +65,19 @@ class Isic2018Loader(FileLoader):
                 raise DatasetFormatError(
                     f"{csv_path} header is {header}, expected image,{','.join(ISIC_CLASSES)}.",
                     "Use the official ISIC2018_Task3_Training_GroundTruth.csv.")
-            files, labels = [], []
+            files, labels, missing = [], [], []
             for line, row in enumerate(reader, start=2):
                 where = f"{csv_path} line {line} (image '{row.get('image')}')"
                 path = images / f"{row['image']}{self.opts.image_suffix}"
                 if not path.is_file():
-                    raise DatasetFormatError(
-                        f"{where}: its image {path} does not exist.",
-                        "Unzip the complete ISIC2018_Task3_Training_Input archive.")
+                    missing.append(f"{where}: its image {path} does not exist")
                 files.append(path)
                 labels.append(_one_hot_row(row, ISIC_CLASSES, where))
+        if missing:  # every missing image in one error, so one pass fixes them all
+            more = f" (and {len(missing) - 20} more)" if len(missing) > 20 else ""
+            raise DatasetFormatError(f"{len(missing)} image(s) are missing: "
+                                     f"{'; '.join(missing[:20])}{more}.",
+                                     "Unzip the complete ISIC2018_Task3_Training_Input archive.")
         if not files:
             raise DatasetFormatError(f"{csv_path} has no rows.", "Use the official CSV.")
         return files, labels
