@@ -294,6 +294,8 @@ def build_report(suite: str, paths: BenchPaths, tracking_uri: str | None = None,
 
     from benchmark.report import write_report
 
+    if suite.endswith((".yaml", ".yml")) and Path(suite).expanduser().is_file():
+        suite = resolve_suite(suite).name  # a suite file names its suite
     tracker = tracker or open_tracker(paths, f"transfer-bench/{suite}", tracking_uri)
     with contextlib.redirect_stdout(sys.stderr):  # MLflow prints run links on stdout
         return write_report(tracker, suite, out or paths.home / "reports" / suite, hashes)

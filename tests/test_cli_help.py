@@ -116,3 +116,15 @@ def test_an_unknown_target_names_the_suite_file(cli, tmp_path):
     flat = " ".join(res.stderr.split())
     assert "Unknown target 'lfw-face'. Did you mean 'lfw-faces'?" in flat
     assert f"The targets of {suite}: lfw-faces" in flat
+
+
+def test_report_accepts_the_suite_file_it_ran(cli, tmp_path):
+    import yaml
+
+    from test_run import TINY
+
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(yaml.safe_dump({**TINY, "probes": []}))
+    res = cli("report", "--suite", suite)
+    assert res.exit_code == 1  # nothing ran yet, and it says so for the suite's name
+    assert "No finished results for suite 'tiny'" in res.stderr
