@@ -406,7 +406,7 @@ def recommend_sources(target: str, paths: BenchPaths, *, suite: str = "digits",
     from probes.logging import load_probe_matrices
 
     catalog = catalog or Catalog.load()
-    name = catalog.canonical(target) if target.lower() in catalog else target.lower()
+    name = catalog.key(target)
     resolved = resolve_suite(suite)
     tracker = open_tracker(paths, f"transfer-bench/{resolved.name}", tracking_uri)
     with contextlib.redirect_stdout(sys.stderr):
@@ -466,7 +466,7 @@ def publish_model(source: str, paths: BenchPaths, *, suite: str = "digits",
     from benchmark.publish import publish
 
     catalog = catalog or Catalog.load()
-    name = catalog.canonical(source) if source.lower() in catalog else source.lower()
+    name = catalog.key(source)
     if run_id:
         from mlflow.exceptions import MlflowException
 

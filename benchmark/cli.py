@@ -150,7 +150,7 @@ def datasets_remove(ctx: typer.Context, name: str) -> None:
     from registry.register import remove_dataset
 
     catalog = Catalog.load()
-    key = catalog.canonical(name) if name.strip().lower() in catalog else name.strip().lower()
+    key = catalog.key(name)
     if not remove_dataset(key, ctx.find_root().obj):
         raise fail(f"'{key}' is not registered; nothing was removed. "
                    "Run `bench datasets` to see what is registered.")
@@ -472,7 +472,7 @@ def openml_export_cmd(
     from registry.openml_export import export_dataset, publish_export
 
     catalog = Catalog.load()
-    key = catalog.canonical(name) if name.strip().lower() in catalog else name.strip().lower()
+    key = catalog.key(name)
     export = export_dataset(key, ctx.find_root().obj, out, _parse_size(size) if size else None)
     if publish:
         export = publish_export(export, os.environ.get("OPENML_APIKEY"))

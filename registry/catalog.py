@@ -49,6 +49,11 @@ class Catalog:
             "Run `bench datasets` to list the catalog, or register your own data with "
             "`bench add-dataset NAME --path DIR --format imagefolder` or `--card FILE`.")
 
+    def key(self, name: str) -> str:
+        """The catalog name for a catalog name or alias; any other name (a user's own
+        dataset) as given, trimmed and lowercased."""
+        return self.canonical(name) if name.strip().lower() in self else name.strip().lower()
+
     def get(self, name: str) -> DatasetCard:
         """A copy of the card for ``name`` (or an alias)."""
         return self.cards[self.canonical(name)].model_copy()

@@ -131,13 +131,17 @@ def run_here(job: Job, deps: Mapping[str, Any]) -> Ran:
     started = time.perf_counter()
     failed = [k for k, v in values.items() if isinstance(v, Failed)]
     if failed:
-        value: Any = Failed(f"not run: a job it depends on failed ({', '.join(failed)})")
+        value: Any = Failed(_not_run(failed))
     else:
         try:
             value = job.call(values)
         except BenchError as err:
             value = Failed(str(err))
     return Ran(value, time.perf_counter() - started, socket.gethostname(), os.getpid())
+
+
+def _not_run(failed: list[str]) -> str:
+    return f"not run: a job it depends on failed ({', '.join(failed)})"
 
 
 def outcome(job: Job, ran: Ran) -> JobOutcome:
@@ -220,8 +224,8 @@ def drive(engine: Engine, jobs: Sequence[Job], done: Mapping[str, Any],
 
 
 def _start(engine: Engine, batch: list[Job], results: dict[str, Any], pending: list) -> None:
+    now = time.perf_counter()  # before submit: an engine may run the job right there
     handles = engine.submit([(j, [results[d] for d in j.deps]) for j in batch])
-    now = time.perf_counter()
     for job, handle in zip(batch, handles):
         results[job.key] = handle
         pending.append((handle, job, now))
@@ -232,7 +236,7 @@ def _lost(job: Job, err: BaseException, outcomes: Mapping[str, JobOutcome],
     failed = [d for d in job.deps if d in outcomes and not outcomes[d].ok]
     if failed:
         return JobOutcome(job.key, job.label, job.kind, False, seconds=seconds,
-                          error=f"not run: a job it depends on failed ({', '.join(failed)})")
+                          error=_not_run(failed))
     return crashed(job, err, seconds)
 
 

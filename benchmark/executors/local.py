@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from benchmark.executors.base import (Job, JobOutcome, OutcomeCallback, check_graph, crashed,
-                                      failed_value, outcome, register_executor, run_here,
-                                      topological)
+from benchmark.executors.base import (Job, JobOutcome, OutcomeCallback, Ran, drive,
+                                      register_executor, run_here)
 
 
 @register_executor("local")
 class LocalExecutor:
-    """Runs the graph in topological order; an exception fails that job (and its
-    dependents) and the rest go on. Ctrl-C stops at once."""
+    """Runs the graph in topological order through the same driver as the remote engines;
+    an exception fails that job (and its dependents) and the rest go on. Ctrl-C stops at once."""
 
     name = "local"
 
@@ -23,16 +21,22 @@ class LocalExecutor:
 
     def run(self, jobs: Sequence[Job], done: Mapping[str, Any],
             on_outcome: OutcomeCallback) -> dict[str, JobOutcome]:
-        check_graph(jobs, done)
-        results: dict[str, Any] = dict(done)
-        outcomes: dict[str, JobOutcome] = {}
-        for job in topological(jobs):
-            started = time.perf_counter()
+        return drive(_HereEngine(), jobs, done, on_outcome)
+
+
+class _HereEngine:
+    """Runs a job when it is submitted, in this process; ``wait`` hands back what it gave."""
+
+    chains, slots = False, 1
+
+    def submit(self, batch: list[tuple[Job, list[Any]]]) -> list[Ran | Exception]:
+        out: list[Ran | Exception] = []
+        for job, deps in batch:
             try:
-                o = outcome(job, run_here(job, {d: results[d] for d in job.deps}))
+                out.append(run_here(job, dict(zip(job.deps, deps))))
             except Exception as err:  # noqa: BLE001 - one job's crash must not stop the grid
-                o = crashed(job, err, time.perf_counter() - started)
-            results[job.key] = failed_value(o)
-            outcomes[job.key] = o
-            on_outcome(o)
-        return outcomes
+                out.append(err)
+        return out
+
+    def wait(self, handles: list[Any]) -> list[tuple[int, Any]]:
+        return list(enumerate(handles))
