@@ -21,6 +21,12 @@ class TrackingTarget:
         """True when only this machine can reach the store (a SQLite or file URI)."""
         return self.uri.startswith(("sqlite:", "file:")) or "://" not in self.uri
 
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The database file of a ``sqlite:///`` store, else None."""
+        prefix = "sqlite:///"
+        return Path(self.uri[len(prefix):]) if self.uri.startswith(prefix) else None
+
 
 def tracking_target(home: Path, uri: str | None, experiment: str) -> TrackingTarget:
     """``uri`` (e.g. from MLFLOW_TRACKING_URI), else the SQLite store in BENCH_HOME. Artifacts

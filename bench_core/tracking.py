@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from filelock import FileLock
 from mlflow.entities import Run, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -68,6 +69,20 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+@contextmanager
+def _store_creation_lock(target: TrackingTarget) -> Iterator[None]:
+    """Hold a file lock beside a local SQLite store while it is opened: MLflow creates the
+    tables and runs its migrations on first use, and two processes doing that at once (a
+    driver and its workers, two users, a script reading the store) make one of them fail."""
+    path = target.sqlite_path
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock", timeout=300):
+        yield
+
+
 class Tracker:
     """The suite's experiment in one MLflow store, seen from one process of one session."""
 
@@ -78,6 +93,12 @@ class Tracker:
         mlflow.set_system_metrics_sampling_interval(system_metrics_interval)
         self.target, self.uri, self.session, self.policy = target, target.uri, session, policy
         self.client = MlflowClient(target.uri)
+        with _store_creation_lock(target):
+            self.experiment_id = self._experiment_id(target)
+        self.host = socket.gethostname()
+        self.commit = git_commit()
+
+    def _experiment_id(self, target: TrackingTarget) -> str:
         exp = self.client.get_experiment_by_name(target.experiment)
         if exp is None:
             if target.artifact_root:
@@ -90,9 +111,7 @@ class Tracker:
                 exp_id = self.client.get_experiment_by_name(target.experiment).experiment_id
         else:
             exp_id = exp.experiment_id
-        self.experiment_id = exp_id
-        self.host = socket.gethostname()
-        self.commit = git_commit()
+        return exp_id
 
     def base_tags(self) -> dict[str, str]:
         return {"host": self.host, "pid": str(os.getpid()), "git_commit": self.commit,

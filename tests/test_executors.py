@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from stores import store_client
 from test_run import TINY, write_suite
 
 SUITE = {**TINY, "name": "exec", "generality": {"ks": []},
@@ -30,7 +31,7 @@ def bench(home: Path, *args: str, timeout: int = 600) -> subprocess.CompletedPro
 
 
 def finished_runs(home: Path, suite: str = "exec") -> list:
-    c = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    c = store_client(home)
     exp = c.get_experiment_by_name(f"transfer-bench/{suite}")
     return c.search_runs([exp.experiment_id], max_results=1000)
 
@@ -140,7 +141,8 @@ def test_ray_retries_a_job_that_raises_once(tmp_path, paths, local_reference):
     assert_one_finished_run_per_job(paths.home)
 
 
-def _kill_a_running_fold(home: Path, proc: subprocess.Popen, sig: int, deadline_s: float) -> str:
+def _kill_a_running_fold(home: Path, proc: subprocess.Popen, sig: int, deadline_s: float,
+                         stderr: Path) -> str:
     """Wait for a fold run to be RUNNING, send ``sig`` to the process its pid tag names."""
     deadline = time.time() + deadline_s
     while time.time() < deadline and proc.poll() is None:
@@ -155,7 +157,8 @@ def _kill_a_running_fold(home: Path, proc: subprocess.Popen, sig: int, deadline_
         if running:
             os.kill(int(running[0].data.tags["pid"]), sig)
             return running[0].info.run_id
-    raise AssertionError(f"no fold run was caught mid-training: {proc.poll()}")
+    raise AssertionError(f"no fold run was caught mid-training (exit {proc.poll()}):\n"
+                         f"{stderr.read_text()[-3000:]}")
 
 
 @pytest.mark.slow
@@ -168,13 +171,15 @@ def test_a_job_killed_mid_training_is_redone_once(tmp_path, executor, sig):
     home = tmp_path / "home"
     env = {**os.environ, "BENCH_HOME": str(home)}
     env.pop("MLFLOW_TRACKING_URI", None)
-    proc = subprocess.Popen([BENCH, "run", "--suite", str(write_suite(tmp_path, **slow)),
-                             "--executor", executor, "--json"], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    killed = _kill_a_running_fold(home, proc, sig, 300)
-    out, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err[-3000:]
-    assert json.loads(out)["executor"] == executor
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    with out.open("w") as o, err.open("w") as e:  # files, not pipes nobody reads while it runs
+        proc = subprocess.Popen([BENCH, "run", "--suite", str(write_suite(tmp_path, **slow)),
+                                 "--executor", executor, "--json"], env=env, text=True,
+                                stdout=o, stderr=e)
+        killed = _kill_a_running_fold(home, proc, sig, 300, err)
+        proc.wait(timeout=600)
+    assert proc.returncode == 0, err.read_text()[-3000:]
+    assert json.loads(out.read_text())["executor"] == executor
     assert_one_finished_run_per_job(home)
     status = {r.info.run_id: r.info.status for r in finished_runs(home)}
     assert status[killed] == "FAILED"

@@ -15,6 +15,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 import formats
+from stores import store_client
 
 TINY = {
     "name": "tiny",
@@ -37,7 +38,7 @@ def write_suite(tmp_path: Path, **changes) -> Path:
 
 
 def client(home: Path) -> MlflowClient:
-    return MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    return store_client(home)
 
 
 def runs(home: Path, suite: str = "tiny"):
@@ -118,9 +119,10 @@ def test_resume_after_kill_minus_nine(tmp_path, bench_home):
                         generality={"ks": []})
     bench = str(Path(sys.executable).with_name("bench"))
     env = {**os.environ, "BENCH_HOME": str(bench_home)}
-    proc = subprocess.Popen([bench, "run", "--suite", str(suite)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    err = tmp_path / "stderr"
+    with err.open("w") as e:
+        proc = subprocess.Popen([bench, "run", "--suite", str(suite)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=e, start_new_session=True)
     deadline = time.time() + 240
     finished_folds = 0
     while time.time() < deadline and proc.poll() is None:
@@ -133,7 +135,8 @@ def test_resume_after_kill_minus_nine(tmp_path, bench_home):
                              for r in current)
         if finished_folds >= 2:
             break
-    assert proc.poll() is None, "the run ended before it could be killed"
+    assert proc.poll() is None, \
+        f"the run ended before it could be killed:\n{err.read_text()[-3000:]}"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     _, _, killed = runs(bench_home)
