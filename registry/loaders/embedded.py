@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from registry.embedded import digits, skimage_sets  # noqa: F401  (fill BUILDERS)
+from registry.embedded import digits, mnist, standins, skimage_sets, dicom_sets  # noqa: F401  (fill BUILDERS)
 from registry.embedded.builders import BUILDERS
 from registry.errors import DatasetFormatError
 from registry.loaders.arrays import ArrayLoader
