@@ -3,8 +3,11 @@
 By one probe (smallest distance first) or ``learned``: a ridge regression from the probes'
 distances (z-scored per probe) to transferability, fitted on the finished benchmark results of
 the other targets (meta-learning). Every method is evaluated leave-one-target-out on the targets
-with results: regret = AUC of the best source - AUC of the recommended one (0 is perfect);
-``random`` is the expected regret of picking a source at random.
+with results, against the baselines a probe must beat (``random``: the expected value of a
+random pick; ``best-on-average``: the source best on average over the other targets;
+``largest-source``): regret = AUC of the best source - AUC of the recommended one (0 is
+perfect), and weighted Kendall tau of the ranking. A target is never its own candidate unless
+asked (``include_self``).
 """
 
 from __future__ import annotations
@@ -85,33 +88,48 @@ def rank(target: str, sources: list[str], method: str, probes, results: pd.DataF
     return ranked.reset_index(drop=True)
 
 
-def evaluate(results: pd.DataFrame, probes, methods: list[str]) -> pd.DataFrame:
-    """Leave-one-target-out regret of each method, per target with at least two sources."""
-    rows = []
-    for target, g in results.groupby("target"):
-        if len(g) < 2:
-            continue
-        auc = dict(zip(g["source"], g["auc_mean"]))
-        best = max(auc, key=auc.get)
-        rows.append({"method": "random", "target": target, "recommended": None, "best": best,
-                     "regret": float(np.mean([auc[best] - a for a in auc.values()]))})
-        for method in methods:
+def evaluate(results: pd.DataFrame, probes, methods: list[str],
+             sizes: dict[str, int] | None = None, include_self: bool = False) -> pd.DataFrame:
+    """Leave-one-target-out evaluation of each method and of the baselines (random, best on
+    average over the other targets, largest source), per target with at least two candidate
+    sources (a target is not its own candidate unless ``include_self``): top-1 regret = AUC of
+    the best source - AUC of the recommended one (0 is perfect), weighted and plain Kendall tau
+    of the whole ranking against the AUCs."""
+    from benchmark.evaluation import evaluate_probes
+
+    if not include_self:
+        results = results[results["source"] != results["target"]]
+    truth = results.assign(repeat=0, auc=results["auc_mean"])
+    scores = {}
+    for method in methods:
+        rows = []
+        for target, g in results.groupby("target"):
             try:
                 ranked = rank(target, list(g["source"]), method, probes, results)
             except BenchError:
                 continue
-            if ranked.empty:
-                continue
-            pick = ranked.iloc[0]["source"]
-            rows.append({"method": method, "target": target, "recommended": pick, "best": best,
-                         "regret": float(auc[best] - auc[pick])})
-    return pd.DataFrame(rows, columns=["method", "target", "recommended", "best", "regret"])
+            rows += [{"source": r["source"], "target": target, "score": r["score"]}
+                     for _, r in ranked.iterrows()]
+        if rows:
+            scores[method] = pd.DataFrame(rows)
+    table = evaluate_probes(truth[["source", "target", "repeat", "auc"]], scores, sizes or {},
+                            include_self=include_self)
+    table = table[table["n_sources"].fillna(0) >= 2]
+    return table.rename(columns={"top1_regret": "regret"})[EVALUATION]
+
+
+EVALUATION = ["method", "kind", "target", "recommended", "best", "regret", "weighted_tau",
+              "kendall_tau"]
 
 
 def recommend(target: str, method: str, results: pd.DataFrame, probes,
-              candidates: list[str]) -> Recommendation:
+              candidates: list[str], sizes: dict[str, int] | None = None,
+              include_self: bool = False) -> Recommendation:
     transfers = results[results["kind"] == "transfer"][
         ["source", "target", "auc_mean", "transferability_mean"]].dropna(subset=["auc_mean"])
+    if not include_self:
+        candidates = [c for c in candidates if c != target]
     ranking = rank(target, candidates, method, probes, transfers)
     methods = [*probes, "learned"]
-    return Recommendation(target, method, ranking, evaluate(transfers, probes, methods))
+    return Recommendation(target, method, ranking,
+                          evaluate(transfers, probes, methods, sizes, include_self))

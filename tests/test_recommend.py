@@ -67,7 +67,47 @@ def test_recommend_for_a_new_target_uses_all_results():
     probes = {"good": (names, good)}
     rec = recommend("new", "learned", results, probes, SOURCES)
     assert list(rec.ranking["source"]) == ["s2", "s3", "s1"]
-    assert set(rec.evaluation["method"]) == {"random", "good", "learned"}
+    assert set(rec.evaluation["method"]) == {"random", "good", "learned", "best-on-average",
+                                             "largest-source"}
+
+
+def test_probes_are_judged_beside_the_baselines():
+    results, probes = _setup()
+    ev = evaluate(results, probes, ["good", "bad"], sizes={"s1": 10, "s2": 300, "s3": 20})
+    assert set(ev[ev["kind"] == "baseline"]["method"]) == {"random", "best-on-average",
+                                                           "largest-source"}
+    good = ev[ev["method"] == "good"]
+    assert (good["weighted_tau"] == 1.0).all() and (good["regret"] == 0.0).all()
+    assert ev[ev["method"] == "bad"]["weighted_tau"].to_numpy() == pytest.approx(-1.0)
+    assert (ev[ev["method"] == "largest-source"]["recommended"] == "s2").all()
+
+
+
+def test_best_on_average_looks_at_the_other_targets_only():
+    auc = {("s1", "t1"): 0.70, ("s2", "t1"): 0.95, ("s3", "t1"): 0.80,  # t1's own: s2 best
+           ("s1", "t2"): 0.90, ("s2", "t2"): 0.60, ("s3", "t2"): 0.85,
+           ("s1", "t3"): 0.88, ("s2", "t3"): 0.70, ("s3", "t3"): 0.80}
+    results = pd.DataFrame([{"source": s, "target": t, "kind": "transfer", "auc_mean": a,
+                             "transferability_mean": 0.0} for (s, t), a in auc.items()])
+    ev = evaluate(results, {}, [])
+    row = ev[(ev["method"] == "best-on-average") & (ev["target"] == "t1")].iloc[0]
+    assert row["recommended"] == "s1"  # mean over t2, t3: s1 0.89 > s3 0.825 > s2 0.65
+    assert row["regret"] == pytest.approx(0.95 - 0.70)
+
+
+def test_a_target_is_not_its_own_candidate_unless_asked():
+    results, probes = _setup()
+    own = pd.DataFrame([{"source": "t1", "target": "t1", "kind": "transfer", "auc_mean": 0.999,
+                         "transferability_mean": 20.0}])
+    with_self = pd.concat([results, own], ignore_index=True)
+    names = NAMES
+    probes = {"good": (names, probes["good"][1])}
+    ev = evaluate(with_self, probes, ["good"])
+    assert "t1" not in set(ev["best"]) and "t1" not in set(ev["recommended"].dropna())
+    ev = evaluate(with_self, probes, ["good"], include_self=True)
+    assert ev[ev["target"] == "t1"]["best"].iloc[0] == "t1"
+    rec = recommend("t1", "good", with_self, probes, SOURCES + ["t1"])
+    assert "t1" not in set(rec.ranking["source"])
 
 
 def test_recommend_cli_without_results_fails_clearly(cli, bench_home):
