@@ -2,7 +2,7 @@
 
 >>> from benchmark import api
 >>> paths = api.BenchPaths(api.resolve_home())
->>> plan = api.plan_suite("digits", paths)
+>>> plan = api.plan_suite("mnist", paths)
 >>> result = api.run_suite(plan, paths, api.RunOptions(executor="ray"))
 >>> result.report.table            # one row per source -> target pair
 
@@ -25,7 +25,7 @@ from typing import Any
 from typing import TYPE_CHECKING
 
 from bench_core.stores import ResumePolicy, tracking_target
-from benchmark.config import resolve_suite
+from benchmark.config import DEFAULT_SUITE, resolve_suite
 from benchmark.executors.base import JobOutcome
 from benchmark.plan import Plan, make_plan
 from registry.catalog import Catalog
@@ -134,7 +134,7 @@ def plan_status(plan: Plan, paths: BenchPaths, tracking_uri: str | None = None
     for row, pair in zip(summary["pairs"], plan.pairs):
         row["finished"] = pair.config_hash in done
     summary["runs_to_do"] = len(plan.pretrain) - len(summary["pretrain_finished"]) + sum(
-        row["folds"] for row in summary["pairs"] if not row["finished"])
+        row["folds"] * row["repeats"] for row in summary["pairs"] if not row["finished"])
     return summary
 
 
@@ -286,7 +286,7 @@ def run_probes(plan: Plan, paths: BenchPaths, options: RunOptions = RunOptions()
 
 def build_report(suite: str, paths: BenchPaths, tracking_uri: str | None = None,
                  out: Path | None = None, *, hashes: set[str] | None = None,
-                 tracker: Tracker | None = None):
+                 tracker: Tracker | None = None, include_self: bool = False):
     """The results table, correlations and figures of ``suite`` from its finished runs,
     written to ``out`` (default ``BENCH_HOME/reports/SUITE``) and logged as a report run."""
     import contextlib
@@ -298,7 +298,22 @@ def build_report(suite: str, paths: BenchPaths, tracking_uri: str | None = None,
         suite = resolve_suite(suite).name  # a suite file names its suite
     tracker = tracker or open_tracker(paths, f"transfer-bench/{suite}", tracking_uri)
     with contextlib.redirect_stdout(sys.stderr):  # MLflow prints run links on stdout
-        return write_report(tracker, suite, out or paths.home / "reports" / suite, hashes)
+        return write_report(tracker, suite, out or paths.home / "reports" / suite, hashes,
+                            sizes=dataset_sizes(paths), include_self=include_self)
+
+
+def dataset_sizes(paths: BenchPaths, catalog: Catalog | None = None) -> dict[str, int]:
+    """Images per dataset: registered datasets as registered, the rest as their cards say
+    (weight-only sources such as ImageNet), for the largest-source baseline."""
+    catalog = catalog or Catalog.load()
+    sizes = {name: card.n_samples for name, card in catalog.cards.items() if card.n_samples}
+    if paths.registry_db.is_file():
+        store = RegistryStore(paths.registry_db)
+        for name in store.names():
+            rec = store.get(name)
+            if rec is not None:
+                sizes[name] = rec.n_samples
+    return sizes
 
 
 @dataclass(frozen=True)
@@ -360,7 +375,7 @@ def _source_models(options: dict[str, Any], paths: BenchPaths, tracking_uri: str
         found = [source_model(spec, paths.registry_models_dir, tracking_uri)
                  for spec in options["models"]]
         return {m.name: m for m in found}
-    return _suite_models(options.get("suite", "digits"), paths)
+    return _suite_models(options.get("suite", DEFAULT_SUITE), paths)
 
 
 def _suite_models(suite_name: str, paths: BenchPaths) -> dict[str, Any]:
@@ -391,10 +406,10 @@ class Recommendation:
     models: Any = None  # DataFrame: suite-pretrained and published models by an estimator
 
 
-def recommend_sources(target: str, paths: BenchPaths, *, suite: str = "digits",
+def recommend_sources(target: str, paths: BenchPaths, *, suite: str = DEFAULT_SUITE,
                       method: str = "learned", estimator: str = "logme",
                       tracking_uri: str | None = None, catalog: Catalog | None = None,
-                      device: str = "auto") -> Recommendation:
+                      device: str = "auto", include_self: bool = False) -> Recommendation:
     """Rank ``suite``'s sources for ``target`` by a probe or the learned combination, with
     every method's leave-one-target-out regret; and rank the suite's pretrained models beside
     every published model by ``estimator`` (LogME ...) on the target's data."""
@@ -412,13 +427,14 @@ def recommend_sources(target: str, paths: BenchPaths, *, suite: str = "digits",
     with contextlib.redirect_stdout(sys.stderr):
         results = results_table(tracker, resolved.name)
         probes = load_probe_matrices(tracker, resolved.name)
-    rec = recommend(name, method, results, probes, [s.name for s in resolved.sources])
+    rec = recommend(name, method, results, probes, [s.name for s in resolved.sources],
+                    dataset_sizes(paths, catalog), include_self)
     models = rank_models(name, paths, suite=suite, estimator=estimator,
                          tracking_uri=tracking_uri, device=device)
     return Recommendation(name, method, rec.ranking, rec.evaluation, models)
 
 
-def rank_models(target: str, paths: BenchPaths, *, suite: str = "digits",
+def rank_models(target: str, paths: BenchPaths, *, suite: str = DEFAULT_SUITE,
                 estimator: str = "logme", tracking_uri: str | None = None,
                 device: str = "auto"):
     """The suite's pretrained models and every published model, scored by ``estimator`` on
@@ -456,7 +472,7 @@ def rank_models(target: str, paths: BenchPaths, *, suite: str = "digits",
     return frame.sort_values(estimator, ascending=False).reset_index(drop=True)
 
 
-def publish_model(source: str, paths: BenchPaths, *, suite: str = "digits",
+def publish_model(source: str, paths: BenchPaths, *, suite: str = DEFAULT_SUITE,
                   run_id: str | None = None, push: str | None = None, alias: str = "published",
                   out: Path | None = None, tracking_uri: str | None = None,
                   environ: dict[str, str] | None = None, catalog: Catalog | None = None):

@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 import yaml
 
+from benchmark.config import DEFAULT_SUITE
 from benchmark.console import (fail, handles_errors, plain_yaml, print_json, records,
                                setup_logging)
 from registry.catalog import Catalog
@@ -193,7 +194,7 @@ def _executor_options(name: str, address: str | None, partition: str | None,
 @handles_errors
 def run_cmd(
     ctx: typer.Context,
-    suite: Annotated[str, typer.Option(help="Built-in suite name or a suite YAML file.")] = "digits",
+    suite: Annotated[str, typer.Option(help="Built-in suite name or a suite YAML file.")] = DEFAULT_SUITE,
     sources: Annotated[Optional[str], typer.Option(help="Comma-separated subset of sources.")] = None,
     targets: Annotated[Optional[str], typer.Option(help="Comma-separated subset of targets.")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Override KEY.PATH=VALUE (YAML).")] = [],
@@ -256,6 +257,8 @@ def _print_run(result, json_out: bool) -> None:
            "results": records(report.table)}
     if report.correlations is not None:
         doc["correlations"] = records(report.correlations)
+    if report.summary is not None:
+        doc["evaluation"] = records(report.summary)
     if json_out:
         print_json(doc)
         return
@@ -263,6 +266,8 @@ def _print_run(result, json_out: bool) -> None:
     if "correlations_markdown" in report.files:
         typer.echo("Transferability vs probe distance:\n")
         typer.echo(report.files["correlations_markdown"].read_text())
+    if "evaluation_markdown" in report.files:
+        typer.echo(report.files["evaluation_markdown"].read_text())
     typer.echo(f"report: {report.files['markdown'].parent}   MLflow: {result.tracking_uri} "
                "(bench ui)")
 
@@ -271,19 +276,29 @@ def _print_run(result, json_out: bool) -> None:
 @handles_errors
 def report_cmd(
     ctx: typer.Context,
-    suite: Annotated[str, typer.Option(help="Suite name.")] = "digits",
+    suite: Annotated[str, typer.Option(help="Suite name.")] = DEFAULT_SUITE,
     out: Annotated[Optional[Path], typer.Option(help="Report folder.")] = None,
+    include_self: Annotated[bool, typer.Option(
+        "--include-self", help="Let a target be its own candidate source in the evaluation "
+        "of probes (by default it never is).")] = False,
     json_out: JsonFlag = False,
 ) -> None:
-    """The results table (CSV, markdown) and Fig. 3 from the suite's finished MLflow runs."""
+    """The results table (CSV, markdown) and Fig. 3 from the suite's finished MLflow runs;
+    every probe against the baselines (random, best on average, largest source) and beside
+    the noise ceiling of the ground truth."""
     from benchmark import api
 
-    report = api.build_report(suite, ctx.find_root().obj, _tracking_uri(), out)
+    report = api.build_report(suite, ctx.find_root().obj, _tracking_uri(), out,
+                              include_self=include_self)
     if json_out:
         print_json({"suite": suite, "report": {k: str(v) for k, v in report.files.items()},
-                    "results": records(report.table)})
+                    "results": records(report.table),
+                    "evaluation": records(report.summary) if report.summary is not None
+                    else None})
         return
     typer.echo(report.files["markdown"].read_text())
+    if "evaluation_markdown" in report.files:
+        typer.echo(report.files["evaluation_markdown"].read_text())
 
 
 @app.command("ui")
@@ -340,35 +355,43 @@ def probe_cmd(
 def recommend_cmd(
     ctx: typer.Context,
     target: Annotated[str, typer.Option(help="The dataset to find a source for.")],
-    suite: Annotated[str, typer.Option(help="Suite whose results and probes to use.")] = "digits",
+    suite: Annotated[str, typer.Option(help="Suite whose results and probes to use.")] = DEFAULT_SUITE,
     method: Annotated[str, typer.Option(help="A probe name, or 'learned'.")] = "learned",
     estimator: Annotated[str, typer.Option(
         help="Scores published models beside the suite's (logme, leep, nce, hscore).")] = "logme",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    include_self: Annotated[bool, typer.Option(
+        "--include-self", help="Let the target be its own candidate source.")] = False,
     json_out: JsonFlag = False,
 ) -> None:
-    """Rank the suite's sources for a target; report each method's leave-one-target-out regret;
+    """Rank the suite's sources for a target; report each method's leave-one-target-out regret
+    and weighted Kendall tau beside the baselines (random, best on average, largest source);
     rank published models beside the suite's pretrained ones by an estimator."""
+    import pandas as pd
+
     from benchmark import api
 
     rec = api.recommend_sources(target, ctx.find_root().obj, suite=suite, method=method,
                                 estimator=estimator, tracking_uri=_tracking_uri(),
-                                device=device)
-    summary = rec.evaluation.groupby("method")["regret"].agg(["mean", "count"]).reset_index()
+                                device=device, include_self=include_self)
+    summary = rec.evaluation.groupby(["method", "kind"], sort=False).agg(
+        mean_regret=("regret", "mean"), mean_weighted_tau=("weighted_tau", "mean"),
+        targets=("target", "nunique")).reset_index()
     if json_out:
         print_json({"target": rec.target, "method": method,
-                    "ranking": records(rec.ranking),
-                    "regret": records(summary.rename(columns={"mean": "mean_regret",
-                                                              "count": "targets"})),
+                    "ranking": records(rec.ranking), "regret": records(summary),
                     "evaluation": records(rec.evaluation),
                     "models": None if rec.models is None else records(rec.models)})
         return
     typer.echo(f"Sources for {rec.target} by {method} (best first):")
     for i, row in rec.ranking.iterrows():
         typer.echo(f"  {i + 1}. {row['source']:<20} score {row['score']:+.4f}")
-    typer.echo("\nLeave-one-target-out regret (AUC of the best source - AUC of the pick):")
+    typer.echo("\nLeave-one-target-out (regret: AUC of the best source - AUC of the pick; "
+               "weighted Kendall tau of the ranking):")
     for _, row in summary.iterrows():
-        typer.echo(f"  {row['method']:<14} {row['mean']:.4f}  over {int(row['count'])} targets")
+        tau = "" if pd.isna(row["mean_weighted_tau"]) else f"{row['mean_weighted_tau']:+.3f}"
+        typer.echo(f"  {row['method']:<16} {row['kind']:<9} regret {row['mean_regret']:.4f}  "
+                   f"wtau {tau:>6}  over {int(row['targets'])} targets")
     if rec.models is not None:
         typer.echo(f"\nSource models by {estimator} on {rec.target} (suite-pretrained and "
                    "published; higher is better):")
@@ -382,7 +405,7 @@ def recommend_cmd(
 def publish_cmd(
     ctx: typer.Context,
     source: Annotated[str, typer.Argument(help="The pretrained source dataset to publish.")],
-    suite: Annotated[str, typer.Option(help="The suite that pretrained it.")] = "digits",
+    suite: Annotated[str, typer.Option(help="The suite that pretrained it.")] = DEFAULT_SUITE,
     run: Annotated[Optional[str], typer.Option(help="A pretraining run id instead.")] = None,
     push: Annotated[Optional[str], typer.Option(help="Also upload to hf:ORG/REPO (HF_TOKEN).")] = None,
     alias: Annotated[str, typer.Option(help="Registry alias for this version.")] = "published",

@@ -15,6 +15,7 @@ from registry.errors import CardError, UnknownNameError
 from registry.names import unknown_name_message
 
 SUITES_DIR = Path(__file__).parent / "suites"
+DEFAULT_SUITE = "mnist"  # what `bench run` runs when no --suite is given
 
 
 class _Frozen(BaseModel):
@@ -67,9 +68,18 @@ class Architecture(_Frozen):
 
 
 class Folds(_Frozen):
+    """``kfold``: k stratified folds (the paper's protocol); ``official``: the target's own
+    published train/val/test split (MedMNIST), one fold, to compare with published numbers."""
+
+    scheme: Literal["kfold", "official"] = "kfold"
     n: int = Field(5, ge=2)
     val_fraction: float = Field(0.5, gt=0, lt=1)  # share of each held-out fold used for val
     seed: int = 0
+
+    @property
+    def count(self) -> int:
+        """Fold jobs per pair and repeat."""
+        return 1 if self.scheme == "official" else self.n
 
 
 class SourceSpec(_Frozen):
@@ -84,8 +94,13 @@ class SourceSpec(_Frozen):
 
 
 class TargetSpec(_Frozen):
+    """A target; ``max_samples``: fine-tune on a stratified subset of that many images (seeded
+    by the suite's seed, nested: a smaller subset lies inside a larger one), as in seed 000's
+    small-sample experiments and to keep a suite small."""
+
     name: str
     finetune: dict[str, Any] = Field(default_factory=dict)
+    max_samples: int | None = Field(None, ge=4)
 
 
 class Generality(_Frozen):
@@ -111,6 +126,9 @@ class Suite(_Frozen):
     folds: Folds = Folds()
     baseline: Literal["scratch", "self"] = "scratch"
     seed: int = 0
+    # repeated k-fold: every fine-tuning runs ``repeats`` times, each repeat with its own fold
+    # split (folds.seed + r) and training seed; the spread and the noise ceiling come from them
+    repeats: int = Field(1, ge=1, le=100)
     pretrain_defaults: TrainSettings = TrainSettings()
     finetune_defaults: TrainSettings = TrainSettings()
     sources: tuple[SourceSpec, ...]

@@ -18,8 +18,10 @@ from bench_core.sources import SourceModel
 from bench_core.tracking import Tracker, flatten
 from benchmark.executors.base import Job
 from benchmark.jobs import (FoldTask, JobEnv, PairOutcome, PairTask, PretrainTask, ProbeTask,
-                            fold_outcome, log_dataset_input, run_task, weights_path)
-from benchmark.plan import PairJob, Plan
+                            fold_name, fold_outcome, log_dataset_input, run_task, weights_path)
+from benchmark.config import ProbeSpec
+from benchmark.plan import PairJob, Plan, PretrainJob
+from registry.errors import BenchError
 from registry.catalog import Catalog
 from registry.progress import ProgressFactory, no_progress
 
@@ -99,7 +101,7 @@ def _add_pair(g: SuiteGraph, plan: Plan, pair: PairJob, env: JobEnv, tracker: Tr
               gpus: float, progress: ProgressFactory) -> None:
     finished = tracker.finished(pair.config_hash)
     if finished is not None:
-        folds = _finished_folds(tracker, finished.info.run_id)
+        folds = _finished_folds(tracker, finished.info.run_id, pair.n_folds)
         g.done[pair_key(pair)] = PairOutcome(pair, tuple(folds.values()), finished.info.run_id,
                                              reused=True, metrics=dict(finished.data.metrics))
         for i, key in enumerate(fold_keys(pair)):
@@ -112,12 +114,14 @@ def _add_pair(g: SuiteGraph, plan: Plan, pair: PairJob, env: JobEnv, tracker: Tr
     if pair.init.startswith("pretrain:"):
         source_key = f"pretrain:{pair.init.removeprefix('pretrain:')}"
     for i, key in enumerate(fold_keys(pair)):
+        fold, repeat = pair.slot(i)
         done = tracker.finished(pair.fold_hashes[i])
         if done is not None:
-            g.done[key] = fold_outcome(i, done.data.metrics, done.info.run_id)
+            g.done[key] = fold_outcome(fold, done.data.metrics, done.info.run_id, repeat)
             continue
         task = FoldTask(pair, i, plan.records[pair.target], parent, source_key)
-        g.add(Job(key, f"{pair.label} fold {i}", "fold", TaskCall(env, task, progress),
+        g.add(Job(key, f"{pair.label} {fold_name(pair, fold, repeat)}", "fold",
+                  TaskCall(env, task, progress),
                   deps=(source_key,) if source_key else (), gpus=gpus))
     base, scratch = _baseline(plan, pair), _scratch(plan, pair)
     task = PairTask(pair, parent, fold_keys(pair), fold_keys(base) if base else (),
@@ -126,13 +130,16 @@ def _add_pair(g: SuiteGraph, plan: Plan, pair: PairJob, env: JobEnv, tracker: Tr
     g.add(Job(pair_key(pair), pair.label, "pair", TaskCall(env, task), deps=deps, inline=True))
 
 
-def _finished_folds(tracker: Tracker, parent_id: str) -> dict[int, Any]:
+def _finished_folds(tracker: Tracker, parent_id: str, n_folds: int) -> dict[int, Any]:
+    """The finished fold runs below a pair's parent run, keyed by their slot."""
     children = tracker.client.search_runs(
         [tracker.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}' and "
-        "attributes.status = 'FINISHED'")
-    return {int(r.data.tags["fold"]): fold_outcome(int(r.data.tags["fold"]), r.data.metrics,
-                                                   r.info.run_id)
-            for r in sorted(children, key=lambda r: int(r.data.tags["fold"]))}
+        "attributes.status = 'FINISHED'", max_results=5000)
+    out = {}
+    for r in children:
+        fold, repeat = int(r.data.tags["fold"]), int(r.data.tags.get("repeat", 0))
+        out[fold + repeat * n_folds] = fold_outcome(fold, r.data.metrics, r.info.run_id, repeat)
+    return dict(sorted(out.items()))
 
 
 def open_parent(plan: Plan, pair: PairJob, env: JobEnv, tracker: Tracker) -> str:
@@ -152,7 +159,8 @@ def open_parent(plan: Plan, pair: PairJob, env: JobEnv, tracker: Tracker) -> str
     params = flatten({"arch": plan.suite.architecture.model_dump(),
                       "train": pair.settings.model_dump(mode="json"), "source": pair.source,
                       "target": pair.target, "init": pair.init, "k": pair.k,
-                      "folds": plan.suite.folds.model_dump(), "baseline": plan.suite.baseline})
+                      "folds": plan.suite.folds.model_dump(), "repeats": pair.repeats,
+                      "baseline": plan.suite.baseline})
     from mlflow.entities import Param
 
     tracker.client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
@@ -192,6 +200,8 @@ def _add_probes(g: SuiteGraph, plan: Plan, env: JobEnv, tracker: Tracker, catalo
                 records.append(card_only_record(catalog.cards[name].model_dump(mode="json")))
         if len(records) < 2:
             continue
+        spec, network = probe_network(plan, spec, Path(env.home)) if cls.uses_probe_network \
+            else (spec, None)
         h = config_hash({"probe": spec.method, "options": spec.options,
                          "data": [(r.name, r.fingerprint) for r in records]})
         key = f"probe:{h}"
@@ -201,6 +211,29 @@ def _add_probes(g: SuiteGraph, plan: Plan, env: JobEnv, tracker: Tracker, catalo
             continue
         models = source_models(plan, Path(env.home)) if cls.uses_source_models else ()
         deps = tuple(f"pretrain:{j.config_hash}" for j in plan.pretrain) if models else ()
+        deps += (f"pretrain:{network.config_hash}",) if network else ()
         task = ProbeTask(spec, tuple(records), h, models)
         g.add(Job(key, f"probe {spec.method}", "probe", TaskCall(env, task, progress),
                   deps=deps, gpus=gpus if cls.needs_data else 0.0))
+
+
+def probe_network(plan: Plan, spec: ProbeSpec, home: Path) -> tuple[ProbeSpec, PretrainJob | None]:
+    """``spec`` with its ``weights`` option resolved: ``suite:SOURCE`` (the default when no
+    weights are given: the suite's first pretrained source) becomes the file of that source's
+    pretrained network, with the suite's architecture; any other spec stays as given."""
+    weights = spec.options.get("weights") or "suite:" + (plan.pretrain[0].source
+                                                          if plan.pretrain else "")
+    if not weights.startswith("suite:"):
+        return spec, None
+    name = weights.removeprefix("suite:")
+    job = next((j for j in plan.pretrain if j.source == name), None)
+    if job is None:
+        raise BenchError(
+            f"Probe '{spec.method}' needs a probe network, and the suite pretrains "
+            + (f"no source '{name}'." if name else "no source to use."),
+            f"Set probes.{spec.method}.options.weights to suite:SOURCE (one of "
+            f"{', '.join(j.source for j in plan.pretrain) or 'none'}), to published weights "
+            "(models:/NAME@ALIAS, file:PATH), or to 'random' to ask for a random network.")
+    options = {**spec.options, "weights": f"file:{weights_path(home, job.config_hash)}",
+               "arch": plan.suite.architecture.name}
+    return ProbeSpec(method=spec.method, options=options), job

@@ -36,7 +36,7 @@ from bench_core.data import DeviceDataCache
 from bench_core.sources import SourceModel
 from bench_core.tracking import ResumePolicy, Tracker, TrackingTarget, flatten
 from benchmark.config import Architecture, Folds, ProbeSpec
-from benchmark.plan import PairJob, PretrainJob
+from benchmark.plan import PairJob, PretrainJob, target_subset
 from registry.paths import BenchPaths
 from registry.progress import ProgressFactory, no_progress
 from registry.store import DatasetRecord
@@ -75,6 +75,7 @@ class FoldOutcome:
     run_id: str = ""
     transferability: float | None = None
     generality: float | None = None
+    repeat: int = 0
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ class PretrainTask:
 @dataclass(frozen=True)
 class FoldTask:
     pair: PairJob
-    fold: int
+    fold: int  # the slot: fold + repeat * n_folds (PairJob.slot)
     record: DatasetRecord
     parent_run_id: str
     source_weights: str | None = None  # the key of the PretrainTask it needs, when any
@@ -267,43 +268,72 @@ def _init_model(env: JobEnv, task: FoldTask, n_classes: int, deps: dict, tracker
 def _fold(env: JobEnv, task: FoldTask, deps: dict, tracker: Tracker,
           progress: ProgressFactory) -> FoldOutcome:
     from bench_core.models import freeze_all_but_last
-    from benchmark.splits import fold_splits
     from benchmark.train import fit
 
-    job, i = task.pair, task.fold
+    job = task.pair
+    i, r = job.slot(task.fold)
     done = tracker.finished(task.config_hash) or tracker.wait_for_others(task.config_hash)
     if done is not None:
-        return fold_outcome(i, done.data.metrics, done.info.run_id)
+        return fold_outcome(i, done.data.metrics, done.info.run_id, r)
     tracker.fail_stale(task.config_hash)
     device = _device(env)
     data = env.data.get(task.record, job.settings.image_size, device)
-    split = fold_splits(data.labels_np, env.folds.n, env.folds.val_fraction, env.folds.seed)[i]
+    split = _split(env, task, data.labels_np, i, r)
+    seed = env.seed + i + REPEAT_SEED_STRIDE * r
+    name = fold_name(job, i, r)
     tags = env.tags(kind=job.kind, level="fold", source=job.source, target=job.target,
-                    fold=str(i), config_hash=task.config_hash)
-    run, beating = _start(tracker, env, run_name=f"{job.label} fold {i}", tags=tags,
+                    fold=str(i), repeat=str(r), config_hash=task.config_hash)
+    run, beating = _start(tracker, env, run_name=f"{job.label} {name}", tags=tags,
                           parent_run_id=task.parent_run_id)
     with run, beating:
-        mlflow.log_params({"fold": i, "n_train": len(split.train), "n_val": len(split.val),
-                           "n_test": len(split.test)})
+        mlflow.log_params({"fold": i, "repeat": r, "n_train": len(split.train),
+                           "n_val": len(split.val), "n_test": len(split.test)})
         mlflow.log_text(env.suite_yaml, "config/suite.yaml")
-        torch.manual_seed(env.seed + i)  # initial weights: the job's alone, not the process's
+        torch.manual_seed(seed)  # initial weights: the job's alone, not the process's
         model = _init_model(env, task, data.n_classes, deps, tracker)
         frozen = freeze_all_but_last(model, job.k) if job.kind == "freeze" else []
-        with progress(f"{job.label} fold {i}", job.settings.epochs) as advance:
-            result = fit(model, data, split, job.settings, device, env.seed + i, frozen=frozen,
+        with progress(f"{job.label} {name}", job.settings.epochs) as advance:
+            result = fit(model, data, split, job.settings, device, seed, frozen=frozen,
                          on_epoch=lambda e, m: mlflow.log_metrics(m, step=e), progress=advance)
         metrics = {f"test_{k}": v for k, v in result.test.items()}
         metrics |= {"best_epoch": result.best_epoch,
                     "train_images_per_s": result.train_images_per_s}
         mlflow.log_metrics(metrics)
-    log.info("%s fold %d: test AUC %.4f (%.0f images/s)", job.label, i, result.test["auc"],
+    log.info("%s %s: test AUC %.4f (%.0f images/s)", job.label, name, result.test["auc"],
              result.train_images_per_s)
-    return fold_outcome(i, metrics, run.info.run_id)
+    return fold_outcome(i, metrics, run.info.run_id, r)
 
 
-def fold_outcome(i: int, m: dict[str, float], run_id: str = "") -> FoldOutcome:
+REPEAT_SEED_STRIDE = 1000  # repeat r of fold i trains with seed + i + 1000 r
+
+
+def _split(env: JobEnv, task: FoldTask, labels: np.ndarray, fold: int, repeat: int):
+    """Fold ``fold`` of repeat ``repeat`` (repeated k-fold: repeat r splits with
+    folds.seed + r), or the target's official split; within the target's subset if any."""
+    from benchmark.splits import Split, fold_splits, official_split
+
+    subset = target_subset(labels, task.pair.max_samples, env.seed)
+    if env.folds.scheme == "official":
+        split = official_split(np.load(_role_path(task.record, "split")))
+        keep = np.zeros(len(labels), dtype=bool)
+        keep[subset] = True
+        return Split(*(part[keep[part]] for part in (split.train, split.val, split.test)))
+    split = fold_splits(labels[subset], env.folds.n, env.folds.val_fraction,
+                        env.folds.seed + repeat)[fold]
+    return Split(subset[split.train], subset[split.val], subset[split.test])
+
+
+def _role_path(record: DatasetRecord, role: str) -> str:
+    return next(f.path for f in record.files if f.role == role)
+
+
+def fold_name(job: PairJob, fold: int, repeat: int) -> str:
+    return f"fold {fold}" + (f" repeat {repeat}" if job.repeats > 1 else "")
+
+
+def fold_outcome(i: int, m: dict[str, float], run_id: str = "", repeat: int = 0) -> FoldOutcome:
     return FoldOutcome(i, m["test_auc"], m["test_accuracy"], run_id, m.get("transferability"),
-                       m.get("generality"))
+                       m.get("generality"), repeat)
 
 
 def _pair(env: JobEnv, task: PairTask, deps: dict, tracker: Tracker,
@@ -325,8 +355,11 @@ def _pair(env: JobEnv, task: PairTask, deps: dict, tracker: Tracker,
             extra["generality"] = f.auc / scratch[i]
         for name, value in extra.items():
             tracker.client.log_metric(f.run_id, name, value)
-        folds.append(FoldOutcome(f.fold, f.auc, f.accuracy, f.run_id, **extra))
+        folds.append(FoldOutcome(f.fold, f.auc, f.accuracy, f.run_id, **extra, repeat=f.repeat))
     metrics = aggregate(folds)
+    for r, values in repeat_means(folds).items():  # one point per repeat, step = repeat
+        for name, value in values.items():
+            tracker.client.log_metric(task.parent_run_id, f"repeat_{name}", value, step=r)
     for name, value in metrics.items():
         tracker.client.log_metric(task.parent_run_id, name, value)
     fig = curves_figure(tracker, task.parent_run_id, job.label)
@@ -334,6 +367,20 @@ def _pair(env: JobEnv, task: PairTask, deps: dict, tracker: Tracker,
     close_figure(fig)
     tracker.set_terminated(task.parent_run_id, "FINISHED")
     return PairOutcome(job, tuple(folds), task.parent_run_id, metrics=metrics)
+
+
+def repeat_means(folds: list[FoldOutcome]) -> dict[int, dict[str, float]]:
+    """Mean over the folds of each repeat (only when there are several repeats)."""
+    repeats = sorted({f.repeat for f in folds})
+    if len(repeats) < 2:
+        return {}
+    out = {}
+    for r in repeats:
+        out[r] = {f"{'test_' if n == 'auc' else ''}{n}_mean": float(np.mean(v))
+                  for n in ("auc", "transferability")
+                  if (v := [getattr(f, n) for f in folds
+                            if f.repeat == r and getattr(f, n) is not None])}
+    return out
 
 
 def aggregate(folds: list[FoldOutcome]) -> dict[str, float]:
@@ -358,6 +405,9 @@ def _probe(env: JobEnv, task: ProbeTask, deps: dict, tracker: Tracker,
     if done is not None:
         return done.info.run_id
     tracker.fail_stale(task.config_hash)
+    for key, path in deps.items():  # networks pretrained on another machine: take them
+        if key.startswith("pretrain:") and not Path(path).is_file():
+            fetch_weights(tracker, key.removeprefix("pretrain:"), Path(path))
     models = {m.name: m for m in task.source_models}
     context = ProbeContext(BenchPaths(Path(env.home)), _device(env), progress, models,
                            env.tracking.uri)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import numpy as np
 
 from bench_core.hashing import config_hash
-from benchmark.config import SourceSpec, Suite, TrainSettings
+from benchmark.config import SourceSpec, Suite, TargetSpec, TrainSettings
 from bench_core.weights import WeightsError, weights_file
 from benchmark.splits import check_splittable
 from registry.errors import BenchError, DatasetFormatError, RegistryError, UnknownNameError
@@ -41,8 +41,19 @@ class PairJob:
     settings: TrainSettings
     init: str  # "scratch", "pretrain:<hash>" or "weights:<spec>"
     config_hash: str
-    fold_hashes: tuple[str, ...]
+    fold_hashes: tuple[str, ...]  # one per (repeat, fold), repeat-major
     k: int | None = None
+    repeats: int = 1
+    max_samples: int | None = None  # a stratified subset of the target (TargetSpec)
+
+    @property
+    def n_folds(self) -> int:
+        return len(self.fold_hashes) // self.repeats
+
+    def slot(self, j: int) -> tuple[int, int]:
+        """(fold, repeat) of the ``j``-th fold job."""
+        repeat, fold = divmod(j, self.n_folds)
+        return fold, repeat
 
     @property
     def label(self) -> str:
@@ -60,7 +71,7 @@ class Plan:
     def summary(self) -> dict[str, Any]:
         return {"suite": self.suite.name, "pretrain": [j.source for j in self.pretrain],
                 "pairs": [{"source": p.source, "target": p.target, "kind": p.kind, "k": p.k,
-                           "folds": len(p.fold_hashes)} for p in self.pairs],
+                           "folds": p.n_folds, "repeats": p.repeats} for p in self.pairs],
                 "runs": len(self.pretrain) + sum(len(p.fold_hashes) for p in self.pairs)}
 
 
@@ -143,7 +154,16 @@ def _check_targets(suite: Suite, records: dict[str, DatasetRecord]) -> None:
                              "not targets of the suite.", "Fix only_targets in the suite.")
     for t in suite.targets:
         labels = np.load(next(f.path for f in records[t.name].files if f.role == "labels"))
-        check_splittable(labels, suite.folds.n, t.name)
+        if t.max_samples is not None:
+            if t.max_samples > len(labels):
+                raise BenchError(f"Target '{t.name}' asks for max_samples={t.max_samples}, and "
+                                 f"it has {len(labels)} samples.",
+                                 f"Lower targets.{t.name}.max_samples or remove it.")
+            labels = labels[target_subset(labels, t.max_samples, suite.seed)]
+        if suite.folds.scheme == "official":
+            _check_official_split(records[t.name])
+        else:
+            check_splittable(labels, suite.folds.n, t.name)
     if suite.baseline == "self":
         pretrained = {s.name for s in suite.sources if s.weights is None}
         lacking = [t.name for t in suite.targets if t.name not in pretrained]
@@ -151,6 +171,15 @@ def _check_targets(suite: Suite, records: dict[str, DatasetRecord]) -> None:
             raise BenchError(f"Baseline 'self' needs each target pretrained as a source; "
                              f"{lacking} are not sources of the suite.",
                              "Add them as sources, or use --set baseline=scratch.")
+
+
+def _check_official_split(record: DatasetRecord) -> None:
+    if not any(f.role == "split" for f in record.files):
+        raise BenchError(f"Target '{record.name}' has no official train/val/test split in the "
+                         "registry (folds.scheme=official needs one, as MedMNIST publishes).",
+                         "Use --set folds.scheme=kfold, or register a dataset that ships its "
+                         "split (re-register MedMNIST with `bench add-dataset NAME --force` "
+                         "if it was registered before splits were kept).")
 
 
 def make_plan(suite: Suite, store: RegistryStore, tracking_uri: str | None = None, *,
@@ -183,26 +212,40 @@ def make_plan(suite: Suite, store: RegistryStore, tracking_uri: str | None = Non
         sources = [SCRATCH] + [s.name for s in suite.sources
                                if not s.only_targets or t.name in s.only_targets]
         for src in sources:
-            pairs.append(_pair(suite, records, t.name, src, settings, inits[src], None,
+            pairs.append(_pair(suite, records, t, src, settings, inits[src], None,
                                fingerprints))
         for k in suite.generality.ks:
             for src in sources[1:]:
                 if (not suite.generality.sources or src in suite.generality.sources) and \
                         (not suite.generality.targets or t.name in suite.generality.targets):
-                    pairs.append(_pair(suite, records, t.name, src, settings, inits[src], k,
+                    pairs.append(_pair(suite, records, t, src, settings, inits[src], k,
                                        fingerprints))
     return Plan(suite, tuple(pretrain), tuple(pairs), records)
 
 
-def _pair(suite: Suite, records: dict[str, DatasetRecord], target: str, source: str,
+def target_subset(labels: np.ndarray, max_samples: int | None, seed: int) -> np.ndarray:
+    """The indices a target fine-tunes on: all, or a nested stratified subset."""
+    from registry.sampling import stratified_subset
+
+    if max_samples is None or max_samples >= len(labels):
+        return np.arange(len(labels))
+    return stratified_subset(labels, max_samples, seed)
+
+
+def _pair(suite: Suite, records: dict[str, DatasetRecord], spec: TargetSpec, source: str,
           settings: TrainSettings, init: str, k: int | None, fingerprints: dict[str, str]
           ) -> PairJob:
     kind = "scratch" if source == SCRATCH else ("freeze" if k is not None else "transfer")
     init_key = init
     if init.startswith("weights:"):
         init_key = f"weights:{fingerprints[init.removeprefix('weights:')]}"
+    target = spec.name
     base = {"kind": kind, "arch": suite.architecture.model_dump(), "init": init_key, "k": k,
             "data": records[target].fingerprint, "settings": settings.model_dump(mode="json"),
-            "folds": suite.folds.model_dump(), "seed": suite.seed}
-    folds = tuple(config_hash({**base, "fold": i}) for i in range(suite.folds.n))
-    return PairJob(source, target, kind, settings, init, config_hash(base), folds, k)
+            "folds": suite.folds.model_dump(), "seed": suite.seed,
+            **({"max_samples": spec.max_samples} if spec.max_samples is not None else {})}
+    folds = tuple(config_hash({**base, "fold": i, **({"repeat": r} if r else {})})
+                  for r in range(suite.repeats) for i in range(suite.folds.count))
+    pair_hash = config_hash({**base, **({"repeats": suite.repeats} if suite.repeats > 1 else {})})
+    return PairJob(source, target, kind, settings, init, pair_hash, folds, k, suite.repeats,
+                   spec.max_samples)

@@ -7,14 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 
 from benchmark.figures import auc_bars_figure, close_figure
 from bench_core.tracking import Tracker
 from registry.errors import BenchError
 
-COLUMNS = ["target", "source", "kind", "k", "folds", "auc_mean", "auc_std",
+COLUMNS = ["target", "source", "kind", "k", "folds", "repeats", "auc_mean", "auc_std",
            "transferability_mean", "transferability_std", "generality_mean", "run_id"]
+FOLD_COLUMNS = ["target", "source", "kind", "k", "fold", "repeat", "auc", "transferability"]
 
 
 @dataclass(frozen=True)
@@ -23,15 +25,23 @@ class Report:
     files: dict[str, Path]
     run_id: str | None
     correlations: pd.DataFrame | None = None
+    evaluation: pd.DataFrame | None = None  # each probe and baseline per target
+    summary: pd.DataFrame | None = None     # means over targets beside the noise ceiling
 
 
 def results_table(tracker: Tracker, suite: str, hashes: set[str] | None = None) -> pd.DataFrame:
     """One row per source -> target pair: the latest finished run (only ``hashes`` if given)."""
+    return results_tables(tracker, suite, hashes)[0]
+
+
+def results_tables(tracker: Tracker, suite: str, hashes: set[str] | None = None
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The pair table and the fold table (one row per fold and repeat of those pairs)."""
     runs = tracker.client.search_runs(
         [tracker.experiment_id],
         f"tags.level = 'pair' and tags.suite = '{suite}' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"], max_results=5000)
-    rows, seen = [], set()
+    rows, seen, fold_rows = [], set(), []
     for r in runs:
         t, m = r.data.tags, r.data.metrics
         if hashes is not None and t.get("config_hash") not in hashes:
@@ -40,10 +50,12 @@ def results_table(tracker: Tracker, suite: str, hashes: set[str] | None = None) 
         if key in seen:
             continue
         seen.add(key)
-        n = len(tracker.client.search_runs([tracker.experiment_id],
-                                           f"tags.mlflow.parentRunId = '{r.info.run_id}'"))
+        kids = _fold_rows(tracker, r.info.run_id, t)
+        fold_rows += kids
+        repeats = len({k["repeat"] for k in kids}) or 1
         rows.append({"target": t["target"], "source": t["source"], "kind": t["kind"],
-                     "k": int(t["k"]) if t.get("k") else None, "folds": n,
+                     "k": int(t["k"]) if t.get("k") else None,
+                     "folds": len({k["fold"] for k in kids}), "repeats": repeats,
                      "auc_mean": m.get("test_auc_mean"), "auc_std": m.get("test_auc_std"),
                      "transferability_mean": m.get("transferability_mean"),
                      "transferability_std": m.get("transferability_std"),
@@ -55,8 +67,20 @@ def results_table(tracker: Tracker, suite: str, hashes: set[str] | None = None) 
     table = pd.DataFrame(rows, columns=COLUMNS)
     order = {"scratch": 0, "transfer": 1, "freeze": 2}
     table["_o"] = table["kind"].map(order)
-    return table.sort_values(["target", "_o", "k", "auc_mean"], ascending=[True, True, True, False],
-                             na_position="first").drop(columns="_o").reset_index(drop=True)
+    table = table.sort_values(["target", "_o", "k", "auc_mean"],
+                              ascending=[True, True, True, False],
+                              na_position="first").drop(columns="_o").reset_index(drop=True)
+    return table, pd.DataFrame(fold_rows, columns=FOLD_COLUMNS)
+
+
+def _fold_rows(tracker: Tracker, parent_id: str, tags: dict[str, str]) -> list[dict]:
+    kids = tracker.client.search_runs([tracker.experiment_id],
+                                      f"tags.mlflow.parentRunId = '{parent_id}' and "
+                                      "attributes.status = 'FINISHED'", max_results=5000)
+    return [{"target": tags["target"], "source": tags["source"], "kind": tags["kind"],
+             "k": int(tags["k"]) if tags.get("k") else None, "fold": int(c.data.tags["fold"]),
+             "repeat": int(c.data.tags.get("repeat", 0)), "auc": c.data.metrics.get("test_auc"),
+             "transferability": c.data.metrics.get("transferability")} for c in kids]
 
 
 def _markdown(table: pd.DataFrame, digits: int = 4) -> str:
@@ -67,7 +91,7 @@ def _markdown(table: pd.DataFrame, digits: int = 4) -> str:
     for _, row in shown.iterrows():
         cells = []
         for col, value in row.items():
-            if value is None or (isinstance(value, float) and pd.isna(value)):
+            if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
                 cells.append("")
             elif col in ("k", "folds", "n"):
                 cells.append(str(int(value)))
@@ -104,11 +128,75 @@ def _correlations(tracker: Tracker, suite: str, table: pd.DataFrame, out_dir: Pa
     return corr
 
 
+def repeat_results(folds: pd.DataFrame) -> pd.DataFrame:
+    """Transfer results per (source, target, repeat): the mean over that repeat's folds."""
+    transfer = folds[folds["kind"] == "transfer"]
+    if transfer.empty:
+        return pd.DataFrame(columns=["source", "target", "repeat", "auc", "transferability"])
+    return transfer.groupby(["source", "target", "repeat"], as_index=False)[
+        ["auc", "transferability"]].mean()
+
+
+def probe_scores(probes: dict[str, tuple[list[str], np.ndarray]]) -> dict[str, pd.DataFrame]:
+    """Each probe's matrix as scores (source, target, score = -distance: higher is better)."""
+    out = {}
+    for method, (names, matrix) in probes.items():
+        out[method] = pd.DataFrame([{"source": s, "target": t, "score": -float(matrix[i, j])}
+                                    for i, s in enumerate(names) for j, t in enumerate(names)
+                                    if i != j])
+    return out
+
+
+def _evaluation(tracker: Tracker, suite: str, folds: pd.DataFrame, sizes: dict[str, int],
+                out_dir: Path, files: dict[str, Path], include_self: bool
+                ) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """Every probe against the baselines (random, best on average over the other targets,
+    largest source) and beside the noise ceiling: CSV and markdown; the spread over repeats."""
+    from benchmark.evaluation import evaluate_probes, noise_ceiling, pair_spread, summarize
+    from probes.logging import load_probe_matrices
+
+    results = repeat_results(folds)
+    if results.empty:
+        return None, None
+    ceiling = noise_ceiling(results, include_self=include_self)
+    spread = pair_spread(results, include_self=include_self)
+    evaluation = evaluate_probes(results, probe_scores(load_probe_matrices(tracker, suite)),
+                                 sizes, include_self=include_self)
+    summary = summarize(evaluation, ceiling)
+    for name, frame in (("evaluation", evaluation), ("evaluation_summary", summary),
+                        ("noise_ceiling", ceiling), ("spread", spread)):
+        files[f"{name}_csv"] = out_dir / f"{name}.csv"
+        frame.to_csv(files[f"{name}_csv"], index=False)
+    files["evaluation_markdown"] = out_dir / "evaluation.md"
+    files["evaluation_markdown"].write_text(evaluation_markdown(summary, ceiling, spread))
+    return evaluation, summary
+
+
+def evaluation_markdown(summary: pd.DataFrame, ceiling: pd.DataFrame,
+                        spread: pd.DataFrame) -> str:
+    """The probes-against-baselines table, the noise ceiling per target and the spread."""
+    cols = ["method", "kind", "n_targets", "weighted_tau", "kendall_tau", "spearman_rho",
+            "top1_regret", "noise_ceiling", "beats_random_weighted_tau",
+            "beats_best_on_average_weighted_tau", "beats_largest_source_weighted_tau",
+            "beats_best_on_average_top1_regret"]
+    parts = ["## Probes against baselines (means over targets)\n",
+             _markdown(summary[[c for c in cols if c in summary]], digits=3),
+             "\n## Noise ceiling (split-half Kendall tau of the ground truth)\n",
+             _markdown(ceiling, digits=3)]
+    if len(spread) and spread["n_repeats"].max() > 1:
+        parts += ["\n## Spread over repeats (mean of each repeat's folds)\n",
+                  _markdown(spread, digits=4)]
+    return "\n".join(parts)
+
+
 def write_report(tracker: Tracker, suite: str, out_dir: Path,
-                 hashes: set[str] | None = None, log_to_mlflow: bool = True) -> Report:
+                 hashes: set[str] | None = None, log_to_mlflow: bool = True,
+                 sizes: dict[str, int] | None = None, include_self: bool = False) -> Report:
     """Write results.csv, results.md and fig3_auc.png (and, when probes were logged for the
-    suite, correlations.csv/.md and the Fig. 4 scatter) into ``out_dir``; log them to MLflow."""
-    table = results_table(tracker, suite, hashes)
+    suite, correlations.csv/.md and the Fig. 4 scatter; the probes against the baselines and
+    the noise ceiling, evaluation*.csv/.md) into ``out_dir``; log them to MLflow. ``sizes``:
+    training images per source, for the largest-source baseline."""
+    table, folds = results_tables(tracker, suite, hashes)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"csv": out_dir / "results.csv", "markdown": out_dir / "results.md",
              "fig3": out_dir / "fig3_auc.png"}
@@ -119,6 +207,8 @@ def write_report(tracker: Tracker, suite: str, out_dir: Path,
     fig.savefig(files["fig3"], dpi=120)
     close_figure(fig)
     corr = _correlations(tracker, suite, table, out_dir, files)
+    evaluation, summary = _evaluation(tracker, suite, folds, sizes or {}, out_dir, files,
+                                      include_self)
     run_id = None
     if log_to_mlflow:
         with mlflow.start_run(experiment_id=tracker.experiment_id, run_name=f"report: {suite}",
@@ -131,5 +221,19 @@ def write_report(tracker: Tracker, suite: str, out_dir: Path,
                 for _, row in pooled.iterrows():
                     if row["spearman_rho"] is not None and not pd.isna(row["spearman_rho"]):
                         mlflow.log_metric(f"spearman_rho_{row['probe']}", row["spearman_rho"])
+            _log_summary(summary)
             run_id = run.info.run_id
-    return Report(table, files, run_id, corr)
+    return Report(table, files, run_id, corr, evaluation, summary)
+
+
+def _log_summary(summary: pd.DataFrame | None) -> None:
+    """Each method's mean weighted tau and top-1 regret, and the noise ceiling, as metrics."""
+    if summary is None:
+        return
+    for _, row in summary.iterrows():
+        for metric in ("weighted_tau", "top1_regret"):
+            if pd.notna(row[metric]):
+                mlflow.log_metric(f"{metric}_{row['method']}", float(row[metric]))
+    ceiling = summary["noise_ceiling"].dropna()
+    if len(ceiling):
+        mlflow.log_metric("noise_ceiling", float(ceiling.iloc[0]))

@@ -53,3 +53,9 @@ def single_split(labels: np.ndarray, seed: int, val: float = 0.1, test: float = 
     v, t = train_test_split(held, test_size=test / (val + test), stratify=labels[held],
                             random_state=seed)
     return Split(np.sort(train), np.sort(v), np.sort(t))
+
+
+def official_split(codes: np.ndarray) -> Split:
+    """The dataset's published split from its codes (0 train, 1 val, 2 test)."""
+    idx = np.arange(len(codes))
+    return Split(idx[codes == 0], idx[codes == 1], idx[codes == 2])

@@ -66,6 +66,9 @@ class Probe(ABC):
     symmetric: ClassVar[bool] = True
     needs_data: ClassVar[bool] = True  # False: the catalog card is enough (expert)
     uses_source_models: ClassVar[bool] = False  # True: scores ProbeContext.source_models
+    # True: embeds data with one network given by a ``weights`` option; in a suite it defaults
+    # to a network the suite pretrained (``suite:SOURCE``)
+    uses_probe_network: ClassVar[bool] = False
 
     def __init__(self, options: dict[str, Any], context: ProbeContext) -> None:
         self.opts = validate_options(self.Options, options, f"probe '{self.name}'",

@@ -34,11 +34,15 @@ from registry.files import atomic_write
 from registry.store import DatasetRecord
 
 log = logging.getLogger(__name__)
+RANDOM = "random"
 
 
 class Task2VecOptions(ProbeOptions):
     arch: str = "resnet50"
-    weights: str | None = None  # any weights spec (bench_core.weights); None = random init (warned)
+    # the probe network: any weights spec (bench_core.weights), "random" for a randomly
+    # initialised network (only when asked for by name); in a suite, "suite:SOURCE" (the
+    # default: its first pretrained source) is the network the suite pretrained on SOURCE
+    weights: str | None = None
     image_size: tuple[int, int] = (112, 112)
     subsets: int = 100
     fraction: float = 0.01
@@ -84,7 +88,7 @@ class Task2VecEmbedder:
         self.prep = BatchPrep(device)
 
     def _network(self, n_classes: int) -> nn.Module:
-        if self.opts.weights:
+        if self.opts.weights != RANDOM:
             net = model_from_weights(self.opts.weights, self.opts.arch, n_classes, 0.0,
                                      cache=self.weights_cache, tracking_uri=self.tracking_uri)
         else:
@@ -161,6 +165,7 @@ def subset_indices(n: int, fraction: float, minimum: int, index: int) -> np.ndar
 @register_probe
 class Task2VecProbe(Probe):
     name = "task2vec"
+    uses_probe_network = True
     Options = Task2VecOptions
 
     @property
@@ -204,8 +209,15 @@ class Task2VecProbe(Probe):
 
     def compute(self, records: list[DatasetRecord]) -> ProbeResult:
         if not self.opts.weights:
-            log.warning("task2vec: no probe weights given, using a randomly initialised %s "
-                        "(pass --option weights=file:PATH for an ImageNet probe)", self.opts.arch)
+            raise ProbeError("Task2Vec needs a probe network, and none was given.",
+                             "Pass --option weights=SPEC (file:PATH, local-dir:PATH, "
+                             "models:/NAME@ALIAS, hf-hub:ORG/REPO; e.g. an ImageNet ResNet or a "
+                             "model from `bench models`), or --option weights=random to ask for a "
+                             "randomly initialised network by name.")
+        if self.opts.weights == RANDOM:
+            log.warning("task2vec: a randomly initialised %s as probe network (asked for by "
+                        "name); its embeddings describe the data through random filters",
+                        self.opts.arch)
         embedder = Task2VecEmbedder(self.opts, torch.device(self.context.device),
                                     self.context.paths.registry_models_dir,
                                     self.context.tracking_uri)

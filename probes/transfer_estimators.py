@@ -20,7 +20,7 @@ from registry.store import DatasetRecord
 
 
 class EstimatorOptions(ProbeOptions):
-    suite: str = "digits"  # whose pretrained models: resolved by the caller into source_models
+    suite: str = "mnist"  # whose pretrained models: resolved by the caller into source_models
     models: tuple[str, ...] = ()  # published models instead (models:/NAME@ALIAS, local-dir:PATH)
     max_samples: int = 2000
     shrinkage: bool = False

@@ -44,7 +44,7 @@ class CacheResult:
 class CacheFile:
     """One cached array and its checksum."""
 
-    kind: str  # "images" or "labels"
+    kind: str  # "images", "labels" or "split"
     path: Path
     shape: tuple[int, ...]
     sha256: str
@@ -164,6 +164,8 @@ def _write_arrays(loader: Loader, table: SampleTable, tmp: Path, sizes: tuple[tu
     elapsed = max(time.perf_counter() - start, 1e-9)
     log.info("decoded %d images in %.1f s (%.0f images/s)", n, elapsed, n / elapsed)
     np.save(tmp / "labels.npy", table.labels)
+    if table.splits is not None:
+        np.save(tmp / "split.npy", table.splits)
     return native
 
 
@@ -210,6 +212,8 @@ def describe_cache(folder: Path, sizes: tuple[tuple[int, int], ...]) -> list[Cac
         path = folder / _image_name(size)
         shape = np.load(path, mmap_mode="r").shape
         files.append(CacheFile("images", path, tuple(shape), file_digest(path), size))
-    labels = folder / "labels.npy"
-    files.append(CacheFile("labels", labels, tuple(np.load(labels).shape), file_digest(labels)))
+    for kind in ("labels", "split"):  # split.npy: the dataset's official split, if any
+        path = folder / f"{kind}.npy"
+        if kind == "labels" or path.is_file():
+            files.append(CacheFile(kind, path, tuple(np.load(path).shape), file_digest(path)))
     return files

@@ -148,6 +148,8 @@ def _fingerprint(card: DatasetCard, loader: Loader, root: Path | None, table: Sa
         digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode())
     digest.update(np.ascontiguousarray(table.labels).tobytes())
     digest.update(np.ascontiguousarray(np.asarray(table.refs, dtype=object).astype(str)).tobytes())
+    if table.splits is not None:
+        digest.update(np.ascontiguousarray(table.splits).tobytes())
     return digest.hexdigest()
 
 

@@ -53,9 +53,26 @@ def test_every_format_fixture_registers_from_a_card(cli, tmp_path, loader):
     assert view["class_counts"] == fx.counts
     n = sum(fx.counts.values())
     shapes = {f["role"]: f["shape"] for f in view["cache_files"]}
-    assert shapes == {"images 16x16": [n, 3, 16, 16], "images 8x12": [n, 3, 8, 12], "labels": [n]}
+    split = {"split": [n]} if loader == "medmnist" else {}  # the official split is kept
+    assert shapes == {"images 16x16": [n, 3, 16, 16], "images 8x12": [n, 3, 8, 12], "labels": [n],
+                      **split}
     labels = np.load(next(f["path"] for f in view["cache_files"] if f["role"] == "labels"))
     assert np.bincount(labels, minlength=len(fx.classes)).tolist() == list(fx.counts.values())
+
+
+def test_medmnist_official_split_survives_registration(cli, tmp_path):
+    fx = formats.write_medmnist(tmp_path / "data")
+    card = fixture_card(tmp_path, "medmnist", fx)
+    res = cli("add-dataset", "fx-medmnist", "--card", card, "--path", fx.root, "--json")
+    assert res.exit_code == 0, res.stderr
+    files = {f["role"]: f["path"] for f in res.json()["cache_files"]}
+    npz = np.load(fx.root / "dermamnist.npz")
+    expected = np.concatenate([np.full(len(npz[f"{s}_labels"]), code)
+                               for s, code in (("train", 0), ("val", 1), ("test", 2))])
+    np.testing.assert_array_equal(np.load(files["split"]), expected)
+    np.testing.assert_array_equal(  # labels and images stay in the same (split) order
+        np.load(files["labels"]),
+        np.concatenate([npz[f"{s}_labels"].ravel() for s in ("train", "val", "test")]))
 
 
 @pytest.mark.parametrize("name,writer", [("isic2018", formats.write_isic2018),

@@ -198,8 +198,8 @@ def test_estimators_reject_one_class():
 
 FAST_OPTIONS = {"expert": {}, "metafeatures": {},
                 "simex": {"epochs": 2, "check_every": 1, "max_per_set": 200, "eval_per_set": 50},
-                "task2vec": {"arch": "resnet10t", "image_size": [16, 16], "subsets": 2,
-                             "min_subset": 40, "max_draws": 24, "head_epochs": 2}}
+                "task2vec": {"arch": "resnet10t", "weights": "random", "image_size": [16, 16],
+                             "subsets": 2, "min_subset": 40, "max_draws": 24, "head_epochs": 2}}
 
 
 ESTIMATORS = ["hscore", "leep", "logme", "nce"]
@@ -309,7 +309,7 @@ def test_task2vec_variational_option(paths, three):
 
 def test_probe_network_that_does_not_exist(cli):
     res = cli("probe", "task2vec", "--datasets", "digits,lfw-faces", "--option", "arch=resnet5O",
-              "--option", "subsets=1")
+              "--option", "weights=random", "--option", "subsets=1")
     assert res.exit_code == 1 and "Unknown architecture 'resnet5O'" in res.stderr
     res = cli("probe", "task2vec", "--datasets", "digits,lfw-faces",
               "--option", "weights=file:/nope/probe.pth", "--option", "subsets=1")
@@ -324,3 +324,10 @@ def test_uncovered_cells_are_null_in_json():
     r = ProbeResult("logme", ["a", "b"], np.array([[0.0, -1.5], [np.nan, 0.0]]))
     doc = json.loads(json.dumps(r.as_json(), allow_nan=False))
     assert doc["distances"] == [[0.0, -1.5], [None, 0.0]]
+
+
+def test_task2vec_never_falls_back_to_a_random_network(cli):
+    res = cli("probe", "task2vec", "--datasets", "digits,lfw-faces", "--option", "subsets=1")
+    assert res.exit_code == 1
+    assert "Task2Vec needs a probe network, and none was given" in res.stderr
+    assert "--option weights=random" in res.stderr

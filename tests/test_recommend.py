@@ -114,8 +114,8 @@ def test_recommend_cli_without_results_fails_clearly(cli, bench_home):
     from mlflow.tracking import MlflowClient
 
     res = cli("recommend", "--target", "digits-noise")
-    assert res.exit_code == 1 and "No finished results for suite 'digits'" in res.stderr
+    assert res.exit_code == 1 and "No finished results for suite 'mnist'" in res.stderr
     # the store it opened keeps artifacts beside it, not in MLflow's default ./mlruns
     exp = MlflowClient(f"sqlite:///{bench_home / 'mlflow.db'}").get_experiment_by_name(
-        "transfer-bench/digits")
+        "transfer-bench/mnist")
     assert exp.artifact_location == (bench_home / "mlartifacts").as_uri()

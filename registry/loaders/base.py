@@ -44,6 +44,9 @@ class LoaderContext:
     classes: tuple[str, ...] | None = None
 
 
+SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
+
+
 @dataclass(frozen=True)
 class SampleTable:
     """What a loader found: class names, labels and one reference per sample.
@@ -56,6 +59,8 @@ class SampleTable:
     labels: np.ndarray
     refs: Sequence[Any]
     where: str
+    # the dataset's own split, when it publishes one: int8 (N,) of SPLIT_CODES (MedMNIST)
+    splits: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.refs)
