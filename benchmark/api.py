@@ -104,7 +104,8 @@ def plan_suite(suite: str | Path, paths: BenchPaths, *, overrides: list[tuple[st
     catalog = catalog or Catalog.load()
     resolved = resolve_suite(str(suite), list(overrides), sources, targets)
     needed = [s.name for s in resolved.sources if s.weights is None] + \
-        [t.name for t in resolved.targets]
+        [t.name for t in resolved.targets] + \
+        [s.dataset for t in resolved.targets for s in t.shifts if s.dataset]
     register_embedded(needed, paths, catalog, progress)
     where = (f"Suite file {Path(suite).expanduser()}" if Path(suite).expanduser().is_file()
              else f"Suite '{resolved.name}'")

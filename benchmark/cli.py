@@ -259,6 +259,9 @@ def _print_run(result, json_out: bool) -> None:
         doc["correlations"] = records(report.correlations)
     if report.summary is not None:
         doc["evaluation"] = records(report.summary)
+    if report.shift_lines is not None:
+        doc["shift"] = {"lines": records(report.shift_lines),
+                        "sources": records(report.shift_sources)}
     if json_out:
         print_json(doc)
         return
@@ -268,6 +271,8 @@ def _print_run(result, json_out: bool) -> None:
         typer.echo(report.files["correlations_markdown"].read_text())
     if "evaluation_markdown" in report.files:
         typer.echo(report.files["evaluation_markdown"].read_text())
+    if "shift_markdown" in report.files:
+        typer.echo(report.files["shift_markdown"].read_text())
     typer.echo(f"report: {report.files['markdown'].parent}   MLflow: {result.tracking_uri} "
                "(bench ui)")
 
@@ -294,11 +299,15 @@ def report_cmd(
         print_json({"suite": suite, "report": {k: str(v) for k, v in report.files.items()},
                     "results": records(report.table),
                     "evaluation": records(report.summary) if report.summary is not None
-                    else None})
+                    else None,
+                    "shift": None if report.shift_lines is None else
+                    {"lines": records(report.shift_lines),
+                     "sources": records(report.shift_sources)}})
         return
     typer.echo(report.files["markdown"].read_text())
-    if "evaluation_markdown" in report.files:
-        typer.echo(report.files["evaluation_markdown"].read_text())
+    for part in ("evaluation_markdown", "shift_markdown"):
+        if part in report.files:
+            typer.echo(report.files[part].read_text())
 
 
 @app.command("ui")

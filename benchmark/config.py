@@ -93,6 +93,35 @@ class SourceSpec(_Frozen):
     only_targets: tuple[str, ...] = ()  # empty: every target
 
 
+class ShiftSpec(_Frozen):
+    """A shifted test set of a target (seed 001): another registered ``dataset`` with the same
+    classes (paired with the target's test images when it is derived from the target with the
+    same samples, as mnist-5k-rotated is from mnist-5k; otherwise all of it, as a second
+    acquisition site), or a deterministic ``transform`` of the target's test images: Gaussian
+    ``noise`` (sd = level x 255), Gaussian ``blur`` (sigma = level pixels), ``contrast``
+    (scaled by level about the image mean), ``resolution`` (down to level x the size and back,
+    bilinear)."""
+
+    name: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    dataset: str | None = None
+    transform: Literal["noise", "blur", "contrast", "resolution"] | None = None
+    level: float = Field(0.1, gt=0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ShiftSpec:
+        if (self.dataset is None) == (self.transform is None):
+            raise ValueError("a shift names either a dataset or a transform")
+        if self.transform == "resolution" and self.level >= 1:
+            raise ValueError("a resolution shift needs 0 < level < 1 (the scale factor)")
+        return self
+
+    @property
+    def label(self) -> str:
+        """The name in metric keys and reports."""
+        return self.name or self.dataset or f"{self.transform}-{self.level:g}"
+
+
 class TargetSpec(_Frozen):
     """A target; ``max_samples``: fine-tune on a stratified subset of that many images (seeded
     by the suite's seed, nested: a smaller subset lies inside a larger one), as in seed 000's
@@ -101,6 +130,14 @@ class TargetSpec(_Frozen):
     name: str
     finetune: dict[str, Any] = Field(default_factory=dict)
     max_samples: int | None = Field(None, ge=4)
+    shifts: tuple[ShiftSpec, ...] = ()  # shifted test sets every fine-tuned model is tested on
+
+    @model_validator(mode="after")
+    def _unique_shifts(self) -> TargetSpec:
+        labels = [s.label for s in self.shifts]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"shift names of target {self.name} must be unique, got {labels}")
+        return self
 
 
 class Generality(_Frozen):

@@ -119,7 +119,8 @@ def _add_pair(g: SuiteGraph, plan: Plan, pair: PairJob, env: JobEnv, tracker: Tr
         if done is not None:
             g.done[key] = fold_outcome(fold, done.data.metrics, done.info.run_id, repeat)
             continue
-        task = FoldTask(pair, i, plan.records[pair.target], parent, source_key)
+        task = FoldTask(pair, i, plan.records[pair.target], parent, source_key,
+                        {s.dataset: plan.records[s.dataset] for s in pair.shifts if s.dataset})
         g.add(Job(key, f"{pair.label} {fold_name(pair, fold, repeat)}", "fold",
                   TaskCall(env, task, progress),
                   deps=(source_key,) if source_key else (), gpus=gpus))

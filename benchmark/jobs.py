@@ -105,6 +105,7 @@ class FoldTask:
     record: DatasetRecord
     parent_run_id: str
     source_weights: str | None = None  # the key of the PretrainTask it needs, when any
+    shift_records: dict[str, DatasetRecord] = field(default_factory=dict)  # shifted datasets
 
     @property
     def config_hash(self) -> str:
@@ -298,6 +299,7 @@ def _fold(env: JobEnv, task: FoldTask, deps: dict, tracker: Tracker,
         metrics = {f"test_{k}": v for k, v in result.test.items()}
         metrics |= {"best_epoch": result.best_epoch,
                     "train_images_per_s": result.train_images_per_s}
+        metrics |= _shift_metrics(env, task, tracker, model, data, split, device)
         mlflow.log_metrics(metrics)
     log.info("%s %s: test AUC %.4f (%.0f images/s)", job.label, name, result.test["auc"],
              result.train_images_per_s)
@@ -305,6 +307,58 @@ def _fold(env: JobEnv, task: FoldTask, deps: dict, tracker: Tracker,
 
 
 REPEAT_SEED_STRIDE = 1000  # repeat r of fold i trains with seed + i + 1000 r
+
+
+def _shift_metrics(env: JobEnv, task: FoldTask, tracker: Tracker, model, data, split,
+                   device) -> dict[str, float]:
+    """The fine-tuned model's AUC and accuracy on each shifted test set of the target, as
+    ``shift_<name>_auc`` / ``shift_<name>_accuracy``; each set is recorded on the run (a
+    dataset as an input, a transform as a param)."""
+    from benchmark.shifts import metric_key
+    from benchmark.train import evaluate_on
+
+    out = {}
+    for spec in task.pair.shifts:
+        shifted, idx = _shifted_set(env, task, spec, data, split, device)
+        if spec.dataset:
+            log_dataset_input(tracker, mlflow.active_run().info.run_id,
+                              task.shift_records[spec.dataset], f"shift:{spec.label}")
+        else:
+            mlflow.log_param(f"shift.{spec.label}", f"{spec.transform} level={spec.level:g} "
+                             f"seed={spec.seed} of the test split")
+        scores = evaluate_on(model, shifted, idx, task.pair.settings, device)
+        out |= {metric_key(spec, k): v for k, v in scores.items() if k != "loss"}
+    return out
+
+
+def _shifted_set(env: JobEnv, task: FoldTask, spec, data, split, device):
+    """The shifted images and the indices to test on: the transformed test split; a dataset
+    derived from the target with the same samples, at the test split's indices (paired);
+    any other dataset whole."""
+    from bench_core.data import DeviceData
+    from benchmark.shifts import transform_images
+
+    if spec.transform:
+        test = torch.as_tensor(split.test, device=data.images.device)
+        images = transform_images(data.images[test], spec)
+        return DeviceData(f"{data.name}+{spec.label}", images, data.labels[test],
+                          data.labels_np[split.test], data.classes), np.arange(len(split.test))
+    record = task.shift_records[spec.dataset]
+    other = env.data.get(record, task.pair.settings.image_size, device)
+    if paired(record, task.record) and len(other.labels_np) == len(data.labels_np):
+        return other, split.test
+    return other, np.arange(len(other.labels_np))
+
+
+def paired(shifted: DatasetRecord, target: DatasetRecord) -> bool:
+    """True when ``shifted`` holds the target's own samples, changed: derived from the target,
+    or from the same parent dataset (mnist-5k-rotated-background-image and mnist-5k-rotated
+    both come from mnist-5k, sample for sample)."""
+    def parent(record: DatasetRecord) -> str | None:
+        return (record.card.get("derived_from") or {}).get("parent")
+
+    return parent(shifted) == target.name or (parent(shifted) is not None
+                                               and parent(shifted) == parent(target))
 
 
 def _split(env: JobEnv, task: FoldTask, labels: np.ndarray, fold: int, repeat: int):

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import numpy as np
 
 from bench_core.hashing import config_hash
-from benchmark.config import SourceSpec, Suite, TargetSpec, TrainSettings
+from benchmark.config import ShiftSpec, SourceSpec, Suite, TargetSpec, TrainSettings
 from bench_core.weights import WeightsError, weights_file
 from benchmark.splits import check_splittable
 from registry.errors import BenchError, DatasetFormatError, RegistryError, UnknownNameError
@@ -45,6 +45,7 @@ class PairJob:
     k: int | None = None
     repeats: int = 1
     max_samples: int | None = None  # a stratified subset of the target (TargetSpec)
+    shifts: tuple[ShiftSpec, ...] = ()  # shifted test sets (TargetSpec)
 
     @property
     def n_folds(self) -> int:
@@ -118,6 +119,7 @@ def _needs_weights_message(source: SourceSpec) -> WeightsError:
 def _records(suite: Suite, store: RegistryStore, where: str, known: tuple[str, ...]
              ) -> dict[str, DatasetRecord]:
     needed = [s.name for s in suite.sources if s.weights is None] + [t.name for t in suite.targets]
+    needed += [s.dataset for t in suite.targets for s in t.shifts if s.dataset]
     records, missing = {}, []
     for name in dict.fromkeys(needed):
         rec = store.get(name)
@@ -160,6 +162,8 @@ def _check_targets(suite: Suite, records: dict[str, DatasetRecord]) -> None:
                                  f"it has {len(labels)} samples.",
                                  f"Lower targets.{t.name}.max_samples or remove it.")
             labels = labels[target_subset(labels, t.max_samples, suite.seed)]
+        for shift in t.shifts:
+            _check_shift(records[t.name], shift, records)
         if suite.folds.scheme == "official":
             _check_official_split(records[t.name])
         else:
@@ -171,6 +175,20 @@ def _check_targets(suite: Suite, records: dict[str, DatasetRecord]) -> None:
             raise BenchError(f"Baseline 'self' needs each target pretrained as a source; "
                              f"{lacking} are not sources of the suite.",
                              "Add them as sources, or use --set baseline=scratch.")
+
+
+def _check_shift(target: DatasetRecord, shift: ShiftSpec,
+                 records: dict[str, DatasetRecord]) -> None:
+    """A shifted dataset must have the target's classes, in the same order."""
+    if shift.dataset is None:
+        return
+    other = records[shift.dataset]
+    if list(other.classes) != list(target.classes):
+        raise BenchError(f"Shifted test set '{shift.dataset}' of target '{target.name}' has "
+                         f"classes {list(other.classes)}, the target has "
+                         f"{list(target.classes)}: a model of the target cannot be tested on it.",
+                         "Name a dataset with the target's classes (a variant or a second site "
+                         "of the same task), or a transform (noise, blur, contrast, resolution).")
 
 
 def _check_official_split(record: DatasetRecord) -> None:
@@ -243,9 +261,18 @@ def _pair(suite: Suite, records: dict[str, DatasetRecord], spec: TargetSpec, sou
     base = {"kind": kind, "arch": suite.architecture.model_dump(), "init": init_key, "k": k,
             "data": records[target].fingerprint, "settings": settings.model_dump(mode="json"),
             "folds": suite.folds.model_dump(), "seed": suite.seed,
-            **({"max_samples": spec.max_samples} if spec.max_samples is not None else {})}
+            **({"max_samples": spec.max_samples} if spec.max_samples is not None else {}),
+            **({"shifts": [_shift_key(s, records) for s in spec.shifts]} if spec.shifts else {})}
     folds = tuple(config_hash({**base, "fold": i, **({"repeat": r} if r else {})})
                   for r in range(suite.repeats) for i in range(suite.folds.count))
     pair_hash = config_hash({**base, **({"repeats": suite.repeats} if suite.repeats > 1 else {})})
     return PairJob(source, target, kind, settings, init, pair_hash, folds, k, suite.repeats,
-                   spec.max_samples)
+                   spec.max_samples, spec.shifts)
+
+
+def _shift_key(shift: ShiftSpec, records: dict[str, DatasetRecord]) -> dict:
+    """What identifies a shift in config hashes: its spec, and the data of a shifted dataset."""
+    key = shift.model_dump(mode="json")
+    if shift.dataset:
+        key["data"] = records[shift.dataset].fingerprint
+    return key

@@ -16,7 +16,8 @@ from registry.errors import BenchError
 
 COLUMNS = ["target", "source", "kind", "k", "folds", "repeats", "auc_mean", "auc_std",
            "transferability_mean", "transferability_std", "generality_mean", "run_id"]
-FOLD_COLUMNS = ["target", "source", "kind", "k", "fold", "repeat", "auc", "transferability"]
+FOLD_COLUMNS = ["target", "source", "kind", "k", "fold", "repeat", "auc", "accuracy",
+                "transferability", "shift_metrics"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class Report:
     correlations: pd.DataFrame | None = None
     evaluation: pd.DataFrame | None = None  # each probe and baseline per target
     summary: pd.DataFrame | None = None     # means over targets beside the noise ceiling
+    shift_lines: pd.DataFrame | None = None    # probit line per target, shift and metric
+    shift_sources: pd.DataFrame | None = None  # drop and effective robustness per source
 
 
 def results_table(tracker: Tracker, suite: str, hashes: set[str] | None = None) -> pd.DataFrame:
@@ -80,7 +83,10 @@ def _fold_rows(tracker: Tracker, parent_id: str, tags: dict[str, str]) -> list[d
     return [{"target": tags["target"], "source": tags["source"], "kind": tags["kind"],
              "k": int(tags["k"]) if tags.get("k") else None, "fold": int(c.data.tags["fold"]),
              "repeat": int(c.data.tags.get("repeat", 0)), "auc": c.data.metrics.get("test_auc"),
-             "transferability": c.data.metrics.get("transferability")} for c in kids]
+             "accuracy": c.data.metrics.get("test_accuracy"),
+             "transferability": c.data.metrics.get("transferability"),
+             "shift_metrics": {k: v for k, v in c.data.metrics.items() if k.startswith("shift_")}}
+            for c in kids]
 
 
 def _markdown(table: pd.DataFrame, digits: int = 4) -> str:
@@ -189,6 +195,53 @@ def evaluation_markdown(summary: pd.DataFrame, ceiling: pd.DataFrame,
     return "\n".join(parts)
 
 
+def shift_models(folds: pd.DataFrame) -> pd.DataFrame:
+    """One row per fine-tuned model (fold run, freezing excluded) and shifted set: its
+    original and shifted accuracy and AUC."""
+    rows = []
+    for _, f in folds[folds["kind"] != "freeze"].iterrows():
+        shifted = f["shift_metrics"] or {}
+        labels = {k.removeprefix("shift_").rsplit("_", 1)[0] for k in shifted}
+        for label in sorted(labels):
+            rows.append({"target": f["target"], "shift": label, "source": f["source"],
+                         "fold": f["fold"], "repeat": f["repeat"],
+                         "orig_accuracy": f["accuracy"], "orig_auc": f["auc"],
+                         "shift_accuracy": shifted.get(f"shift_{label}_accuracy"),
+                         "shift_auc": shifted.get(f"shift_{label}_auc")})
+    return pd.DataFrame(rows)
+
+
+def _shifts(folds: pd.DataFrame, out_dir: Path, files: dict[str, Path]
+            ) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """Seed 001 per target and shifted set: the probit line over all models (accuracy, the
+    paper's metric, and AUC), each source's drop and effective robustness, the plot."""
+    from benchmark.figures import close_figure
+    from benchmark.shifts import shift_analysis, shift_figure
+
+    models = shift_models(folds) if len(folds) else pd.DataFrame()
+    if models.empty:
+        return None, None
+    parts = [shift_analysis(models, metric) for metric in ("accuracy", "auc")]
+    lines = pd.concat([p[0] for p in parts], ignore_index=True)
+    sources = pd.concat([p[1] for p in parts], ignore_index=True)
+    for name, frame in (("shift_models", models), ("shift_lines", lines),
+                        ("shift_sources", sources)):
+        files[f"{name}_csv"] = out_dir / f"{name}.csv"
+        frame.to_csv(files[f"{name}_csv"], index=False)
+    files["shift_markdown"] = out_dir / "shift.md"
+    files["shift_markdown"].write_text(
+        "## Distribution shift: probit lines (all models of a target)\n\n"
+        + _markdown(lines, digits=3)
+        + "\n## Per source: mean drop and residual from the line (above = effectively robust)"
+        "\n\n" + _markdown(sources, digits=3))
+    for (target, shift), _ in models.groupby(["target", "shift"]):
+        fig = shift_figure(models, lines[lines["metric"] == "accuracy"], target, shift)
+        files[f"shift_fig_{target}_{shift}"] = out_dir / f"shift_{target}_{shift}.png"
+        fig.savefig(files[f"shift_fig_{target}_{shift}"], dpi=120)
+        close_figure(fig)
+    return lines, sources
+
+
 def write_report(tracker: Tracker, suite: str, out_dir: Path,
                  hashes: set[str] | None = None, log_to_mlflow: bool = True,
                  sizes: dict[str, int] | None = None, include_self: bool = False) -> Report:
@@ -209,6 +262,7 @@ def write_report(tracker: Tracker, suite: str, out_dir: Path,
     corr = _correlations(tracker, suite, table, out_dir, files)
     evaluation, summary = _evaluation(tracker, suite, folds, sizes or {}, out_dir, files,
                                       include_self)
+    shift_lines, shift_sources = _shifts(folds, out_dir, files)
     run_id = None
     if log_to_mlflow:
         with mlflow.start_run(experiment_id=tracker.experiment_id, run_name=f"report: {suite}",
@@ -222,8 +276,19 @@ def write_report(tracker: Tracker, suite: str, out_dir: Path,
                     if row["spearman_rho"] is not None and not pd.isna(row["spearman_rho"]):
                         mlflow.log_metric(f"spearman_rho_{row['probe']}", row["spearman_rho"])
             _log_summary(summary)
+            _log_shift_lines(shift_lines)
             run_id = run.info.run_id
-    return Report(table, files, run_id, corr, evaluation, summary)
+    return Report(table, files, run_id, corr, evaluation, summary, shift_lines, shift_sources)
+
+
+def _log_shift_lines(lines: pd.DataFrame | None) -> None:
+    """Slope u and intercept v of each probit line as report-run metrics."""
+    if lines is None:
+        return
+    for _, row in lines.dropna(subset=["u"]).iterrows():
+        key = f"{row['target']}_{row['shift']}_{row['metric']}"
+        mlflow.log_metrics({f"probit_u_{key}": float(row["u"]),
+                            f"probit_v_{key}": float(row["v"])})
 
 
 def _log_summary(summary: pd.DataFrame | None) -> None:

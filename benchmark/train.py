@@ -67,6 +67,12 @@ def _evaluate(model, data, idx, settings, prep, weight) -> dict[str, float]:
     return {"auc": auc(y, proba), "accuracy": accuracy(y, proba), "loss": loss}
 
 
+def evaluate_on(model: nn.Module, data: DeviceData, idx: np.ndarray, settings: TrainSettings,
+                device: torch.device) -> dict[str, float]:
+    """AUC, accuracy and (unweighted) loss of ``model`` on ``data[idx]``."""
+    return _evaluate(model, data, idx, settings, BatchPrep(device), None)
+
+
 def fit(model: nn.Module, data: DeviceData, split: Split, settings: TrainSettings,
         device: torch.device, seed: int, frozen: list[nn.Module] = (),
         on_epoch: EpochCallback | None = None, progress=None) -> FitResult:
