@@ -467,7 +467,7 @@ def rank_models(target: str, paths: BenchPaths, *, suite: str = DEFAULT_SUITE,
                                                    tracking_uri=tracking_uri))
     if not hasattr(probe, "score_models"):
         raise BenchError(f"'{estimator}' is not a transferability estimator.",
-                         "Use logme, leep, nce or hscore.")
+                         "Use logme, leep, nce, hscore or features.")
     scores = probe.score_models(candidates, record)
     frame = pd.DataFrame([{**rows[k], estimator: v} for k, v in scores.items()])
     return frame.sort_values(estimator, ascending=False).reset_index(drop=True)

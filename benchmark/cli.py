@@ -367,7 +367,8 @@ def recommend_cmd(
     suite: Annotated[str, typer.Option(help="Suite whose results and probes to use.")] = DEFAULT_SUITE,
     method: Annotated[str, typer.Option(help="A probe name, or 'learned'.")] = "learned",
     estimator: Annotated[str, typer.Option(
-        help="Scores published models beside the suite's (logme, leep, nce, hscore).")] = "logme",
+        help="Scores published models beside the suite's (logme, leep, nce, hscore, "
+        "features).")] = "logme",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     include_self: Annotated[bool, typer.Option(
         "--include-self", help="Let the target be its own candidate source.")] = False,

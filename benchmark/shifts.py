@@ -89,8 +89,9 @@ def probit_fit(orig: np.ndarray, shifted: np.ndarray, alpha: float = 0.05) -> Pr
 
 def shift_analysis(models: pd.DataFrame, metric: str = "accuracy"
                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per (target, shift): the probit line over all models; per source: mean drop and mean
-    residual from the line (above the line = effectively robust).
+    """Per (target, shift): the probit line over all models; per source: mean original and
+    shifted score, mean drop and mean residual from the line in probit units (above the line =
+    effectively robust).
 
     ``models``: one row per fine-tuned model with columns target, shift, source, orig_<metric>,
     shift_<metric>."""
@@ -105,8 +106,8 @@ def shift_analysis(models: pd.DataFrame, metric: str = "accuracy"
         for source, s in part.groupby("source", sort=True):
             sources.append({"target": target, "shift": shift, "metric": metric,
                             "source": source, "models": len(s),
-                            f"orig_{metric}": s[f"orig_{metric}"].mean(),
-                            f"shift_{metric}": s[f"shift_{metric}"].mean(),
+                            "orig": s[f"orig_{metric}"].mean(),
+                            "shifted": s[f"shift_{metric}"].mean(),
                             "drop": s["drop"].mean(), "residual": s["residual"].mean(),
                             "above_line": None if fit is None
                             else bool(s["residual"].mean() > 0)})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -47,6 +47,8 @@ class ProbeResult:
     distances: np.ndarray
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    # extra figures to log with the result: artifact path -> a function drawing it
+    figures: dict[str, Callable[[], Any]] = field(default_factory=dict, repr=False)
 
     def as_json(self) -> dict[str, Any]:
         """JSON-ready result; cells a probe does not cover (NaN) become null."""

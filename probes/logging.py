@@ -48,6 +48,12 @@ def log_probe(tracker: Tracker, result: ProbeResult, options: dict,
         fig = heatmap(result)
         mlflow.log_figure(fig, "heatmap.png")
         plt.close(fig)
+        for name, draw in result.figures.items():
+            fig = draw()
+            mlflow.log_figure(fig, name)
+            plt.close(fig)
+        if result.details:
+            mlflow.log_dict(result.details, "details.json")
         if result.embeddings:
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "embeddings.npz"

@@ -202,7 +202,7 @@ FAST_OPTIONS = {"expert": {}, "metafeatures": {},
                              "subsets": 2, "min_subset": 40, "max_draws": 24, "head_epochs": 2}}
 
 
-ESTIMATORS = ["hscore", "leep", "logme", "nce"]
+ESTIMATORS = ["features", "hscore", "leep", "logme", "nce"]
 
 
 def test_every_probe_has_contract_options():
