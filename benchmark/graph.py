@@ -204,7 +204,8 @@ def _add_probes(g: SuiteGraph, plan: Plan, env: JobEnv, tracker: Tracker, catalo
         spec, network = probe_network(plan, spec, Path(env.home)) if cls.uses_probe_network \
             else (spec, None)
         h = config_hash({"probe": spec.method, "options": spec.options,
-                         "data": [(r.name, r.fingerprint) for r in records]})
+                         "data": [(r.name, r.fingerprint) for r in records],
+                         **({"version": cls.version} if cls.version > 1 else {})})
         key = f"probe:{h}"
         done = tracker.finished(h)
         if done is not None:

@@ -71,6 +71,9 @@ class Probe(ABC):
     # True: embeds data with one network given by a ``weights`` option; in a suite it defaults
     # to a network the suite pretrained (``suite:SOURCE``)
     uses_probe_network: ClassVar[bool] = False
+    # bumped when a change of the method changes its results, so that results stored by an
+    # earlier version are not reused (part of a suite probe's config hash from version 2 on)
+    version: ClassVar[int] = 1
 
     def __init__(self, options: dict[str, Any], context: ProbeContext) -> None:
         self.opts = validate_options(self.Options, options, f"probe '{self.name}'",

@@ -196,6 +196,7 @@ class SimExProbe(Probe):
     name = "simex"
     Options = SimExOptions
     symmetric = False
+    version = 2  # linear code and output: version 1's autoencoders collapsed on sparse images
 
     def _sets(self, records: list[DatasetRecord], device: torch.device
               ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[tuple[int, str]]]:

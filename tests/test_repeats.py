@@ -135,3 +135,20 @@ def test_official_split_is_one_fold_and_needs_a_published_split(cli, tmp_path, p
     res = cli("run", "--suite", write_suite(tmp_path, folds=official), "--dry-run")
     assert res.exit_code == 1
     assert "Target 'lfw-faces' has no official train/val/test split" in res.stderr
+
+
+def test_a_probe_whose_method_changed_is_not_reused(tmp_path, paths, monkeypatch):
+    from benchmark.graph import build_graph
+    from probes.simex import SimExProbe
+    from registry.catalog import Catalog
+
+    def probe_key():
+        p = plan(tmp_path, paths, probes=[{"method": "simex"}])
+        tracker = api.open_tracker(paths, "transfer-bench/tiny", None, "sess")
+        env = api._env(p, paths, tracker, api.RunOptions(), None)
+        graph = build_graph(p, env, tracker, Catalog.load(), accelerated=False, grid=False)
+        return next(j.key for j in graph.jobs if j.kind == "probe")
+
+    now = probe_key()
+    monkeypatch.setattr(SimExProbe, "version", SimExProbe.version + 1)
+    assert probe_key() != now  # results of the earlier version are not found under it
