@@ -49,11 +49,8 @@ from pydantic import model_validator
 from scipy.stats import false_discovery_control, norm, rankdata
 
 from bench_core.batches import BatchPrep
-from bench_core.data import load_device_data
-from bench_core.models import load_source_model
-from bench_core.sources import SourceModel
-from probes.base import Probe, ProbeError, ProbeOptions, ProbeResult, register_probe
-from registry.store import DatasetRecord
+from probes.base import ProbeError, register_probe
+from probes.model_scoring import ModelScoringOptions, ModelScoringProbe
 
 FALLBACK_STAGES = ("layer1", "layer2", "layer3", "layer4")
 
@@ -200,11 +197,7 @@ def stage_features(model: torch.nn.Module, images: torch.Tensor, prep: BatchPrep
 # -- the probe --------------------------------------------------------------------------------
 
 
-class FeatureOptions(ProbeOptions):
-    suite: str = "mnist"  # whose pretrained models: resolved by the caller into source_models
-    models: tuple[str, ...] = ()  # published models instead (models:/NAME@ALIAS, local-dir:PATH)
-    max_samples: int = 2000
-    seed: int = 0
+class FeatureOptions(ModelScoringOptions):
     absent: float = -0.25  # authors' threshold: standardized value below it -> absent (-1)
     present: float = 0.15  # authors' threshold: standardized value above it -> present (+1)
     alpha: float = 0.05  # false discovery rate (Benjamini-Hochberg) per layer
@@ -222,19 +215,9 @@ class FeatureOptions(ProbeOptions):
 
 
 @register_probe
-class FeatureBehaviourProbe(Probe):
+class FeatureBehaviourProbe(ModelScoringProbe):
     name = "features"
     Options = FeatureOptions
-    symmetric = False
-    uses_source_models = True
-
-    def _sample(self, record: DatasetRecord, size: tuple[int, int], device: torch.device
-                ) -> tuple[torch.Tensor, np.ndarray]:
-        """The target's images (a seeded sample of at most max_samples) and their labels."""
-        data = load_device_data(record, size, device)
-        rng = np.random.default_rng(self.opts.seed)
-        idx = np.sort(rng.permutation(len(data.labels_np))[:self.opts.max_samples])
-        return data.images[torch.as_tensor(idx, device=device)], data.labels_np[idx]
 
     def counts(self, model: torch.nn.Module, images: torch.Tensor, labels: np.ndarray,
                classes: list[str], prep: BatchPrep) -> dict[str, Any]:
@@ -248,47 +231,17 @@ class FeatureBehaviourProbe(Probe):
                                 for c in layer["classes"]]
         return {"layers": list(feats), "counts": layers, "score": behaviour_score(layers)}
 
-    def score_models(self, models: dict[str, SourceModel], record: DatasetRecord
-                     ) -> dict[str, float]:
-        """Each model's score on ``record``'s data (higher = better transfer), by its label."""
-        device = torch.device(self.context.device)
-        prep, out = BatchPrep(device), {}
-        for label, source in models.items():
-            images, labels = self._sample(record, source.image_size, device)
-            model = load_source_model(source).to(device).eval()
-            out[label] = self.counts(model, images, labels, list(record.classes), prep)["score"]
-        return out
+    def score_pair(self, model, images, labels, record, prep) -> tuple[float, dict[str, Any]]:
+        found = self.counts(model, images, labels, list(record.classes), prep)
+        return found["score"], found
 
-    def compute(self, records: list[DatasetRecord]) -> ProbeResult:
-        sources = self.context.source_models
-        if not sources:
-            raise ProbeError(f"Probe '{self.name}' scores source models, and none were given.",
-                             f"Run it in a suite after `bench run --suite {self.opts.suite}`, or "
-                             f"with --option suite=NAME of a suite that ran here.")
-        device = torch.device(self.context.device)
-        names = [r.name for r in records]
-        models = {n: load_source_model(sources[n]).to(device).eval() for n in names if n in sources}
-        size = next(iter(sources.values())).image_size
-        prep = BatchPrep(device)
-        d = np.full((len(names), len(names)), np.nan)
-        details: dict[str, dict[str, Any]] = {src: {} for src in models}
-        with self.context.progress(f"{self.name} scores", len(names)) as advance:
-            for j, rec in enumerate(records):  # each target's data loaded once
-                images, labels = self._sample(rec, size, device)
-                for i, src in enumerate(names):
-                    if src in models and i != j:
-                        found = self.counts(models[src], images, labels, list(rec.classes), prep)
-                        details[src][rec.name] = found
-                        d[i, j] = -found["score"]
-                advance(1)
-        np.fill_diagonal(d, 0.0)
-        info = {"suite": self.opts.suite, "sources_with_models": sorted(models),
-                "distance": "-score (rows: source models, columns: target data)",
-                "thresholds": {"absent": self.opts.absent, "present": self.opts.present},
-                "alpha": self.opts.alpha, "counts": details}
-        figures = {f"counts/{src} -> {tgt}.png": partial(counts_figure, info, src, tgt)
-                   for src, per in details.items() for tgt in per}
-        return ProbeResult(self.name, names, d, details=info, figures=figures)
+    def result_details(self, kept: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        return {"thresholds": {"absent": self.opts.absent, "present": self.opts.present},
+                "alpha": self.opts.alpha, "counts": kept}
+
+    def result_figures(self, details: dict[str, Any]) -> dict[str, Any]:
+        return {f"counts/{src} -> {tgt}.png": partial(counts_figure, details, src, tgt)
+                for src, per in details["counts"].items() for tgt in per}
 
 
 # -- figure -----------------------------------------------------------------------------------
