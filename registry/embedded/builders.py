@@ -35,3 +35,11 @@ def grid_patches(image: np.ndarray, size: int, stride: int) -> np.ndarray:
     return np.stack([image[r:r + size, c:c + size]
                      for r in range(0, h - size + 1, stride)
                      for c in range(0, w - size + 1, stride)])
+
+
+def composite(digits: np.ndarray, backgrounds: np.ndarray) -> np.ndarray:
+    """uint8 digits over uint8 backgrounds, each pixel's digit intensity as its opacity (pure
+    ink keeps the digit's value, pure black shows the background)."""
+    alpha = digits.astype(np.float32) / 255.0
+    out = alpha * digits + (1.0 - alpha) * backgrounds.astype(np.float32)
+    return out.round().astype(np.uint8)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from registry.embedded.builders import BUILDERS, EmbeddedData, to_uint8
+from registry.embedded.builders import BUILDERS, EmbeddedData, composite, to_uint8
 
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
 BACKGROUND_IMAGES = ("brick", "grass", "gravel", "camera", "moon", "text", "coins")
@@ -29,13 +29,6 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
 def _upsample(images: np.ndarray, side: int) -> np.ndarray:
     return np.stack([np.asarray(Image.fromarray(im).resize((side, side), Image.BILINEAR))
                      for im in images])
-
-
-def _composite(digits: np.ndarray, backgrounds: np.ndarray) -> np.ndarray:
-    """The digit over the background, its intensity as opacity."""
-    alpha = digits.astype(np.float32) / 255.0
-    out = alpha * digits + (1.0 - alpha) * backgrounds.astype(np.float32)
-    return out.round().astype(np.uint8)
 
 
 @BUILDERS.register("digits")
@@ -79,7 +72,7 @@ def build_background(params: dict[str, Any], seed: int) -> EmbeddedData:
     big = _upsample(images, side)
     rng = np.random.default_rng(seed)
     bg = _background_crops(len(big), side, rng, params.get("max_level", 0.8))
-    return EmbeddedData(_composite(big, bg), labels, DIGIT_CLASSES)
+    return EmbeddedData(composite(big, bg), labels, DIGIT_CLASSES)
 
 
 @BUILDERS.register("digits-noise")
@@ -89,7 +82,7 @@ def build_noise(params: dict[str, Any], seed: int) -> EmbeddedData:
     big = _upsample(images, side)
     rng = np.random.default_rng(seed)
     noise = rng.integers(0, int(255 * params.get("max_level", 0.8)) + 1, size=big.shape)
-    return EmbeddedData(_composite(big, noise.astype(np.uint8)), labels, DIGIT_CLASSES)
+    return EmbeddedData(composite(big, noise.astype(np.uint8)), labels, DIGIT_CLASSES)
 
 
 @BUILDERS.register("digits-inverted")

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from registry.embedded.builders import BUILDERS, EmbeddedData
+from registry.embedded.builders import BUILDERS, EmbeddedData, composite
 
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
 # grayscale views of the natural pictures that ship with scikit-image and scikit-learn
@@ -79,13 +79,6 @@ def rotate(images: np.ndarray, rng: np.random.Generator,
     angles = rng.uniform(*angle_range, size=len(images))
     return np.stack([np.asarray(Image.fromarray(im).rotate(float(a), Image.BILINEAR))
                      for im, a in zip(images, angles)])
-
-
-def composite(digits: np.ndarray, backgrounds: np.ndarray) -> np.ndarray:
-    """The digit over the background, the digit's intensity as opacity."""
-    alpha = digits.astype(np.float32) / 255.0
-    out = alpha * digits + (1.0 - alpha) * backgrounds.astype(np.float32)
-    return out.round().astype(np.uint8)
 
 
 @BUILDERS.register("mnist-5k")
