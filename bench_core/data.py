@@ -48,7 +48,7 @@ def load_device_data(record: DatasetRecord, size: tuple[int, int], device: torch
                      ) -> DeviceData:
     """``record``'s cache at ``size`` on ``device``."""
     files = _images_files(record)
-    labels_path = next((f.path for f in record.files if f.role == "labels"), None)
+    labels_path = record.file_path("labels")
     if not files or labels_path is None:
         raise RegistryError(f"'{record.name}' has no cache files in the registry.",
                             f"Run `bench add-dataset {record.name} --force`.")

@@ -368,17 +368,13 @@ def _split(env: JobEnv, task: FoldTask, labels: np.ndarray, fold: int, repeat: i
 
     subset = target_subset(labels, task.pair.max_samples, env.seed)
     if env.folds.scheme == "official":
-        split = official_split(np.load(_role_path(task.record, "split")))
+        split = official_split(np.load(task.record.file_path("split")))
         keep = np.zeros(len(labels), dtype=bool)
         keep[subset] = True
         return Split(*(part[keep[part]] for part in (split.train, split.val, split.test)))
     split = fold_splits(labels[subset], env.folds.n, env.folds.val_fraction,
                         env.folds.seed + repeat)[fold]
     return Split(subset[split.train], subset[split.val], subset[split.test])
-
-
-def _role_path(record: DatasetRecord, role: str) -> str:
-    return next(f.path for f in record.files if f.role == role)
 
 
 def fold_name(job: PairJob, fold: int, repeat: int) -> str:

@@ -155,7 +155,7 @@ def _check_targets(suite: Suite, records: dict[str, DatasetRecord]) -> None:
             raise BenchError(f"Source '{s.name}' lists only_targets {sorted(unknown)} that are "
                              "not targets of the suite.", "Fix only_targets in the suite.")
     for t in suite.targets:
-        labels = np.load(next(f.path for f in records[t.name].files if f.role == "labels"))
+        labels = np.load(records[t.name].file_path("labels"))
         if t.max_samples is not None:
             if t.max_samples > len(labels):
                 raise BenchError(f"Target '{t.name}' asks for max_samples={t.max_samples}, and "
@@ -192,7 +192,7 @@ def _check_shift(target: DatasetRecord, shift: ShiftSpec,
 
 
 def _check_official_split(record: DatasetRecord) -> None:
-    if not any(f.role == "split" for f in record.files):
+    if record.file_path("split") is None:
         raise BenchError(f"Target '{record.name}' has no official train/val/test split in the "
                          "registry (folds.scheme=official needs one, as MedMNIST publishes).",
                          "Use --set folds.scheme=kfold, or register a dataset that ships its "

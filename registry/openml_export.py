@@ -76,7 +76,7 @@ def _cache(rec: DatasetRecord, size: tuple[int, int] | None) -> tuple[np.ndarray
                                 f"{', '.join(f'{a}x{b}' for a, b in files)}, not {size[0]}x{size[1]}.",
                                 f"Use one of those, or `bench add-dataset {rec.name} --force "
                                 f"--size {size[0]}x{size[1]}`.")
-    labels = np.load(next(f.path for f in rec.files if f.role == "labels"))
+    labels = np.load(rec.file_path("labels"))
     return np.load(files[tuple(size)]), labels
 
 

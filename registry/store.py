@@ -68,6 +68,10 @@ class DatasetRecord:
     registered_at: str = ""
     files: list[FileRecord] = field(default_factory=list)
 
+    def file_path(self, role: str) -> str | None:
+        """The path of the cache file with ``role`` ("labels", "split", ...), None if absent."""
+        return next((f.path for f in self.files if f.role == role), None)
+
 
 class RegistryStore:
     """Access to the SQLite registry; connections are opened per operation."""
