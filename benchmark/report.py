@@ -109,13 +109,11 @@ def _markdown(table: pd.DataFrame, digits: int = 4) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _correlations(tracker: Tracker, suite: str, table: pd.DataFrame, out_dir: Path,
-                  files: dict[str, Path]) -> pd.DataFrame | None:
+def _correlations(probes: dict[str, tuple[list[str], np.ndarray]], table: pd.DataFrame,
+                  out_dir: Path, files: dict[str, Path]) -> pd.DataFrame | None:
     """Transferability vs each logged probe's distances: CSV, markdown and Fig. 4."""
     from probes.correlation import correlations, scatter_figure
-    from probes.logging import load_probe_matrices
 
-    probes = load_probe_matrices(tracker, suite)
     transfers = table[table["kind"] == "transfer"][["source", "target", "transferability_mean"]]
     transfers = transfers.dropna()
     if not probes or transfers.empty:
@@ -153,21 +151,20 @@ def probe_scores(probes: dict[str, tuple[list[str], np.ndarray]]) -> dict[str, p
     return out
 
 
-def _evaluation(tracker: Tracker, suite: str, folds: pd.DataFrame, sizes: dict[str, int],
-                out_dir: Path, files: dict[str, Path], include_self: bool
+def _evaluation(probes: dict[str, tuple[list[str], np.ndarray]], folds: pd.DataFrame,
+                sizes: dict[str, int], out_dir: Path, files: dict[str, Path], include_self: bool
                 ) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
     """Every probe against the baselines (random, best on average over the other targets,
     largest source) and beside the noise ceiling: CSV and markdown; the spread over repeats."""
     from benchmark.evaluation import evaluate_probes, noise_ceiling, pair_spread, summarize
-    from probes.logging import load_probe_matrices
 
     results = repeat_results(folds)
     if results.empty:
         return None, None
     ceiling = noise_ceiling(results, include_self=include_self)
     spread = pair_spread(results, include_self=include_self)
-    evaluation = evaluate_probes(results, probe_scores(load_probe_matrices(tracker, suite)),
-                                 sizes, include_self=include_self)
+    evaluation = evaluate_probes(results, probe_scores(probes), sizes,
+                                 include_self=include_self)
     summary = summarize(evaluation, ceiling)
     for name, frame in (("evaluation", evaluation), ("evaluation_summary", summary),
                         ("noise_ceiling", ceiling), ("spread", spread)):
@@ -259,9 +256,11 @@ def write_report(tracker: Tracker, suite: str, out_dir: Path,
     fig = auc_bars_figure(plain)
     fig.savefig(files["fig3"], dpi=120)
     close_figure(fig)
-    corr = _correlations(tracker, suite, table, out_dir, files)
-    evaluation, summary = _evaluation(tracker, suite, folds, sizes or {}, out_dir, files,
-                                      include_self)
+    from probes.logging import load_probe_matrices
+
+    probes = load_probe_matrices(tracker, suite)  # downloaded once, used twice
+    corr = _correlations(probes, table, out_dir, files)
+    evaluation, summary = _evaluation(probes, folds, sizes or {}, out_dir, files, include_self)
     shift_lines, shift_sources = _shifts(folds, out_dir, files)
     run_id = None
     if log_to_mlflow:
