@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -63,8 +64,8 @@ def files_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
 
 
-def wait_for_health(url: str, proc, timeout: float = 120.0) -> None:
-    """Poll ``url``/health until it answers OK; fail with the process's stderr if it died."""
+def wait_for_health(url: str, proc, log: Path, timeout: float = 120.0) -> None:
+    """Poll ``url``/health until it answers OK; fail with the server's log if it died."""
     import time
     import urllib.request
 
@@ -75,6 +76,41 @@ def wait_for_health(url: str, proc, timeout: float = 120.0) -> None:
                 assert r.read().strip() == b"OK"
                 return
         except OSError:
-            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+            assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
             assert time.time() < deadline, f"{url} did not answer /health in {timeout:.0f} s"
             time.sleep(1)
+
+
+@contextlib.contextmanager
+def served(command: list[str], url: str, env: dict, log: Path, **popen) -> Iterator:
+    """A server in its own process group, its output in ``log`` (a pipe nobody reads fills up
+    and blocks a chatty server); up at ``url`` on entry, its whole group gone on exit."""
+    import signal
+    import subprocess
+
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, **popen)
+    try:
+        wait_for_health(url, proc, log)
+        yield proc
+    finally:
+        stop_group(proc, signal.SIGTERM)
+
+
+def stop_group(proc, sig: int, grace_s: float = 20.0) -> None:
+    """Send ``sig`` to ``proc``'s process group; SIGKILL what is left after ``grace_s``."""
+    import os
+    import signal
+    import subprocess
+
+    for s, wait in ((sig, grace_s), (signal.SIGKILL, 30.0)):
+        try:
+            os.killpg(proc.pid, s)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue

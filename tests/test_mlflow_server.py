@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import wait_for_health
+from conftest import served, wait_for_health
 import yaml
 from mlflow.tracking import MlflowClient
 
@@ -34,15 +34,9 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     port = _free_port()
     env = {**os.environ, "BENCH_HOME": str(home), "PORT": str(port),
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    proc = subprocess.Popen(["bash", str(SCRIPT)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_health(uri, proc)
+    with served(["bash", str(SCRIPT)], uri, env, tmp_path / "server.log"):
         yield uri, home
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 @pytest.mark.slow
@@ -86,15 +80,9 @@ def test_bench_ui_serves_the_local_store(tmp_path):
     bench = str(Path(sys.executable).with_name("bench"))
     env = {**os.environ, "BENCH_HOME": str(home)}
     env.pop("MLFLOW_TRACKING_URI", None)
-    proc = subprocess.Popen([bench, "ui", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    try:
-        wait_for_health(f"http://127.0.0.1:{port}", proc)
+    with served([bench, "ui", "--port", str(port)], f"http://127.0.0.1:{port}", env,
+                tmp_path / "ui.log"):
         assert (home / "mlflow.db").is_file()
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 def _free_port() -> int:
@@ -115,10 +103,12 @@ def test_bench_ui_stops_its_whole_server(tmp_path, sig):
     env = {**os.environ, "BENCH_HOME": str(tmp_path / "home")}
     env.pop("MLFLOW_TRACKING_URI", None)
     bench = str(Path(sys.executable).with_name("bench"))
-    proc = subprocess.Popen([bench, "ui", "--port", str(port)], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    log = tmp_path / "ui.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([bench, "ui", "--port", str(port)], env=env, cwd=tmp_path,
+                                stdout=out, stderr=subprocess.STDOUT)
     try:
-        wait_for_health(f"http://127.0.0.1:{port}", proc)
+        wait_for_health(f"http://127.0.0.1:{port}", proc, log)
         server = psutil.Process(proc.pid).children(recursive=True)
         assert len(server) >= 2, [p.cmdline() for p in server]  # mlflow and its workers
         proc.send_signal(sig)

@@ -7,7 +7,6 @@ import glob
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import wait_for_health
+from conftest import served
 import yaml
 
 TEAM = Path(__file__).resolve().parents[1] / "mlflow" / "team"
@@ -91,11 +90,7 @@ def test_team_server_on_postgresql(postgres, tmp_path):
                   "MLFLOW_BACKEND_STORE_URI": (f"postgresql+psycopg://mlflow:s3cret@127.0.0.1:"
                                                f"{postgres['PGPORT']}/mlflow"),
                   "MLFLOW_ARTIFACTS_DESTINATION": str(tmp_path / "artifacts")}
-    server = subprocess.Popen(["bash", str(TEAM / "server.sh")], env=server_env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              start_new_session=True)
-    try:
-        wait_for_health(uri, server)
+    with served(["bash", str(TEAM / "server.sh")], uri, server_env, tmp_path / "server.log"):
         suite = tmp_path / "team.yaml"
         suite.write_text(yaml.safe_dump({
             "name": "team", "architecture": {"name": "resnet10t"}, "folds": {"n": 2},
@@ -113,6 +108,3 @@ def test_team_server_on_postgresql(postgres, tmp_path):
         assert _psql(postgres, "SELECT count(*) FROM experiments WHERE name = 'transfer-bench/team'") == "1"
         assert int(_psql(postgres, "SELECT count(*) FROM runs WHERE status = 'FINISHED'")) == 8
         assert list((tmp_path / "artifacts").rglob("curves.png"))
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
