@@ -1,17 +1,19 @@
-"""SimEx: SSIM against scikit-image, the batched fleet against separate models, reconstruction
-of the own set, greedy class pairing."""
+"""SimEx: SSIM against scikit-image, the grouped fleet against standalone autoencoders (outputs,
+export, one Adam step), reconstruction of the own set, greedy class pairing."""
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import pytest
 import torch
 from skimage.metrics import structural_similarity
-from torch.func import functional_call
 
 from probes.base import ProbeContext
 from probes.registry import PROBES
-from probes.simex import (Fleet, SimExOptions, delta_matrix, greedy_pairing, ssim, train_fleet)
+from probes.simex import (Fleet, LeNetAutoencoder, SimExOptions, delta_matrix, greedy_pairing,
+                          per_sample_loss, ssim, train_fleet)
 from registry.catalog import Catalog
 from registry.register import AddRequest, add_dataset
 from registry.store import RegistryStore
@@ -30,17 +32,64 @@ def test_ssim_matches_scikit_image():
     assert torch.allclose(ssim(x, x), torch.ones(3))
 
 
-def test_fleet_runs_each_autoencoder_on_its_own_parameters():
-    fleet = Fleet(3, 1, torch.device("cpu"), seed=0)
-    x = torch.rand(3, 4, 1, 32, 32)
-    out = fleet.forward_each(x)
-    for k in range(3):
-        params = {n: p[k] for n, p in fleet.params.items()}
-        buffers = {n: b[k] for n, b in fleet.buffers.items()}
-        single = functional_call(fleet.base, (params, buffers), (x[k],))
-        torch.testing.assert_close(out[k], single)
-    everyone = fleet.forward_all(x[0])
-    torch.testing.assert_close(everyone[1], fleet.forward_each(x[0].expand(3, -1, -1, -1, -1))[1])
+def _standalone(k: int, channels: int) -> list[LeNetAutoencoder]:
+    torch.manual_seed(0)
+    return [LeNetAutoencoder(channels) for _ in range(k)]
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_grouped_fleet_equals_its_standalone_autoencoders(channels):
+    models = _standalone(3, channels)
+    fleet = Fleet(models)
+    x = torch.rand(3, 4, channels, 32, 32)
+    with torch.no_grad():
+        each, everyone = fleet.forward_each(x), fleet.forward_all(x[0])
+        for k, m in enumerate(models):
+            torch.testing.assert_close(each[k], m(x[k]))
+            torch.testing.assert_close(everyone[k], m(x[0]))
+    for k, m in enumerate(models):  # exported back, member k is the standalone model
+        state = fleet.member_state(k)
+        assert state.keys() == m.state_dict().keys()
+        for name, t in m.state_dict().items():
+            torch.testing.assert_close(state[name], t, rtol=0, atol=0)
+
+
+def test_seeded_fleet_draws_its_members_as_standalone_autoencoders_did():
+    fleet = Fleet.seeded(2, 1, torch.device("cpu"), seed=0)
+    for k, m in enumerate(_standalone(2, 1)):
+        for name, t in m.state_dict().items():
+            torch.testing.assert_close(fleet.member_state(k)[name], t, rtol=0, atol=0)
+
+
+def _adam_step(opt: torch.optim.Optimizer, x: torch.Tensor, recon: torch.Tensor) -> None:
+    """Sum over members (dim 0 when there are several) of each one's mean loss; one step."""
+    loss = per_sample_loss(x, recon, "mse").mean(dim=-1).sum()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def _member_grads(fleet: Fleet, k: int) -> dict[str, torch.Tensor]:
+    """Member k's gradients named as its standalone parameters (a copy holding them as weights)."""
+    grads = copy.deepcopy(fleet)
+    with torch.no_grad():
+        for p, g in zip(grads.parameters(), fleet.parameters()):
+            p.copy_(g.grad)
+    return grads.member_state(k)
+
+
+def test_a_fleet_step_equals_each_member_stepped_with_its_own_adam():
+    """One Adam over the fleet moves each member as its own Adam, on its own batch, would."""
+    lr, models = 1e-3, _standalone(3, 1)
+    fleet = Fleet(copy.deepcopy(models))
+    x = torch.rand(3, 8, 1, 32, 32)
+    _adam_step(torch.optim.Adam(fleet.parameters(), lr=lr), x, fleet.forward_each(x))
+    for k, m in enumerate(models):
+        _adam_step(torch.optim.Adam(m.parameters(), lr=lr), x[k], m(x[k]))
+        fleet_grads, state = _member_grads(fleet, k), fleet.member_state(k)
+        for name, p in m.named_parameters():
+            torch.testing.assert_close(fleet_grads[name], p.grad, rtol=1e-4, atol=1e-7)
+            torch.testing.assert_close(state[name], p.detach(), rtol=0, atol=lr / 20)
 
 
 def test_autoencoder_reconstructs_its_own_set_better_than_a_different_one():
