@@ -1,11 +1,24 @@
-"""Distances between Task2Vec embeddings (non-negative Fisher vectors).
+"""Distances between Task2Vec embeddings, with aws-cv-task2vec's formulas (task_similarity.py).
 
-``cosine`` (the reference's default): cosine distance of (h0 / (h0 + h1), h1 / (h0 + h1)),
-which compares where each embedding dominates; ``normalized_cosine``: cosine distance of the
-embeddings scaled to sum 1; ``correlation``: 1 - Pearson r; ``kl``: KL(p0 || p1) of the
-embeddings as distributions (asymmetric); ``jsd``: Jensen-Shannon divergence. An epsilon keeps
-zero entries (dead filters) from producing infinities (a pitfall of the reference).
-``asymmetric(a -> b) = d(a, b) - alpha * d(a, trivial)`` (Task2Vec paper, alpha about 0.15).
+An embedding h is the per-filter Fisher (the reference's ``hessian``); the reference's variance
+is var = 1 / h (its ``scale`` is 1 for the Monte Carlo Fisher, so its normalised variance is
+the same). The names and formulas are the reference's:
+
+- ``cosine``: cosine distance of h0 / (h0 + h1 + eps) and h1 / (h0 + h1 + eps), eps = 1e-8;
+- ``normalized_cosine``: cosine distance of the variances 1 / h0 and 1 / h1;
+- ``correlation``: 1 - Pearson correlation of the variances;
+- ``kl``: sum over filters of the larger of the two KL divergences between N(0, var0) and
+  N(0, var1) (symmetric); ``asymmetric_kl``: sum of KL(N(0, var0) || N(0, var1));
+- ``jsd``: mean over filters of (KL(var0 || m) + KL(var1 || m)) / 2, m = (var0 + var1) / 2;
+- ``entropy``: log 2 - mean binary entropy of h0 / (h0 + h1 + eps).
+``asymmetric(a -> b) = cosine(a, b) - alpha * cosine(a, trivial)`` (Task2Vec paper, alpha
+about 0.15; not in the reference code).
+
+One departure: a filter whose Fisher is 0 in either embedding (a dead filter, or one the task
+never reaches) has an infinite variance, and the reference's variance-based distances become
+inf or NaN. Those filters are left out of the variance-based distances here (they carry no
+information about the task); where both embeddings have every filter alive, the values are the
+reference's.
 """
 
 from __future__ import annotations
@@ -13,49 +26,77 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from scipy.spatial import distance as sp
 
-EPS = 1e-12
-
-
-def _cos(a: np.ndarray, b: np.ndarray) -> float:
-    na, nb = np.linalg.norm(a), np.linalg.norm(b)
-    if na < EPS or nb < EPS:
-        return 1.0
-    return float(1.0 - np.clip(a @ b / (na * nb), -1.0, 1.0))
+EPS = 1e-8  # the reference's, in the scaled Fisher h0 / (h0 + h1 + eps)
 
 
-def cosine(e0: np.ndarray, e1: np.ndarray) -> float:
-    s = e0 + e1 + EPS
-    return _cos(e0 / s, e1 / s)
+def _scaled(h0: np.ndarray, h1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    s = h0 + h1 + EPS
+    return h0 / s, h1 / s
 
 
-def normalized_cosine(e0: np.ndarray, e1: np.ndarray) -> float:
-    return _cos(e0 / (e0.sum() + EPS), e1 / (e1.sum() + EPS))
+def alive(h0: np.ndarray, h1: np.ndarray) -> np.ndarray:
+    """Filters with a finite, positive Fisher in both embeddings."""
+    return (h0 > 0) & (h1 > 0) & np.isfinite(h0) & np.isfinite(h1)
 
 
-def correlation(e0: np.ndarray, e1: np.ndarray) -> float:
-    return _cos(e0 - e0.mean(), e1 - e1.mean())
+def _variances(h0: np.ndarray, h1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    keep = alive(h0, h1)
+    return 1.0 / h0[keep], 1.0 / h1[keep]
 
 
-def _dist(e: np.ndarray) -> np.ndarray:
-    p = np.maximum(e, 0) + EPS
-    return p / p.sum()
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    if not np.any(a) or not np.any(b):
+        return 1.0  # scipy would return NaN for a zero vector
+    return float(sp.cosine(a, b))
 
 
-def kl(e0: np.ndarray, e1: np.ndarray) -> float:
-    p, q = _dist(e0), _dist(e1)
-    return float((p * np.log(p / q)).sum())
+def _gauss_kl(var0: np.ndarray, var1: np.ndarray) -> np.ndarray:
+    """Per filter KL(N(0, var0) || N(0, var1))."""
+    return 0.5 * (var0 / var1 - 1 + np.log(var1) - np.log(var0))
 
 
-def jsd(e0: np.ndarray, e1: np.ndarray) -> float:
-    p, q = _dist(e0), _dist(e1)
-    m = (p + q) / 2
-    return float(0.5 * (p * np.log(p / m)).sum() + 0.5 * (q * np.log(q / m)).sum())
+def cosine(h0: np.ndarray, h1: np.ndarray) -> float:
+    return _cosine(*_scaled(h0, h1))
+
+
+def normalized_cosine(h0: np.ndarray, h1: np.ndarray) -> float:
+    return _cosine(*_variances(h0, h1))
+
+
+def correlation(h0: np.ndarray, h1: np.ndarray) -> float:
+    v0, v1 = _variances(h0, h1)
+    v0, v1 = v0 - v0.mean(), v1 - v1.mean()
+    return _cosine(v0, v1)
+
+
+def kl(h0: np.ndarray, h1: np.ndarray) -> float:
+    v0, v1 = _variances(h0, h1)
+    return float(np.maximum(_gauss_kl(v0, v1), _gauss_kl(v1, v0)).sum())
+
+
+def asymmetric_kl(h0: np.ndarray, h1: np.ndarray) -> float:
+    return float(_gauss_kl(*_variances(h0, h1)).sum())
+
+
+def jsd(h0: np.ndarray, h1: np.ndarray) -> float:
+    v0, v1 = _variances(h0, h1)
+    m = 0.5 * (v0 + v1)
+    return float((0.5 * (_gauss_kl(v0, m) + _gauss_kl(v1, m))).mean())
+
+
+def entropy(h0: np.ndarray, h1: np.ndarray) -> float:
+    p, _ = _scaled(h0, h1)
+    q = 1.0 - p
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ent = -(np.where(p > 0, p * np.log(p), 0.0) + np.where(q > 0, q * np.log(q), 0.0))
+    return float(np.log(2) - ent.mean())
 
 
 DISTANCES: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "cosine": cosine, "normalized_cosine": normalized_cosine, "correlation": correlation,
-    "kl": kl, "jsd": jsd,
+    "kl": kl, "asymmetric_kl": asymmetric_kl, "jsd": jsd, "entropy": entropy,
 }
 
 

@@ -6,8 +6,10 @@
 - LEEP (Nguyen et al. 2020): (1/n) sum_i log sum_z P(y_i | z) theta(x_i)_z, with P(y | z) from
   the empirical joint of target labels and source-head probabilities theta.
 - NCE (Tran et al. 2019): -H(Y | Z) with Z the source head's argmax labels (higher is better).
-- H-score (Bao et al. 2019): tr(cov(F)^-1 cov(E[F | y])); the shrinkage variant uses the
-  Ledoit-Wolf covariance.
+- H-score (Bao et al. 2019): tr(cov(F)^-1 cov(E[F | y])). With ``shrinkage`` it is the
+  regularized H-score of Ibrahim et al. (2021): tr(cov_a(F)^-1 (1 - a) cov(E[F | y])), cov_a the
+  Ledoit-Wolf covariance with its estimated shrinkage a (scikit-learn's), as in their paper and
+  Transfer-Learning-Library's HScoreR; cov(E[F | y]) keeps the n - 1 normalisation of both.
 Higher scores predict better transfer for all four.
 """
 
@@ -100,9 +102,13 @@ def nce(source_labels: np.ndarray, labels: np.ndarray) -> float:
 def hscore(features: np.ndarray, labels: np.ndarray, shrinkage: bool = False) -> float:
     f, y = _check(features, labels)
     f = f - f.mean(axis=0)
-    cov = LedoitWolf(assume_centered=True).fit(f).covariance_ if shrinkage else np.cov(f, rowvar=False)
     class_means = np.zeros_like(f)
     for c in np.unique(y):
         class_means[y == c] = f[y == c].mean(axis=0)
     cov_between = np.cov(class_means, rowvar=False)
+    if shrinkage:
+        lw = LedoitWolf(assume_centered=True).fit(f)
+        cov, cov_between = lw.covariance_, (1.0 - lw.shrinkage_) * cov_between
+    else:
+        cov = np.cov(f, rowvar=False)
     return float(np.trace(np.linalg.pinv(cov, rcond=1e-15) @ cov_between))

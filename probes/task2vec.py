@@ -1,14 +1,17 @@
-"""Task2Vec (Achille et al. 2019) as used by seed 004.
+"""Task2Vec (Achille et al. 2019) as used by seed 004, following aws-cv-task2vec's protocol.
 
-For a dataset (or each of its subsets): the frozen probe network (timm, eval mode: BatchNorm
-statistics stay fixed) extracts penultimate features once; a new classifier head is trained on
-those cached features (Adam, lr 4e-4, weight decay 1e-4, 10 epochs, class-balanced loss); then
-the diagonal Fisher of every weight except the classifier is estimated on class-balanced draws
-(per-sample gradients in batch, see :mod:`probes.fisher`), and averaged per output filter of
-every convolution and BatchNorm layer; ``fisher: variational`` learns a per-filter posterior
-variance instead (:mod:`probes.variational`). Seed 004's protocol: ``subsets`` subsets of ``fraction``
-of the data each, subset i drawn with random state i, distance = mean over ``pairs`` random
-pairs of subset embeddings. Embeddings are cached per (probe config, dataset) as .npz.
+For a dataset (or each of its subsets): the frozen probe network (timm; BatchNorm in eval mode
+by default, see ``batchnorm``) extracts penultimate features once; a new classifier head is
+trained on those cached features as the reference does (Adam, lr 4e-4, weight decay 1e-4, 10
+epochs of 10,000 class-balanced draws with replacement, batches of 64, last partial batch
+dropped, plain cross-entropy); then the diagonal Fisher of every conv and BatchNorm weight is
+estimated on 10,000 class-balanced draws (per-sample, :mod:`probes.fisher`, or the reference's
+``batch-mean``) and averaged per output filter. Only the weights enter the embedding, as in the
+reference (``biases: true`` adds the BatchNorm and conv biases). ``fisher: variational`` learns
+a per-filter posterior variance instead (:mod:`probes.variational`). Seed 004's protocol:
+``subsets`` subsets of ``fraction`` of the data each, subset i drawn with random state i,
+distance = mean over ``pairs`` random pairs of subset embeddings. Embeddings are cached per
+(probe config, dataset) as .npz.
 """
 
 from __future__ import annotations
@@ -20,15 +23,17 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import model_validator
 from torch import nn
 
 from bench_core.hashing import config_hash
 from bench_core.data import DeviceData, load_device_data
-from bench_core.models import build_model, classifier_keys, model_from_weights
-from bench_core.batches import BatchPrep, class_weights
+from bench_core.models import build_model, model_from_weights
+from bench_core.batches import BatchPrep
 from probes.base import Probe, ProbeError, ProbeOptions, ProbeResult, register_probe
 from probes.distances import DISTANCES, asymmetric, dataset_distance
-from probes.fisher import fisher_batch_mean, fisher_per_sample
+from probes.fisher import draw_targets, fisher_batch_mean, fisher_func, per_filter
+from probes.fisher_norms import fisher_norms, norms_engine_applies
 from probes.variational import variational_embedding
 from registry.files import atomic_write
 from registry.store import DatasetRecord
@@ -47,35 +52,62 @@ class Task2VecOptions(ProbeOptions):
     subsets: int = 100
     fraction: float = 0.01
     min_subset: int = 64
-    max_draws: int = 10000
+    max_draws: int = 10000  # class-balanced draws for the Fisher (the reference's 10,000)
     head_epochs: int = 10
+    head_draws: int = 10000  # class-balanced draws per head epoch (the reference's loader)
+    head_batch: int = 64
     head_lr: float = 4e-4
     head_weight_decay: float = 1e-4
     fisher: Literal["per-sample", "batch-mean", "variational"] = "per-sample"
+    engine: Literal["auto", "norms", "func"] = "auto"  # per-sample Fisher engine
+    fisher_batch: int = 64  # batch of the batch-mean estimate (the reference's)
+    batchnorm: Literal["eval", "train"] = "eval"
+    biases: bool = False  # BatchNorm / conv biases in the embedding (reference: weights only)
     variational_epochs: int = 2
     sampling: Literal["montecarlo", "expected"] = "montecarlo"
-    distance: Literal["cosine", "normalized_cosine", "correlation", "kl", "jsd",
-                      "asymmetric"] = "cosine"
+    distance: Literal["cosine", "normalized_cosine", "correlation", "kl", "asymmetric_kl",
+                      "jsd", "entropy", "asymmetric"] = "cosine"
     alpha: float = 0.15
     pairs: int = 5
-    chunk: int = 16
+    chunk: int = 64
     seed: int = 0
 
+    @model_validator(mode="after")
+    def _train_mode_needs_batch_mean(self) -> "Task2VecOptions":
+        if self.batchnorm == "train" and self.fisher != "batch-mean":
+            raise ValueError("batchnorm=train (BatchNorm on batch statistics, as the reference's "
+                             "code runs) mixes the samples of a batch, so it only goes with "
+                             "fisher=batch-mean; the per-sample Fisher needs batchnorm=eval")
+        return self
 
-def filter_embedding(model: nn.Module, fisher: dict[str, torch.Tensor]) -> np.ndarray:
-    """Fisher averaged per output filter of every conv / BatchNorm layer, concatenated."""
-    parts = []
+
+def embedding_keys(model: nn.Module, biases: bool) -> list[str]:
+    """The parameters whose per-filter Fisher forms the embedding, in module order: the weight
+    (and with ``biases`` the bias) of every Conv2d and BatchNorm2d layer."""
+    keys = []
     for name, module in model.named_modules():
         if isinstance(module, (nn.Conv2d, nn.BatchNorm2d)):
-            for pname in ("weight", "bias"):
-                key = f"{name}.{pname}"
-                if key in fisher:
-                    f = fisher[key]
-                    parts.append(f.reshape(f.shape[0], -1).mean(dim=1))
-    if not parts:
+            for pname in ("weight", "bias") if biases else ("weight",):
+                if getattr(module, pname, None) is not None:
+                    keys.append(f"{name}.{pname}")
+    if not keys:
         raise ProbeError(f"The probe network {type(model).__name__} has no conv/BatchNorm layers.",
                          "Use a convolutional timm model.")
-    return torch.cat(parts).detach().cpu().double().numpy()
+    return keys
+
+
+def filter_embedding(keys: list[str], fisher: dict[str, torch.Tensor]) -> np.ndarray:
+    """The per-filter Fisher of ``keys``, concatenated."""
+    return torch.cat([fisher[k] for k in keys]).detach().cpu().double().numpy()
+
+
+def balanced_draws(labels: np.ndarray, n_classes: int, n: int, gen: torch.Generator
+                   ) -> torch.Tensor:
+    """``n`` indices drawn with replacement, every class equally likely (the reference's
+    WeightedRandomSampler)."""
+    counts = np.bincount(labels, minlength=n_classes).astype(float)
+    w = 1.0 / counts[labels]
+    return torch.multinomial(torch.as_tensor(w / w.sum()), n, replacement=True, generator=gen)
 
 
 class Task2VecEmbedder:
@@ -94,7 +126,8 @@ class Task2VecEmbedder:
         else:
             torch.manual_seed(self.opts.seed)
             net = build_model(self.opts.arch, n_classes, 0.0)
-        return net.to(self.device).eval()
+        net = net.to(self.device)
+        return net.train() if self.opts.batchnorm == "train" else net.eval()
 
     @torch.no_grad()
     def _features(self, net: nn.Module, images: torch.Tensor) -> torch.Tensor:
@@ -104,16 +137,19 @@ class Task2VecEmbedder:
             feats.append(net.forward_head(net.forward_features(x), pre_logits=True).float())
         return torch.cat(feats)
 
-    def _train_head(self, net: nn.Module, feats: torch.Tensor, labels: torch.Tensor,
-                    weight: torch.Tensor, gen: torch.Generator) -> None:
-        head = net.get_classifier()
-        opt = torch.optim.Adam(head.parameters(), lr=self.opts.head_lr,
-                               weight_decay=self.opts.head_weight_decay)
-        for _ in range(self.opts.head_epochs):
-            order = torch.randperm(len(feats), generator=gen).to(feats.device)
-            for start in range(0, len(order), 64):
-                b = order[start:start + 64]
-                loss = F.cross_entropy(head(feats[b]), labels[b], weight=weight)
+    def _train_head(self, head: nn.Module, feats: torch.Tensor, labels: np.ndarray,
+                    n_classes: int, gen: torch.Generator) -> None:
+        """The reference's head fit: per epoch, ``head_draws`` class-balanced draws in batches
+        of ``head_batch`` (the last partial batch dropped), unweighted cross-entropy."""
+        o = self.opts
+        y = torch.as_tensor(labels, device=feats.device)
+        opt = torch.optim.Adam(head.parameters(), lr=o.head_lr, weight_decay=o.head_weight_decay)
+        for _ in range(o.head_epochs):
+            draws = balanced_draws(labels, n_classes, o.head_draws, gen).to(feats.device)
+            stop = max(len(draws) - len(draws) % o.head_batch, min(len(draws), o.head_batch))
+            for start in range(0, stop, o.head_batch):
+                b = draws[start:start + o.head_batch]
+                loss = F.cross_entropy(head(feats[b]), y[b])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -123,37 +159,39 @@ class Task2VecEmbedder:
         """The Task2Vec embedding of (images uint8 N,C,H,W; labels)."""
         gen = torch.Generator().manual_seed(seed)
         net = self._network(n_classes)
-        y = torch.as_tensor(labels, device=self.device)
-        weight = class_weights(labels, n_classes, self.device)
         for p in net.parameters():
             p.requires_grad_(False)
         head = net.get_classifier()
         for p in head.parameters():
             p.requires_grad_(True)
-        self._train_head(net, self._features(net, images), y, weight, gen)
+        self._train_head(head, self._features(net, images), labels, n_classes, gen)
         for p in net.parameters():
             p.requires_grad_(True)
-        draws = self._balanced_draws(labels, n_classes, gen)
-        x = self.prep(images[torch.as_tensor(draws, device=images.device)])
-        head = classifier_keys(net)
-        names = [n for n, _ in net.named_parameters() if n not in head]
+        draws = balanced_draws(labels, n_classes, self.opts.max_draws, gen)
+        distinct, draws = torch.unique(draws, return_inverse=True)
+        x = self.prep(images[distinct.to(images.device)])
+        keys = embedding_keys(net, self.opts.biases)
         if self.opts.fisher == "variational":
-            return variational_embedding(net, x, y[torch.as_tensor(draws, device=y.device)],
-                                         epochs=self.opts.variational_epochs, gen=gen)
+            y = torch.as_tensor(labels[distinct.numpy()], device=self.device)
+            return variational_embedding(net, x[draws.to(x.device)], y[draws.to(y.device)],
+                                         keys, epochs=self.opts.variational_epochs, gen=gen)
         if self.opts.fisher == "batch-mean":
-            fisher = fisher_batch_mean(net, x, names, gen=gen)
+            fisher = per_filter(fisher_batch_mean(net, x, keys, draws, self.opts.fisher_batch,
+                                                  gen))
         else:
-            fisher = fisher_per_sample(net, x, names, self.opts.sampling, self.opts.chunk, gen)
-        return filter_embedding(net, fisher)
+            fisher = self._per_sample(net, x, keys, draws, gen)
+        return filter_embedding(keys, fisher)
 
-    def _balanced_draws(self, labels: np.ndarray, n_classes: int, gen: torch.Generator
-                        ) -> np.ndarray:
-        """Class-balanced sampling with replacement (every class equally likely)."""
-        counts = np.bincount(labels, minlength=n_classes).astype(float)
-        w = 1.0 / counts[labels]
-        n = min(self.opts.max_draws, len(labels))
-        picks = torch.multinomial(torch.as_tensor(w / w.sum()), n, replacement=True, generator=gen)
-        return np.sort(picks.numpy())
+    def _per_sample(self, net: nn.Module, x: torch.Tensor, keys: list[str],
+                    draws: torch.Tensor, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        pairs = draw_targets(net, x, self.opts.sampling, draws, gen)
+        why_not = norms_engine_applies(net, keys)
+        if self.opts.engine == "norms" and why_not:
+            raise ProbeError(f"The norms Fisher engine cannot run on {self.opts.arch}: {why_not}.",
+                             "Use --option engine=func (any model) or engine=auto.")
+        if self.opts.engine == "func" or why_not:
+            return per_filter(fisher_func(net, x, keys, pairs, self.opts.chunk))
+        return fisher_norms(net, x, keys, pairs, self.opts.chunk)
 
 
 def subset_indices(n: int, fraction: float, minimum: int, index: int) -> np.ndarray:
@@ -165,12 +203,14 @@ def subset_indices(n: int, fraction: float, minimum: int, index: int) -> np.ndar
 @register_probe
 class Task2VecProbe(Probe):
     name = "task2vec"
+    # 2: the reference's head protocol, weights-only embedding, the reference's distances
+    version = 2
     uses_probe_network = True
     Options = Task2VecOptions
 
     @property
     def symmetric(self) -> bool:  # type: ignore[override]
-        return self.opts.distance not in ("kl", "asymmetric")
+        return self.opts.distance not in ("asymmetric_kl", "asymmetric")
 
     def _cache_dir(self) -> Path:
         opts = self.opts.model_dump(mode="json")

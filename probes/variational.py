@@ -5,7 +5,7 @@ staying as wide as the prior allows:
     L(sigma) = E_eps[ CE(f(x; w + sigma * eps), y) ] + beta * sum 0.5 * (sigma^2 / lambda^2 - log sigma^2)
 
 (beta 1e-7, Adam lr 1e-2 as in the reference). Filters the task depends on get small variances;
-the embedding is the learned precision 1 / sigma^2 per filter of every conv / BatchNorm layer.
+the embedding is the learned precision 1 / sigma^2 per filter of the embedded parameters.
 """
 
 from __future__ import annotations
@@ -17,24 +17,15 @@ from torch import nn
 from torch.func import functional_call
 
 
-def _filter_params(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
-    out = []
-    for name, module in model.named_modules():
-        if isinstance(module, (nn.Conv2d, nn.BatchNorm2d)):
-            for pname in ("weight", "bias"):
-                p = getattr(module, pname, None)
-                if p is not None:
-                    out.append((f"{name}.{pname}", p))
-    return out
-
-
-def variational_embedding(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 2,
+def variational_embedding(model: nn.Module, x: torch.Tensor, y: torch.Tensor, keys: list[str],
+                          *, epochs: int = 2,
                           batch: int = 64, lr: float = 1e-2, beta: float = 1e-7,
                           prior_var: float = 1.0, init_logvar: float = -10.0,
                           gen: torch.Generator | None = None) -> np.ndarray:
-    """Precision per filter (conv/BatchNorm), concatenated in module order."""
+    """Precision per filter of the parameters ``keys``, concatenated in their order."""
     model.eval()
-    targets = _filter_params(model)
+    params = dict(model.named_parameters())
+    targets = [(k, params[k]) for k in keys]
     logvars = {n: torch.full((p.shape[0],), init_logvar, device=p.device, requires_grad=True)
                for n, p in targets}
     base = {n: p.detach() for n, p in model.named_parameters()}
