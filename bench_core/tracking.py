@@ -83,6 +83,13 @@ def _store_creation_lock(target: TrackingTarget) -> Iterator[None]:
         yield
 
 
+def open_client(target: TrackingTarget) -> MlflowClient:
+    """An MlflowClient of ``target``. Constructing one opens the store, which for a new local
+    SQLite store creates its tables: done under the store's creation lock."""
+    with _store_creation_lock(target):
+        return MlflowClient(target.uri)
+
+
 class Tracker:
     """The suite's experiment in one MLflow store, seen from one process of one session."""
 
@@ -92,8 +99,8 @@ class Tracker:
         mlflow.set_tracking_uri(target.uri)
         mlflow.set_system_metrics_sampling_interval(system_metrics_interval)
         self.target, self.uri, self.session, self.policy = target, target.uri, session, policy
-        self.client = MlflowClient(target.uri)
         with _store_creation_lock(target):
+            self.client = MlflowClient(target.uri)  # opens (maybe creates) the store
             self.experiment_id = self._experiment_id(target)
         self.host = socket.gethostname()
         self.commit = git_commit()

@@ -124,9 +124,9 @@ def plan_status(plan: Plan, paths: BenchPaths, tracking_uri: str | None = None
     done: set[str] = set()
     target = tracking_target(paths.home, tracking_uri, f"transfer-bench/{plan.suite.name}")
     if tracking_uri or (paths.home / "mlflow.db").is_file():
-        from mlflow.tracking import MlflowClient
+        from bench_core.tracking import open_client
 
-        client = MlflowClient(target.uri)
+        client = open_client(target)
         exp = client.get_experiment_by_name(target.experiment)
         if exp is not None:
             runs = client.search_runs([exp.experiment_id], "tags.level = 'pair' and "

@@ -14,7 +14,7 @@ def store_client(home: Path) -> MlflowClient:
     as a `bench` process makes one of the two fail."""
     db = home / "mlflow.db"
     home.mkdir(parents=True, exist_ok=True)
-    client = MlflowClient(f"sqlite:///{db}")
     with FileLock(f"{db}.lock", timeout=300):
-        client.search_experiments(max_results=1)  # creates or checks the tables
+        client = MlflowClient(f"sqlite:///{db}")  # constructing it creates the tables
+        client.search_experiments(max_results=1)
     return client
