@@ -313,16 +313,18 @@ def report_cmd(
 
 @app.command("ui")
 def ui_cmd(ctx: typer.Context,
-           port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000) -> None:
+           port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
+           workers: Annotated[int, typer.Option(help="Server worker processes.")] = 1) -> None:
     """Start the MLflow UI on the local store (127.0.0.1 only); Ctrl-C or SIGTERM stops the
-    whole server, its workers included."""
+    whole server, its workers included. One worker by default: a local UI has one user, and
+    on a busy machine uvicorn kills workers that are slow to start (MLflow's default is 4)."""
     from bench_core.processes import run_process_group
     from bench_core.stores import tracking_target
 
     paths: BenchPaths = ctx.find_root().obj
     target = tracking_target(paths.home, _tracking_uri(), "")
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", target.uri,
-               "--host", "127.0.0.1", "--port", str(port)]
+               "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     if target.artifact_root:
         paths.home.mkdir(parents=True, exist_ok=True)
         command += ["--artifacts-destination", Path(target.artifact_root).as_uri()]
