@@ -132,9 +132,8 @@ def squared_norms(module: nn.Module, x: torch.Tensor, g: torch.Tensor, wanted: l
 class _Catcher:
     """Forward hooks that keep each layer's input and hook its output's gradient."""
 
-    def __init__(self, layers: list[tuple[str, nn.Module, list[str]]],
-                 acc: dict[str, torch.Tensor]) -> None:
-        self.layers, self.acc = layers, acc
+    def __init__(self, acc: dict[str, torch.Tensor]) -> None:
+        self.acc = acc
         self.weight: torch.Tensor | None = None
         self.seen: set[str] = set()
 
@@ -182,7 +181,7 @@ def fisher_norms(model: nn.Module, x: torch.Tensor, names: list[str], pairs: Pai
     layers = _owned(model, names)
     params = dict(model.named_parameters())
     acc = {n: x.new_zeros(params[n].shape[0]) for n in names}
-    catcher = _Catcher(layers, acc)
+    catcher = _Catcher(acc)
     u = torch.rand(len(x), generator=gen) if pairs is None else None
     handles = [m.register_forward_hook(catcher.hook(mname, wanted)) for mname, m, wanted in layers]
     frozen = {n: p.requires_grad for n, p in params.items()}

@@ -91,8 +91,6 @@ def test_norms_engine_equals_torch_func_per_filter(arch, size):
     """Every path of the norms engine: grouped-conv backward (early 3x3 and 7x7 stride-2
     convs), batched matmul (1x1 convs, strided downsamples), the spatial Gram form (late
     layers with few positions), BatchNorm in eval mode, the Linear classifier."""
-    from probes.fisher_norms import _conv_weight  # noqa: F401  (the module under test)
-
     net, x, pairs = _net_and_pairs(arch, size)
     names = [n for n, _ in net.named_parameters()]
     ref = per_filter(fisher_func(net, x, names, pairs, chunk=6))
