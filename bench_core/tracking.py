@@ -14,6 +14,7 @@ live run of the same job in another process is waited for, never duplicated.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -83,6 +84,50 @@ def _store_creation_lock(target: TrackingTarget) -> Iterator[None]:
         yield
 
 
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"  # MLflow 3's UI: runs table, not the GenAI view
+PAIRS_VIEW = "pairs"  # the shared view of the runs table the suite's URL opens
+# MLflow 3's UI reads a shared view of its runs table from the experiment tag
+# mlflow.sharedViewState.<key> (search, sort, columns, grouping) when the URL names
+# ?viewStateShareKey=<key>: parent runs grouped by target, best mean AUC first.
+PAIRS_VIEW_STATE = {
+    "searchFilter": "tags.level = 'pair'",
+    "orderByKey": "metrics.`test_auc_mean`", "orderByAsc": False,
+    "selectedColumns": ["metrics.`test_auc_mean`", "metrics.`test_auc_std`",
+                        "metrics.`transferability_mean`", "metrics.`transferability_std`",
+                        "metrics.`generality_mean`", "params.`kind`", "params.`source`",
+                        "params.`target`", "params.`k`", "params.`arch`",
+                        "params.`config_hash`"],
+    "groupBy": {"aggregateFunction": "average",
+                "groupByKeys": [{"mode": "tag", "groupByData": "target"}]},
+}
+
+
+def experiment_tags(name: str) -> dict[str, str]:
+    """Tags of a suite's experiment: MLflow 3's UI opens an experiment whose kind it cannot
+    infer in its GenAI view (traces, runs hidden); this marks it as model training. The
+    description (``mlflow.note.content``) says how to compare sources in the UI; the shared
+    view is the comparison table the suite's URL opens."""
+    return {EXPERIMENT_KIND_TAG: MODEL_TRAINING,
+            f"mlflow.sharedViewState.{PAIRS_VIEW}": json.dumps(PAIRS_VIEW_STATE),
+            "mlflow.note.content": (
+                f"transfer-bench: {name}. One parent run per pair, named `source -> target`, "
+                "with the pair's params (source, target, kind, k, arch, config_hash) and summary "
+                "metrics (test_auc_mean/std, transferability_mean/std: Eq. 1 against the scratch "
+                "baseline); its folds are nested runs. Which source is best for a target: the "
+                f"view `?viewStateShareKey={PAIRS_VIEW}` groups the pairs by target, best mean "
+                "AUC first; or select runs and Compare.")}
+
+
+def experiment_url(base: str, experiment_id: str, run_id: str | None = None) -> str:
+    """The MLflow UI's address of an experiment's comparison view (or of one of its runs) on
+    the UI at ``base``, in the UI's model-training mode (MLflow 3 defaults to GenAI)."""
+    url = f"{base.rstrip('/')}/#/experiments/{experiment_id}"
+    if run_id:
+        return f"{url}/runs/{run_id}?workflowType=machine_learning"
+    return f"{url}/runs?viewStateShareKey={PAIRS_VIEW}&workflowType=machine_learning"
+
+
 def open_client(target: TrackingTarget) -> MlflowClient:
     """An MlflowClient of ``target``. Constructing one opens the store, which for a new local
     SQLite store creates its tables: done under the store's creation lock."""
@@ -113,11 +158,16 @@ class Tracker:
             location = Path(target.artifact_root).as_uri() if target.artifact_root else None
             try:
                 exp_id = self.client.create_experiment(target.experiment,
-                                                       artifact_location=location)
+                                                       artifact_location=location,
+                                                       tags=experiment_tags(target.experiment))
             except MlflowException:  # created meanwhile by another process of the session
                 exp_id = self.client.get_experiment_by_name(target.experiment).experiment_id
         else:
             exp_id = exp.experiment_id
+            for key, value in experiment_tags(target.experiment).items():
+                user_text = key == "mlflow.note.content" and key in exp.tags  # theirs now
+                if exp.tags.get(key) != value and not user_text:  # made by an older version
+                    self.client.set_experiment_tag(exp_id, key, value)
         return exp_id
 
     def base_tags(self) -> dict[str, str]:

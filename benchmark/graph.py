@@ -15,9 +15,10 @@ from typing import Any
 
 from bench_core.hashing import config_hash
 from bench_core.sources import SourceModel
-from bench_core.tracking import Tracker, flatten
+from bench_core.tracking import Tracker
 from benchmark.executors.base import Job
 from benchmark.jobs import (FoldTask, JobEnv, PairOutcome, PairTask, PretrainTask, ProbeTask,
+                            settings_params,
                             fold_name, fold_outcome, log_dataset_input, run_task, weights_path)
 from benchmark.config import ProbeSpec
 from benchmark.plan import PairJob, Plan, PretrainJob
@@ -157,17 +158,34 @@ def open_parent(plan: Plan, pair: PairJob, env: JobEnv, tracker: Tracker) -> str
         return old.info.run_id
     run = tracker.client.create_run(tracker.experiment_id, run_name=pair.label, tags=tags)
     run_id = run.info.run_id
-    params = flatten({"arch": plan.suite.architecture.model_dump(),
-                      "train": pair.settings.model_dump(mode="json"), "source": pair.source,
-                      "target": pair.target, "init": pair.init, "k": pair.k,
-                      "folds": plan.suite.folds.model_dump(), "repeats": pair.repeats,
-                      "baseline": plan.suite.baseline})
     from mlflow.entities import Param
 
+    params = pair_params(plan, pair)
     tracker.client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
     tracker.client.log_text(run_id, env.suite_yaml, "config/suite.yaml")
     log_dataset_input(tracker, run_id, plan.records[pair.target], "finetune")
     return run_id
+
+
+def full_params(plan: Plan, pair: PairJob) -> dict[str, str]:
+    """Every setting of a pair, flattened (``train.optimizer.lr``, ...): its fold runs'."""
+    return settings_params(plan.suite.architecture, plan.suite.folds, plan.suite.baseline, pair)
+
+
+def pair_params(plan: Plan, pair: PairJob) -> dict[str, str]:
+    """A parent run's params: what tells pairs apart in MLflow's compare view (source, target,
+    kind, k, arch, config hash) and any other setting that differs between the suite's pairs;
+    the settings all pairs share stay on the fold runs and in the config artifact."""
+    others = [full_params(plan, p) for p in plan.pairs]
+    mine = full_params(plan, pair)
+    keys = sorted({k for params in others for k in params})
+    differ = [k for k in keys if len({params.get(k) for params in others}) > 1
+              and k not in ("source", "target", "k", "init") and k in mine]
+    out = {"source": pair.source, "target": pair.target, "kind": pair.kind,
+           "arch": plan.suite.architecture.name, "config_hash": pair.config_hash}
+    if pair.k is not None:
+        out["k"] = str(pair.k)
+    return out | {k: mine[k] for k in differ}
 
 
 def suite_datasets(plan: Plan) -> list[str]:

@@ -287,8 +287,9 @@ def _fold(env: JobEnv, task: FoldTask, deps: dict, tracker: Tracker,
     run, beating = _start(tracker, env, run_name=f"{job.label} {name}", tags=tags,
                           parent_run_id=task.parent_run_id)
     with run, beating:
-        mlflow.log_params({"fold": i, "repeat": r, "n_train": len(split.train),
-                           "n_val": len(split.val), "n_test": len(split.test)})
+        mlflow.log_params(settings_params(env.arch, env.folds, env.baseline, job)
+                          | {"fold": i, "repeat": r, "n_train": len(split.train),
+                             "n_val": len(split.val), "n_test": len(split.test)})
         mlflow.log_text(env.suite_yaml, "config/suite.yaml")
         torch.manual_seed(seed)  # initial weights: the job's alone, not the process's
         model = _init_model(env, task, data.n_classes, deps, tracker)
@@ -304,6 +305,15 @@ def _fold(env: JobEnv, task: FoldTask, deps: dict, tracker: Tracker,
     log.info("%s %s: test AUC %.4f (%.0f images/s)", job.label, name, result.test["auc"],
              result.train_images_per_s)
     return fold_outcome(i, metrics, run.info.run_id, r)
+
+
+def settings_params(arch: Architecture, folds: Folds, baseline: str, pair: PairJob
+                    ) -> dict[str, str]:
+    """Every setting of a pair, flattened as MLflow params (``train.optimizer.lr``, ...)."""
+    return flatten({"arch": arch.model_dump(), "train": pair.settings.model_dump(mode="json"),
+                    "source": pair.source, "target": pair.target, "init": pair.init,
+                    "k": pair.k, "folds": folds.model_dump(), "repeats": pair.repeats,
+                    "baseline": baseline})
 
 
 REPEAT_SEED_STRIDE = 1000  # repeat r of fold i trains with seed + i + 1000 r

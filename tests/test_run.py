@@ -83,8 +83,10 @@ def test_tiny_suite_end_to_end(cli, tmp_path, bench_home):
     assert fold.data.metrics["transferability"] == pytest.approx(expected_t)
 
     pair = next(r for r in by_level["pair"] if r.data.tags["kind"] == "transfer")
-    assert pair.data.params["train.optimizer.lr"] == "0.001"
-    assert pair.data.params["arch.name"] == "resnet10t"
+    assert pair.data.params["arch"] == "resnet10t" and pair.data.params["kind"] == "transfer"
+    assert pair.data.params["source"] == "digits" and "train.optimizer.lr" not in pair.data.params
+    assert fold.data.params["train.optimizer.lr"] == "0.001"  # the full settings: on the folds
+    assert fold.data.params["arch.name"] == "resnet10t"
     for tag in ("suite", "source", "target", "config_hash", "git_commit"):
         assert tag in pair.data.tags
     artifacts = {a.path for a in c.list_artifacts(pair.info.run_id)}
