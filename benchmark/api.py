@@ -94,6 +94,13 @@ def open_tracker(paths: BenchPaths, experiment: str, tracking_uri: str | None = 
     return tracker
 
 
+def store_uri(paths: BenchPaths, tracking_uri: str | None) -> str:
+    """``tracking_uri``, else BENCH_HOME's SQLite store: where ``models:/`` weights are looked
+    up. Never None, which MLflow would read as its own default store (``./mlflow.db`` of the
+    current folder, or whatever store this process opened last)."""
+    return tracking_target(paths.home, tracking_uri, "").uri
+
+
 def plan_suite(suite: str | Path, paths: BenchPaths, *, overrides: list[tuple[str, Any]] = (),
                sources: list[str] | None = None, targets: list[str] | None = None,
                catalog: Catalog | None = None, progress: ProgressFactory = no_progress,
@@ -109,7 +116,8 @@ def plan_suite(suite: str | Path, paths: BenchPaths, *, overrides: list[tuple[st
     register_embedded(needed, paths, catalog, progress)
     where = (f"Suite file {Path(suite).expanduser()}" if Path(suite).expanduser().is_file()
              else f"Suite '{resolved.name}'")
-    return make_plan(resolved, RegistryStore(paths.registry_db), tracking_uri, where=where,
+    return make_plan(resolved, RegistryStore(paths.registry_db), store_uri(paths, tracking_uri),
+                     where=where,
                      known=tuple(catalog.cards) + tuple(catalog.aliases))
 
 
@@ -287,9 +295,12 @@ def run_probes(plan: Plan, paths: BenchPaths, options: RunOptions = RunOptions()
 
 def build_report(suite: str, paths: BenchPaths, tracking_uri: str | None = None,
                  out: Path | None = None, *, hashes: set[str] | None = None,
-                 tracker: Tracker | None = None, include_self: bool = False):
+                 tracker: Tracker | None = None, include_self: bool = False,
+                 html: bool = True, mlflow_url: str | None = None):
     """The results table, correlations and figures of ``suite`` from its finished runs,
-    written to ``out`` (default ``BENCH_HOME/reports/SUITE``) and logged as a report run."""
+    written to ``out`` (default ``BENCH_HOME/reports/SUITE``) and logged as a report run;
+    with ``html`` also the self-contained page ``report.html`` (its MLflow links point at
+    ``mlflow_url``, default the tracking server, or the local `bench ui` address)."""
     import contextlib
     import sys
 
@@ -298,9 +309,51 @@ def build_report(suite: str, paths: BenchPaths, tracking_uri: str | None = None,
     if suite.endswith((".yaml", ".yml")) and Path(suite).expanduser().is_file():
         suite = resolve_suite(suite).name  # a suite file names its suite
     tracker = tracker or open_tracker(paths, f"transfer-bench/{suite}", tracking_uri)
+    context = html_context(suite, paths, tracker, mlflow_url) if html else None
     with contextlib.redirect_stdout(sys.stderr):  # MLflow prints run links on stdout
         return write_report(tracker, suite, out or paths.home / "reports" / suite, hashes,
-                            sizes=dataset_sizes(paths), include_self=include_self)
+                            sizes=dataset_sizes(paths), include_self=include_self,
+                            html=context)
+
+
+LOCAL_UI = "http://127.0.0.1:5000"  # where `bench ui` serves the local store by default
+
+
+def html_context(suite: str, paths: BenchPaths, tracker: Tracker, mlflow_url: str | None):
+    """What the HTML page shows besides the runs: the suite's datasets (registered records,
+    catalog cards), the published models, the MLflow UI's address."""
+    from mlflow.exceptions import MlflowException
+
+    from benchmark.publish import list_models
+    from benchmark.report_html import HtmlContext
+
+    catalog = Catalog.load()
+    store = RegistryStore(paths.registry_db) if paths.registry_db.is_file() else None
+    names = suite_dataset_names(suite)
+    wanted = names if names is not None else (store.names() if store else [])
+    records = {n: r for n in wanted if store and (r := store.get(n)) is not None}
+    url = mlflow_url or (tracker.uri if tracker.uri.startswith(("http://", "https://"))
+                         else LOCAL_UI)
+    cards = {n: c.model_dump(mode="json") for n, c in catalog.cards.items()}
+    try:
+        models = list_models(tracker)
+    except MlflowException as err:  # a store without a model registry
+        log.warning("published models not listed in the HTML report: %s", err)
+        models = []
+    return HtmlContext(records, cards, models, url, tracker.experiment_id, tracker.uri,
+                       tracker.commit, names)
+
+
+def suite_dataset_names(suite: str) -> list[str] | None:
+    """The suite's sources, targets and shifted sets in suite order; None when the suite's
+    file is not at hand (a report of runs logged from elsewhere: the table's names are used)."""
+    try:
+        resolved = resolve_suite(suite)
+    except BenchError:
+        return None
+    names = [s.name for s in resolved.sources] + [t.name for t in resolved.targets] + \
+        [s.dataset for t in resolved.targets for s in t.shifts if s.dataset]
+    return list(dict.fromkeys(names))
 
 
 def dataset_sizes(paths: BenchPaths, catalog: Catalog | None = None) -> dict[str, int]:
@@ -344,9 +397,9 @@ def probe_datasets(method: str, names: list[str], paths: BenchPaths, *,
     if len(names) < 2:
         raise ProbeError("A probe compares datasets: give at least two with --datasets a,b.")
     cls = PROBES.get(method)
-    models = _source_models(options, paths, tracking_uri) if cls.uses_source_models else {}
-    probe = cls(options, ProbeContext(paths, resolve_device(device), progress, models,
-                                      tracking_uri))
+    uri = store_uri(paths, tracking_uri)
+    models = _source_models(options, paths, uri) if cls.uses_source_models else {}
+    probe = cls(options, ProbeContext(paths, resolve_device(device), progress, models, uri))
     if probe.needs_data:
         register_embedded(names, paths, catalog, progress)
     store = RegistryStore(paths.registry_db)
@@ -460,11 +513,12 @@ def rank_models(target: str, paths: BenchPaths, *, suite: str = DEFAULT_SUITE,
                          "source": src}
     except BenchError:
         pass  # the suite has no pretrained models here: published ones only
+    uri = store_uri(paths, tracking_uri)
     for p in published:
-        candidates[p["name"]] = source_model(p["uri"], paths.registry_models_dir, tracking_uri)
+        candidates[p["name"]] = source_model(p["uri"], paths.registry_models_dir, uri)
         rows[p["name"]] = {"model": p["uri"], "kind": "published", "source": p["source"]}
     probe = PROBES.get(estimator)({}, ProbeContext(paths, resolve_device(device),
-                                                   tracking_uri=tracking_uri))
+                                                   tracking_uri=uri))
     if not hasattr(probe, "score_models"):
         raise BenchError(f"'{estimator}' is not a transferability estimator.",
                          "Use logme, leep, nce, hscore or features.")

@@ -275,7 +275,9 @@ def _print_run(result, json_out: bool) -> None:
     if "shift_markdown" in report.files:
         typer.echo(report.files["shift_markdown"].read_text())
     typer.echo(f"report: {report.files['markdown'].parent}   MLflow: {result.tracking_uri} "
-               "(bench ui)")
+               f"(bench ui --suite {result.suite})")
+    if "html" in report.files:
+        typer.echo(f"HTML report: {report.files['html'].resolve().as_uri()}")
 
 
 @app.command("report")
@@ -287,15 +289,21 @@ def report_cmd(
     include_self: Annotated[bool, typer.Option(
         "--include-self", help="Let a target be its own candidate source in the evaluation "
         "of probes (by default it never is).")] = False,
+    html: Annotated[bool, typer.Option(
+        "--html/--no-html", help="Also write report.html: one self-contained page (figures, "
+        "sortable results, dataset cards, MLflow links).")] = True,
+    mlflow_url: Annotated[Optional[str], typer.Option(
+        help="Base address of the MLflow UI the page links to (default: the tracking "
+        "server, or http://127.0.0.1:5000 where `bench ui` serves the local store).")] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """The results table (CSV, markdown) and Fig. 3 from the suite's finished MLflow runs;
-    every probe against the baselines (random, best on average, largest source) and beside
-    the noise ceiling of the ground truth."""
+    """The results table (CSV, markdown), Fig. 3 and the HTML page from the suite's finished
+    MLflow runs; every probe against the baselines (random, best on average, largest source)
+    and beside the noise ceiling of the ground truth."""
     from benchmark import api
 
     report = api.build_report(suite, ctx.find_root().obj, _tracking_uri(), out,
-                              include_self=include_self)
+                              include_self=include_self, html=html, mlflow_url=mlflow_url)
     if json_out:
         print_json({"suite": suite, "report": {k: str(v) for k, v in report.files.items()},
                     "results": records(report.table),
@@ -309,28 +317,47 @@ def report_cmd(
     for part in ("evaluation_markdown", "shift_markdown"):
         if part in report.files:
             typer.echo(report.files[part].read_text())
+    if "html" in report.files:
+        typer.echo(f"HTML report: {report.files['html'].resolve().as_uri()}")
 
 
 @app.command("ui")
 def ui_cmd(ctx: typer.Context,
+           suite: Annotated[str, typer.Option(help="Suite whose experiment URL to print.")]
+           = DEFAULT_SUITE,
            port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
            workers: Annotated[int, typer.Option(help="Server worker processes.")] = 1) -> None:
-    """Start the MLflow UI on the local store (127.0.0.1 only); Ctrl-C or SIGTERM stops the
-    whole server, its workers included. One worker by default: a local UI has one user, and
-    on a busy machine uvicorn kills workers that are slow to start (MLflow's default is 4)."""
+    """Start the MLflow UI on the local store (127.0.0.1 only) and print the URL of the suite's
+    experiment; Ctrl-C or SIGTERM stops the whole server, its workers included. One worker by
+    default: a local UI has one user, and on a busy machine uvicorn kills workers that are
+    slow to start (MLflow's default is 4)."""
     from bench_core.processes import run_process_group
     from bench_core.stores import tracking_target
 
     paths: BenchPaths = ctx.find_root().obj
-    target = tracking_target(paths.home, _tracking_uri(), "")
+    target = tracking_target(paths.home, _tracking_uri(), f"transfer-bench/{suite}")
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", target.uri,
                "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     if target.artifact_root:
         paths.home.mkdir(parents=True, exist_ok=True)
         command += ["--artifacts-destination", Path(target.artifact_root).as_uri()]
-    typer.echo(f"MLflow UI for {target.uri} on http://127.0.0.1:{port} (Ctrl-C stops it)",
-               err=True)
-    raise typer.Exit(run_process_group(command))
+    base = f"http://127.0.0.1:{port}"
+    typer.echo(f"MLflow UI for {target.uri} on {base} (Ctrl-C stops it)", err=True)
+    typer.echo(_experiment_line(target, base, suite), err=True)
+    code = run_process_group(command)
+    typer.echo("MLflow UI stopped.", err=True)
+    raise typer.Exit(code)
+
+
+def _experiment_line(target, base: str, suite: str) -> str:
+    """Where the suite's runs are in the UI, or how to make them."""
+    from bench_core.tracking import open_client, experiment_url
+
+    exp = open_client(target).get_experiment_by_name(target.experiment)
+    if exp is None:
+        return (f"No experiment '{target.experiment}' in this store yet: run "
+                f"`bench run --suite {suite}` (or pass --suite).")
+    return f"suite {suite}: {experiment_url(base, exp.experiment_id)}"
 
 
 @app.command("probe")

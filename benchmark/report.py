@@ -3,8 +3,10 @@ pair runs of a suite's MLflow experiment; logged to MLflow as a ``report`` run t
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 import numpy as np
@@ -13,6 +15,9 @@ import pandas as pd
 from benchmark.figures import auc_bars_figure, close_figure
 from bench_core.tracking import Tracker
 from registry.errors import BenchError
+
+if TYPE_CHECKING:
+    from benchmark.report_html import HtmlContext
 
 COLUMNS = ["target", "source", "kind", "k", "folds", "repeats", "auc_mean", "auc_std",
            "transferability_mean", "transferability_std", "generality_mean", "run_id"]
@@ -30,6 +35,9 @@ class Report:
     summary: pd.DataFrame | None = None     # means over targets beside the noise ceiling
     shift_lines: pd.DataFrame | None = None    # probit line per target, shift and metric
     shift_sources: pd.DataFrame | None = None  # drop and effective robustness per source
+    folds: pd.DataFrame | None = None          # one row per fold run (and repeat)
+    scatter: dict[str, pd.DataFrame] | None = None  # per probe: pairs with their distance
+    shift_models: pd.DataFrame | None = None   # per model and shifted set: both scores
 
 
 def results_table(tracker: Tracker, suite: str, hashes: set[str] | None = None) -> pd.DataFrame:
@@ -110,17 +118,19 @@ def _markdown(table: pd.DataFrame, digits: int = 4) -> str:
 
 
 def _correlations(probes: dict[str, tuple[list[str], np.ndarray]], table: pd.DataFrame,
-                  out_dir: Path, files: dict[str, Path]) -> pd.DataFrame | None:
-    """Transferability vs each logged probe's distances: CSV, markdown and Fig. 4."""
+                  out_dir: Path, files: dict[str, Path]
+                  ) -> tuple[pd.DataFrame | None, dict[str, pd.DataFrame] | None]:
+    """Transferability vs each logged probe's distances: CSV, markdown and Fig. 4; the
+    correlations and the pairs each probe scored."""
     from probes.correlation import correlations, scatter_figure
 
     transfers = table[table["kind"] == "transfer"][["source", "target", "transferability_mean"]]
     transfers = transfers.dropna()
     if not probes or transfers.empty:
-        return None
+        return None, None
     corr, joined = correlations(transfers, probes)
     if corr.empty:
-        return None
+        return None, joined
     files["correlations_csv"] = out_dir / "correlations.csv"
     files["correlations_markdown"] = out_dir / "correlations.md"
     files["fig4"] = out_dir / "fig4_transferability_vs_distance.png"
@@ -129,7 +139,7 @@ def _correlations(probes: dict[str, tuple[list[str], np.ndarray]], table: pd.Dat
     fig = scatter_figure(joined)
     fig.savefig(files["fig4"], dpi=120)
     close_figure(fig)
-    return corr
+    return corr, joined
 
 
 def repeat_results(folds: pd.DataFrame) -> pd.DataFrame:
@@ -209,7 +219,7 @@ def shift_models(folds: pd.DataFrame) -> pd.DataFrame:
 
 
 def _shifts(folds: pd.DataFrame, out_dir: Path, files: dict[str, Path]
-            ) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+            ) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
     """Seed 001 per target and shifted set: the probit line over all models (accuracy, the
     paper's metric, and AUC), each source's drop and effective robustness, the plot."""
     from benchmark.figures import close_figure
@@ -217,7 +227,7 @@ def _shifts(folds: pd.DataFrame, out_dir: Path, files: dict[str, Path]
 
     models = shift_models(folds) if len(folds) else pd.DataFrame()
     if models.empty:
-        return None, None
+        return None, None, None
     parts = [shift_analysis(models, metric) for metric in ("accuracy", "auc")]
     lines = pd.concat([p[0] for p in parts], ignore_index=True)
     sources = pd.concat([p[1] for p in parts], ignore_index=True)
@@ -236,12 +246,13 @@ def _shifts(folds: pd.DataFrame, out_dir: Path, files: dict[str, Path]
         files[f"shift_fig_{target}_{shift}"] = out_dir / f"shift_{target}_{shift}.png"
         fig.savefig(files[f"shift_fig_{target}_{shift}"], dpi=120)
         close_figure(fig)
-    return lines, sources
+    return lines, sources, models
 
 
 def write_report(tracker: Tracker, suite: str, out_dir: Path,
                  hashes: set[str] | None = None, log_to_mlflow: bool = True,
-                 sizes: dict[str, int] | None = None, include_self: bool = False) -> Report:
+                 sizes: dict[str, int] | None = None, include_self: bool = False,
+                 html: HtmlContext | None = None) -> Report:
     """Write results.csv, results.md and fig3_auc.png (and, when probes were logged for the
     suite, correlations.csv/.md and the Fig. 4 scatter; the probes against the baselines and
     the noise ceiling, evaluation*.csv/.md) into ``out_dir``; log them to MLflow. ``sizes``:
@@ -259,9 +270,15 @@ def write_report(tracker: Tracker, suite: str, out_dir: Path,
     from probes.logging import load_probe_matrices
 
     probes = load_probe_matrices(tracker, suite)  # downloaded once, used twice
-    corr = _correlations(probes, table, out_dir, files)
+    corr, scatter = _correlations(probes, table, out_dir, files)
     evaluation, summary = _evaluation(probes, folds, sizes or {}, out_dir, files, include_self)
-    shift_lines, shift_sources = _shifts(folds, out_dir, files)
+    shift_lines, shift_sources, shift_models_ = _shifts(folds, out_dir, files)
+    report = Report(table, files, None, corr, evaluation, summary, shift_lines, shift_sources,
+                    folds, scatter, shift_models_)
+    if html is not None:
+        from benchmark.report_html import html_report
+
+        files["html"] = html_report(report, suite, html, out_dir / "report.html")
     run_id = None
     if log_to_mlflow:
         with mlflow.start_run(experiment_id=tracker.experiment_id, run_name=f"report: {suite}",
@@ -277,7 +294,7 @@ def write_report(tracker: Tracker, suite: str, out_dir: Path,
             _log_summary(summary)
             _log_shift_lines(shift_lines)
             run_id = run.info.run_id
-    return Report(table, files, run_id, corr, evaluation, summary, shift_lines, shift_sources)
+    return dataclasses.replace(report, run_id=run_id)
 
 
 def _log_shift_lines(lines: pd.DataFrame | None) -> None:

@@ -83,6 +83,9 @@ def test_bench_ui_serves_the_local_store(tmp_path):
     with served([bench, "ui", "--port", str(port)], f"http://127.0.0.1:{port}", env,
                 tmp_path / "ui.log"):
         assert (home / "mlflow.db").is_file()
+        log = (tmp_path / "ui.log").read_text()
+        assert "No experiment 'transfer-bench/mnist' in this store yet" in log  # nothing run
+        assert "bench run --suite mnist" in log
 
 
 def _free_port() -> int:
