@@ -28,6 +28,7 @@ from torch import nn
 
 from bench_core.hashing import config_hash
 from bench_core.data import DeviceData, load_device_data
+from bench_core.devices import full_float32
 from bench_core.models import build_model, model_from_weights
 from bench_core.batches import BatchPrep
 from probes.base import Probe, ProbeError, ProbeOptions, ProbeResult, register_probe
@@ -171,15 +172,16 @@ class Task2VecEmbedder:
         distinct, draws = torch.unique(draws, return_inverse=True)
         x = self.prep(images[distinct.to(images.device)])
         keys = embedding_keys(net, self.opts.biases)
-        if self.opts.fisher == "variational":
-            y = torch.as_tensor(labels[distinct.numpy()], device=self.device)
-            return variational_embedding(net, x[draws.to(x.device)], y[draws.to(y.device)],
-                                         keys, epochs=self.opts.variational_epochs, gen=gen)
-        if self.opts.fisher == "batch-mean":
-            fisher = per_filter(fisher_batch_mean(net, x, keys, draws, self.opts.fisher_batch,
-                                                  gen))
-        else:
-            fisher = self._per_sample(net, x, keys, draws, gen)
+        with full_float32():  # TF32 convolutions skew the squared gradients (CUDA)
+            if self.opts.fisher == "variational":
+                y = torch.as_tensor(labels[distinct.numpy()], device=self.device)
+                return variational_embedding(net, x[draws.to(x.device)], y[draws.to(y.device)],
+                                             keys, epochs=self.opts.variational_epochs, gen=gen)
+            if self.opts.fisher == "batch-mean":
+                fisher = per_filter(fisher_batch_mean(net, x, keys, draws,
+                                                      self.opts.fisher_batch, gen))
+            else:
+                fisher = self._per_sample(net, x, keys, draws, gen)
         return filter_embedding(keys, fisher)
 
     def _per_sample(self, net: nn.Module, x: torch.Tensor, keys: list[str],
