@@ -29,8 +29,8 @@ app.add_typer(openml_app, name="openml")
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 # every registered probe (tests/test_cli_help.py keeps this in step with probes.registry, which
 # is not imported here: it would load torch for every command)
-PROBE_NAMES = ("expert", "metafeatures", "task2vec", "simex", "logme", "leep", "nce", "hscore",
-               "features")
+PROBE_NAMES = ("expert", "metafeatures", "task2vec", "simex", "otdd", "logme", "leep", "nce",
+               "hscore", "features")
 
 
 @app.callback()

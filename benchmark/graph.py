@@ -219,8 +219,8 @@ def _add_probes(g: SuiteGraph, plan: Plan, env: JobEnv, tracker: Tracker, catalo
                 records.append(card_only_record(catalog.cards[name].model_dump(mode="json")))
         if len(records) < 2:
             continue
-        spec, network = probe_network(plan, spec, Path(env.home)) if cls.uses_probe_network \
-            else (spec, None)
+        spec, network = probe_network(plan, spec, Path(env.home)) \
+            if cls.wants_probe_network(spec.options) else (spec, None)
         h = config_hash({"probe": spec.method, "options": spec.options,
                          "data": [(r.name, r.fingerprint) for r in records],
                          **({"version": cls.version} if cls.version > 1 else {})})

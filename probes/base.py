@@ -75,6 +75,12 @@ class Probe(ABC):
     # earlier version are not reused (part of a suite probe's config hash from version 2 on)
     version: ClassVar[int] = 1
 
+    @classmethod
+    def wants_probe_network(cls, options: Mapping[str, Any]) -> bool:
+        """Whether these options embed the data with a probe network (a suite then gives the
+        probe one of its pretrained networks, and the probe waits for its pretraining)."""
+        return cls.uses_probe_network
+
     def __init__(self, options: dict[str, Any], context: ProbeContext) -> None:
         self.opts = validate_options(self.Options, options, f"probe '{self.name}'",
                                      "Fix the --option flags (or the suite's probe options).")

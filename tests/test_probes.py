@@ -337,7 +337,7 @@ def test_estimators_reject_one_class():
 
 # -- probe registry contract ------------------------------------------------------------------
 
-FAST_OPTIONS = {"expert": {}, "metafeatures": {},
+FAST_OPTIONS = {"expert": {}, "metafeatures": {}, "otdd": {"max_samples": 150},
                 "simex": {"epochs": 2, "check_every": 1, "max_per_set": 200, "eval_per_set": 50},
                 "task2vec": {"arch": "resnet10t", "weights": "random", "image_size": [16, 16],
                              "subsets": 2, "min_subset": 40, "max_draws": 24, "head_epochs": 2,
@@ -508,3 +508,22 @@ def test_task2vec_never_falls_back_to_a_random_network(cli):
     assert res.exit_code == 1
     assert "Task2Vec needs a probe network, and none was given" in res.stderr
     assert "--option weights=random" in res.stderr
+
+
+def test_otdd_from_the_cli(cli):
+    res = cli("probe", "otdd", "--datasets", "digits,digits-noise", "--option", "max_samples=100",
+              "--option", "method=sliced", "--json")
+    assert res.exit_code == 0, res.stderr
+    d = res.json()["distances"]
+    assert d[0][0] == 0 and d[0][1] == d[1][0] > 0
+
+
+def test_full_float32_switches_tf32_off_inside_and_restores_it():
+    from bench_core.devices import full_float32
+
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    cudnn.allow_tf32, matmul.allow_tf32 = True, False  # torch's defaults
+    with pytest.raises(RuntimeError), full_float32():
+        assert not cudnn.allow_tf32 and not matmul.allow_tf32
+        raise RuntimeError("a failure inside")
+    assert cudnn.allow_tf32 and not matmul.allow_tf32
