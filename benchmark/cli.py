@@ -351,9 +351,14 @@ def ui_cmd(ctx: typer.Context,
 
 def _experiment_line(target, base: str, suite: str) -> str:
     """Where the suite's runs are in the UI, or how to make them."""
-    from bench_core.tracking import open_client, experiment_url
+    from mlflow.exceptions import MlflowException
 
-    exp = open_client(target).get_experiment_by_name(target.experiment)
+    from bench_core.tracking import experiment_url, open_client
+
+    try:
+        exp = open_client(target).get_experiment_by_name(target.experiment)
+    except MlflowException as err:  # the UI may still start; say why there is no link
+        return f"Could not look up '{target.experiment}' in {target.uri}: {err.message[:200]}"
     if exp is None:
         return (f"No experiment '{target.experiment}' in this store yet: run "
                 f"`bench run --suite {suite}` (or pass --suite).")
