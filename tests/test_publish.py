@@ -111,6 +111,11 @@ def test_models_lists_and_shows_it(published, monkeypatch, cli):
     assert shown.exit_code == 0 and "# tb-pub-digits" in shown.stdout
     missing = cli("models", "show", "tb-pub-digit")
     assert missing.exit_code == 1 and "Did you mean 'tb-pub-digits'" in missing.stderr
+    report = cli("report", "--suite", published["suite"], "--json")  # the HTML page lists it
+    assert report.exit_code == 0, report.stderr
+    page = Path(report.json()["report"]["html"]).read_text()
+    models = page.split('id="table-models"')[1].split("</table>")[0]
+    assert "tb-pub-digits" in models and "@published" in models and "models:/tb-pub-digits" in models
 
 
 @pytest.mark.slow
