@@ -35,7 +35,6 @@ class Report:
     summary: pd.DataFrame | None = None     # means over targets beside the noise ceiling
     shift_lines: pd.DataFrame | None = None    # probit line per target, shift and metric
     shift_sources: pd.DataFrame | None = None  # drop and effective robustness per source
-    folds: pd.DataFrame | None = None          # one row per fold run (and repeat)
     scatter: dict[str, pd.DataFrame] | None = None  # per probe: pairs with their distance
     shift_models: pd.DataFrame | None = None   # per model and shifted set: both scores
 
@@ -274,7 +273,7 @@ def write_report(tracker: Tracker, suite: str, out_dir: Path,
     evaluation, summary = _evaluation(probes, folds, sizes or {}, out_dir, files, include_self)
     shift_lines, shift_sources, shift_models_ = _shifts(folds, out_dir, files)
     report = Report(table, files, None, corr, evaluation, summary, shift_lines, shift_sources,
-                    folds, scatter, shift_models_)
+                    scatter=scatter, shift_models=shift_models_)
     if html is not None:
         from benchmark.report_html import html_report
 

@@ -9,7 +9,6 @@ sweep, the distribution shift, the dataset cards with sample images, the publish
 from __future__ import annotations
 
 import datetime as dt
-import html
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,7 +203,7 @@ def header(suite: str, ctx: HtmlContext) -> dict[str, Any]:
     return {"suite": suite, "made": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
             "commit": ctx.commit[:12], "tracking_uri": ctx.tracking_uri,
             "experiment_link": experiment_url(ctx.mlflow_url, ctx.experiment_id),
-            "mlflow_url": ctx.mlflow_url, "escape": html.escape}
+            "mlflow_url": ctx.mlflow_url}
 
 
 def dataset_cards(names: list[str], ctx: HtmlContext) -> list[dict[str, Any]]:

@@ -16,24 +16,19 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from browser import artifacts_dir, browser_page, chromium_path
 from conftest import served
 from stores import store_client
+from test_run import TINY, write_suite
 
-SUITE = {
-    "name": "browser",
-    "architecture": {"name": "resnet10t", "drop_rate": 0.5},
-    "folds": {"n": 2, "val_fraction": 0.5, "seed": 0},
-    "pretrain_defaults": {"image_size": [16, 16], "batch_size": 64, "epochs": 1},
-    "finetune_defaults": {"image_size": [16, 16], "batch_size": 32, "epochs": 1},
-    "sources": [{"name": "digits"}, {"name": "font-letters"}],
-    "targets": [{"name": "lfw-faces", "shifts": [{"transform": "blur", "level": 1.0}]},
-                {"name": "digits-noise", "max_samples": 200}],
-    "generality": {"ks": [2], "sources": ["digits"], "targets": ["lfw-faces"]},
-    "probes": [{"method": "expert"}, {"method": "metafeatures"}],
-}
+SUITE = {**TINY, "name": "browser",
+         "pretrain_defaults": {**TINY["pretrain_defaults"], "epochs": 1},
+         "finetune_defaults": {**TINY["finetune_defaults"], "epochs": 1},
+         "sources": [{"name": "digits"}, {"name": "font-letters"}],
+         "targets": [{"name": "lfw-faces", "shifts": [{"transform": "blur", "level": 1.0}]},
+                     {"name": "digits-noise", "max_samples": 200}],
+         "generality": {"ks": [2], "sources": ["digits"], "targets": ["lfw-faces"]}}
 SOURCES = {"digits", "font-letters", "scratch"}
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -44,8 +39,7 @@ def finished(tmp_path_factory) -> dict:
     chromium_path()  # skip (or fail in CI) before spending a minute on the run
     root = tmp_path_factory.mktemp("browser")
     home = root / "home"
-    suite = root / "browser.yaml"
-    suite.write_text(yaml.safe_dump(SUITE))
+    suite = write_suite(root, **SUITE)
     env = {**os.environ, "BENCH_HOME": str(home)}
     env.pop("MLFLOW_TRACKING_URI", None)
     done = subprocess.run([_bench(), "run", "--suite", str(suite), "--json"], env=env,

@@ -36,10 +36,10 @@ CPU = torch.device("cpu")
 @pytest.fixture
 def fp32():
     """Plain float32 convolutions and matmuls on CUDA for the test (TF32 off), then restored."""
-    old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    yield
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
+    from bench_core.devices import full_float32
+
+    with full_float32():
+        yield
 
 
 def _worst(ours: dict, ref: dict) -> float:
