@@ -81,7 +81,22 @@ def _store_creation_lock(target: TrackingTarget) -> Iterator[None]:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock", timeout=300):
+        if not path.is_file():
+            _create_store(target)
         yield
+
+
+def _create_store(target: TrackingTarget) -> None:
+    """Create a new local SQLite store with its artifact root under BENCH_HOME: MLflow makes
+    the store's Default experiment (id 0) on creation, with the artifact root it was given,
+    which for a plain ``MlflowClient(uri)`` is ``./mlruns`` of the current folder."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    if target.artifact_root is None:
+        return
+    root = Path(target.artifact_root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    SqlAlchemyStore(target.uri, root.as_uri()).engine.dispose()
 
 
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"

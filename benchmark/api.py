@@ -25,7 +25,7 @@ from typing import Any
 from typing import TYPE_CHECKING
 
 from bench_core.stores import ResumePolicy, tracking_target
-from benchmark.config import DEFAULT_SUITE, resolve_suite
+from benchmark.config import DEFAULT_SUITE, check_dataset_names, resolve_suite
 from benchmark.executors.base import JobOutcome
 from benchmark.plan import Plan, make_plan
 from registry.catalog import Catalog
@@ -106,16 +106,16 @@ def plan_suite(suite: str | Path, paths: BenchPaths, *, overrides: list[tuple[st
                catalog: Catalog | None = None, progress: ProgressFactory = no_progress,
                tracking_uri: str | None = None) -> Plan:
     """Resolve ``suite`` (a built-in name or a YAML file) with overrides and selections,
-    register the embedded datasets it needs, and validate it into a :class:`Plan`
+    check its dataset names (a typo fails before anything is registered or loaded), register
+    the embedded datasets it needs, and validate it into a :class:`Plan`
     (``tracking_uri``: where ``models:/`` source weights are registered)."""
     catalog = catalog or Catalog.load()
     resolved = resolve_suite(str(suite), list(overrides), sources, targets)
-    needed = [s.name for s in resolved.sources if s.weights is None] + \
-        [t.name for t in resolved.targets] + \
-        [s.dataset for t in resolved.targets for s in t.shifts if s.dataset]
-    register_embedded(needed, paths, catalog, progress)
     where = (f"Suite file {Path(suite).expanduser()}" if Path(suite).expanduser().is_file()
              else f"Suite '{resolved.name}'")
+    registered = RegistryStore(paths.registry_db).names() if paths.registry_db.is_file() else []
+    check_dataset_names(resolved, {*catalog.cards, *catalog.aliases, *registered}, where)
+    register_embedded(resolved.dataset_names(), paths, catalog, progress)  # typos caught first
     return make_plan(resolved, RegistryStore(paths.registry_db), store_uri(paths, tracking_uri),
                      where=where,
                      known=tuple(catalog.cards) + tuple(catalog.aliases))
@@ -422,14 +422,30 @@ def probe_datasets(method: str, names: list[str], paths: BenchPaths, *,
 def _source_models(options: dict[str, Any], paths: BenchPaths, tracking_uri: str | None
                    ) -> dict[str, Any]:
     """The models an estimator probe scores: published ones (``models`` option), each standing
-    for the dataset it was pretrained on, or those the ``suite`` option's suite pretrained."""
+    for the dataset it was pretrained on, or those the ``suite`` option's suite pretrained. A
+    bare weights file (``SOURCE=PATH.safetensors``) takes that suite's architecture and
+    pretraining image size. The probe's matrix has one row per dataset, so two models of one
+    source cannot both be scored in one run (``bench recommend`` ranks them by name)."""
     from bench_core.weights import source_model
+    from probes.base import ProbeError
 
-    if options.get("models"):
-        found = [source_model(spec, paths.registry_models_dir, tracking_uri)
-                 for spec in options["models"]]
-        return {m.name: m for m in found}
-    return _suite_models(options.get("suite", DEFAULT_SUITE), paths)
+    if not options.get("models"):
+        return _suite_models(options.get("suite", DEFAULT_SUITE), paths)
+    try:
+        suite = resolve_suite(options.get("suite", DEFAULT_SUITE))
+        arch, size = suite.architecture.name, tuple(suite.pretrain_defaults.image_size)
+    except BenchError:  # only a bare file needs them, and then says so
+        arch, size = None, None
+    found: dict[str, Any] = {}
+    for spec in options["models"]:
+        model = source_model(spec, paths.registry_models_dir, tracking_uri, size, arch)
+        if model.name in found:
+            raise ProbeError(f"Two models stand for '{model.name}' ({found[model.name][0]} and "
+                             f"{spec}); an estimator probe scores one model per source dataset.",
+                             "Score them in separate runs, or rank them with `bench recommend "
+                             "--target T`.")
+        found[model.name] = (spec, model)
+    return {name: model for name, (_, model) in found.items()}
 
 
 def _suite_models(suite_name: str, paths: BenchPaths) -> dict[str, Any]:

@@ -4,6 +4,7 @@ resolved into typed, frozen models. The resolved config is what gets hashed and 
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Literal
 
@@ -60,6 +61,11 @@ class TrainSettings(_Frozen):
     augmentation: Augmentation = Augmentation()
     class_weights: Literal["balanced", "none"] = "balanced"
     select_on: Literal["val_auc", "val_loss"] = "val_auc"
+    # fine-tuning only: keep each fold's fine-tuned model (model.safetensors + config.json as
+    # artifacts of the fold run, for `bench publish SOURCE --run FOLD_RUN_ID`). It changes no
+    # result, so it is out of every config hash (exclude=True keeps it out of model_dump);
+    # turning it on does not redo finished folds. Pretraining always keeps its weights.
+    keep_models: bool = Field(False, exclude=True)
 
 
 class Architecture(_Frozen):
@@ -95,12 +101,14 @@ class SourceSpec(_Frozen):
 
 class ShiftSpec(_Frozen):
     """A shifted test set of a target (seed 001): another registered ``dataset`` with the same
-    classes (paired with the target's test images when it is derived from the target with the
-    same samples, as mnist-5k-rotated is from mnist-5k; otherwise all of it, as a second
-    acquisition site), or a deterministic ``transform`` of the target's test images: Gaussian
+    classes, or a deterministic ``transform`` of the target's test images: Gaussian
     ``noise`` (sd = level x 255), Gaussian ``blur`` (sigma = level pixels), ``contrast``
     (scaled by level about the image mean), ``resolution`` (down to level x the size and back,
-    bilinear)."""
+    bilinear). A dataset that holds the target's images by its lineage (the target itself, its
+    parent, a child or a sibling derived sample by sample, as mnist-5k-rotated and mnist-5k) is
+    paired: each model is tested on the counterparts of its own test images only, and a size
+    mismatch fails at plan time; an unrelated dataset (a second acquisition site) is used whole
+    (:func:`benchmark.shifts.paired`)."""
 
     name: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._-]*$")
     dataset: str | None = None
@@ -183,23 +191,51 @@ class Suite(_Frozen):
             raise ValueError("a suite needs at least one target")
         return self
 
-    def pretrain_settings(self, source: SourceSpec) -> TrainSettings:
-        return _merge(self.pretrain_defaults, source.pretrain, f"sources.{source.name}.pretrain")
+    def pretrain_settings(self, source: SourceSpec, where: str | None = None) -> TrainSettings:
+        """The source's pretraining settings; ``where`` names the suite in errors (its file)."""
+        return _merge(self.pretrain_defaults, source.pretrain, f"sources.{source.name}.pretrain",
+                      where or f"suite '{self.name}'")
 
-    def finetune_settings(self, target: TargetSpec) -> TrainSettings:
-        return _merge(self.finetune_defaults, target.finetune, f"targets.{target.name}.finetune")
+    def finetune_settings(self, target: TargetSpec, where: str | None = None) -> TrainSettings:
+        """The target's fine-tuning settings; ``where`` names the suite in errors (its file)."""
+        return _merge(self.finetune_defaults, target.finetune, f"targets.{target.name}.finetune",
+                      where or f"suite '{self.name}'")
 
     def digest(self) -> str:
         return config_hash(self.model_dump(mode="json"))
 
+    def dataset_names(self) -> list[str]:
+        """The registered datasets the suite trains and tests on, each once, in suite order:
+        sources without weights, targets, datasets of shifts."""
+        names = [s.name for s in self.sources if s.weights is None]
+        names += [t.name for t in self.targets]
+        names += [s.dataset for t in self.targets for s in t.shifts if s.dataset]
+        return list(dict.fromkeys(names))
 
-def _merge(base: TrainSettings, override: dict[str, Any], where: str) -> TrainSettings:
-    data = _deep_merge(base.model_dump(mode="json"), override)
+
+def check_dataset_names(suite: Suite, known: Collection[str], where: str) -> None:
+    """Raise for the first dataset of ``suite`` that is not in ``known`` (registered, catalog
+    and alias names): most likely a typo, reported with the close names before anything is
+    registered or loaded. ``where`` names the suite (its file, when it has one)."""
+    for name in suite.dataset_names():
+        if name not in known:
+            raise UnknownNameError(
+                unknown_name_message("dataset", name, sorted(known)).replace(
+                    "Unknown dataset", f"{where} names an unknown dataset", 1),
+                "Fix the name in the suite, or register your own data with `bench add-dataset "
+                f"{name} --path DIR --format LOADER`.")
+
+
+def _merge(base: TrainSettings, override: dict[str, Any], field: str, where: str
+           ) -> TrainSettings:
+    data = _deep_merge(base.model_dump(mode="json") | {"keep_models": base.keep_models},
+                       override)  # keep_models is out of model_dump (and so of the hashes)
     try:
         return TrainSettings.model_validate(data)
     except ValidationError as err:
-        raise CardError(f"Suite field {where} is invalid: {_errors(err)}.",
-                        "Fix the suite file or the --set flag.") from None
+        raise CardError(f"{where[:1].upper()}{where[1:]}: field {field} is invalid: "
+                        f"{_errors(err)}.",
+                        f"Fix {field} there, or the --set flag that changed it.") from None
 
 
 def _deep_merge(base: dict, override: dict) -> dict:
@@ -222,8 +258,14 @@ def suite_names() -> list[str]:
 
 def load_suite_dict(name_or_path: str) -> tuple[dict[str, Any], str]:
     """The raw suite mapping and where it came from (a built-in name or a YAML path)."""
-    path = Path(name_or_path)
-    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
+    path = Path(name_or_path).expanduser()
+    if path.suffix in (".yaml", ".yml") or len(path.parts) > 1:  # a path, not a built-in name
+        if not path.is_file():
+            raise CardError(f"Suite file {path} does not exist"
+                            f"{' (it is a folder)' if path.is_dir() else ''}.",
+                            f"Check the path, or run a built-in suite: {', '.join(suite_names())}"
+                            " (`--suite NAME`).")
+    else:
         path = SUITES_DIR / f"{name_or_path}.yaml"
         if not path.is_file():
             raise UnknownNameError(unknown_name_message("suite", name_or_path, suite_names()),
@@ -289,7 +331,7 @@ def resolve_suite(name_or_path: str, overrides: list[tuple[str, Any]] = (),
         raise CardError(f"Suite {where} is invalid: {_errors(err)}.",
                         "Fix the suite file or the --set flags.") from None
     for s in suite.sources:
-        suite.pretrain_settings(s)
+        suite.pretrain_settings(s, f"suite file {where}")
     for t in suite.targets:
-        suite.finetune_settings(t)
+        suite.finetune_settings(t, f"suite file {where}")
     return suite

@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from registry.errors import DatasetFormatError
-from registry.files import file_digest
+from registry.files import atomic_folder, file_digest, listing
 from registry.loaders.base import Loader, SampleTable
 
 log = logging.getLogger(__name__)
@@ -85,9 +83,6 @@ def _prepare(img: np.ndarray, native: tuple[int, int], sizes: tuple[tuple[int, i
     """Native (height, width) and the image as (C, H, W) at every size."""
     img = to_channels(img, channels)
     return native, [resize(img, size).transpose(2, 0, 1) for size in sizes]
-
-
-MAX_REPORTED = 20  # bad files listed in one error
 
 
 @dataclass(frozen=True)
@@ -153,9 +148,7 @@ def _write_arrays(loader: Loader, table: SampleTable, tmp: Path, sizes: tuple[tu
             arr[i] = plane
     if bad:
         del arrays
-        listed = "; ".join(bad[:MAX_REPORTED])
-        more = f" (and {len(bad) - MAX_REPORTED} more)" if len(bad) > MAX_REPORTED else ""
-        raise DatasetFormatError(f"{len(bad)} of {n} images do not decode: {listed}{more}.",
+        raise DatasetFormatError(f"{len(bad)} of {n} images do not decode: {listing(bad)}.",
                                  "Replace or delete those files (a truncated download?) and run "
                                  "add-dataset again; nothing was registered.")
     for arr in arrays.values():
@@ -182,24 +175,12 @@ def build_cache(loader: Loader, table: SampleTable, final_dir: Path,
     identical earlier or concurrent run), the new copy is discarded and the existing one used.
     """
     workers = workers or min(8, os.cpu_count() or 1)
-    final_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final_dir.parent / f".tmp-{final_dir.name}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with atomic_folder(final_dir, keep_existing=True) as tmp:
         native = np.asarray(_write_arrays(loader, table, tmp, sizes, channels, workers, progress))
         (tmp / "manifest.json").write_text(json.dumps(
             {"n": len(table), "channels": channels, "sizes": [list(s) for s in sizes],
              "classes": list(table.class_names),
              "native_min": native.min(axis=0).tolist(), "native_max": native.max(axis=0).tolist()}))
-        try:
-            os.rename(tmp, final_dir)
-        except OSError:
-            if not final_dir.is_dir():
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     manifest = json.loads((final_dir / "manifest.json").read_text())
     return CacheResult(describe_cache(final_dir, sizes), tuple(manifest["native_min"]),
                        tuple(manifest["native_max"]))

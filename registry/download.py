@@ -1,7 +1,8 @@
 """Download a card's public files with a progress bar, verify checksums, unpack safely.
 
 Offline, the first request fails at once and the error says how to get the files by hand.
-Files are written as ``NAME.part`` and renamed only after the checksum matched.
+Files are written to a hidden temporary sibling and renamed into place only after the
+checksum matched (``registry.files.atomic_write``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from registry.card import DatasetCard, RemoteFile
-from registry.files import file_digest
+from registry.files import atomic_write, file_digest
 from registry.errors import ChecksumError, DownloadError
 from registry.progress import ProgressFactory, no_progress
 
@@ -45,12 +46,12 @@ def manual_steps(card: DatasetCard) -> str:
 
 def _verify(path: Path, remote: RemoteFile) -> None:
     if remote.checksum is None:
-        log.warning("%s has no published checksum; recording its sha256 only", path.name)
+        log.warning("%s has no published checksum; recording its sha256 only", remote.filename)
         return
     got = file_digest(path, remote.checksum.algorithm)
     if got != remote.checksum.value.lower():
         raise ChecksumError(
-            f"Checksum mismatch for {path.name} from {remote.url}: {remote.checksum.algorithm} "
+            f"Checksum mismatch for {remote.filename} from {remote.url}: {remote.checksum.algorithm} "
             f"is {got}, the card expects {remote.checksum.value}.",
             "The download is corrupt or the file changed upstream: delete it and try again, "
             "or check the card's checksum.")
@@ -66,7 +67,6 @@ def _stream(remote: RemoteFile, part: Path, progress: ProgressFactory) -> None:
                     out.write(block)
                     adv(len(block))
     except (urllib.error.URLError, OSError, ValueError) as err:
-        part.unlink(missing_ok=True)
         reason = getattr(err, "reason", err)
         raise DownloadError(f"Could not download {remote.url} ({reason}).") from None
 
@@ -83,11 +83,11 @@ def _unpack(path: Path, how: str, dest: Path) -> None:
         with tarfile.open(path) as tf:
             tf.extractall(dest, filter="data")
     elif how == "gunzip":
-        out = dest / path.name.removesuffix(".gz")
-        part = out.with_name(out.name + ".part")
-        with gzip.open(path, "rb") as src, part.open("wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-        part.rename(out)
+        def gunzip(tmp: Path) -> None:
+            with gzip.open(path, "rb") as src, tmp.open("wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+
+        atomic_write(dest / path.name.removesuffix(".gz"), gunzip)
 
 
 def _fetch_one(card: DatasetCard, remote: RemoteFile, dest: Path,
@@ -97,18 +97,15 @@ def _fetch_one(card: DatasetCard, remote: RemoteFile, dest: Path,
     if marker.is_file():  # verified and unpacked earlier; the archive itself was removed
         return FetchedFile(target, marker.read_text().strip())
     if not target.is_file():
-        part = target.with_name(target.name + ".part")
+        def download(tmp: Path) -> None:  # renamed to target only once verified
+            _stream(remote, tmp, progress)
+            _verify(tmp, remote)
+
         try:
-            _stream(remote, part, progress)
+            atomic_write(target, download)
         except DownloadError as err:
             raise DownloadError(f"{err.what} Get '{card.name}' by hand:",
                                 manual_steps(card)) from None
-        try:
-            _verify(part, remote)
-        except ChecksumError:
-            part.unlink(missing_ok=True)
-            raise
-        part.rename(target)
     else:
         _verify(target, remote)
     sha = file_digest(target, "sha256")

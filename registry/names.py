@@ -14,15 +14,18 @@ from registry.errors import CardError, DuplicateNameError, UnknownNameError
 T = TypeVar("T")
 
 
-def close_matches(name: str, candidates: list[str], n: int = 3) -> list[str]:
-    """Candidates that look like ``name``: most similar first, then prefix matches."""
-    fuzzy = difflib.get_close_matches(name, candidates, n=n, cutoff=0.5)
-    prefix = [c for c in candidates if c.startswith(name) or name.startswith(c)]
-    out: list[str] = []
-    for c in fuzzy + prefix:
-        if c not in out:
-            out.append(c)
-    return out[:n]
+MIN_PREFIX = 3  # shorter inputs are too ambiguous to suggest every name they start
+
+
+def close_matches(name: str, candidates: list[str], n: int = 3, cutoff: float = 0.6
+                  ) -> list[str]:
+    """Candidates that look like ``name``: most similar first (difflib's ratio at least
+    ``cutoff``), then names it begins or that begin with it (from ``MIN_PREFIX`` characters
+    on). Nothing when no name is close."""
+    fuzzy = difflib.get_close_matches(name, candidates, n=n, cutoff=cutoff)
+    prefix = [c for c in candidates if min(len(name), len(c)) >= MIN_PREFIX
+              and (c.startswith(name) or name.startswith(c))]
+    return list(dict.fromkeys(fuzzy + prefix))[:n]
 
 
 def unknown_name_message(kind: str, name: str, candidates: list[str]) -> str:

@@ -94,6 +94,12 @@ def resolve_card(req: AddRequest, catalog: Catalog, paths: BenchPaths
             f"(loaders: {', '.join(LOADERS.names())}), or a card with --card FILE.")
     if req.sizes:
         card = card.model_copy(update={"cache_sizes": tuple(req.sizes)})
+    if req.path is not None and card.format.loader == "embedded":  # made by code, no files
+        raise CardError(f"'{card.name}' is built into the package and reads no folder: --path "
+                        f"{req.path} would be ignored; nothing was registered.",
+                        f"Drop --path to register '{card.name}'; to register your folder, give "
+                        f"it a name of its own: `bench add-dataset my-{card.name} --path "
+                        f"{req.path} --format LOADER`.")
     return card, scanned
 
 
@@ -195,8 +201,12 @@ def _record(card: DatasetCard, root: Path | None, fingerprint: str, table: Sampl
 def add_dataset(req: AddRequest, paths: BenchPaths, catalog: Catalog,
                 progress: ProgressFactory = no_progress) -> AddResult:
     """Register ``req.name``; see the module docstring for the guarantees."""
-    card, scanned = resolve_card(req, catalog, paths)
     store = RegistryStore(paths.registry_db)
+    if req.path is not None and not req.force and paths.registry_db.is_file():
+        existing = store.get(catalog.key(req.name))  # refused before the folder is scanned
+        if existing is not None:
+            _check_same_folder(existing, req)
+    card, scanned = resolve_card(req, catalog, paths)
     paths.locks_dir.mkdir(parents=True, exist_ok=True)
     lock, failed = paths.locks_dir / f"{card.name}.lock", False
     try:
@@ -237,17 +247,30 @@ def _add_locked(card: DatasetCard, scanned, req: AddRequest, paths: BenchPaths,
     return AddResult(record, already_registered=False)
 
 
+def _check_same_folder(existing: DatasetRecord, req: AddRequest) -> None:
+    """A registered name asked for again from a folder: the same folder (symlinks resolved)
+    or a refusal that names both."""
+    if req.path is None or existing.root is None:
+        return
+    new = req.path.expanduser().absolute()
+    if Path(existing.root).resolve() != new.resolve():
+        raise RegistryError(f"'{existing.name}' is registered from {existing.root}, not from "
+                            f"{new}; nothing was changed.", f"To register it from {new} instead, "
+                            "add --force (its cache is rebuilt); to keep it, drop --path.")
+
+
 def _check_same_source(existing: DatasetRecord, card: DatasetCard, req: AddRequest) -> None:
     """Registering a registered name again is a no-op only if it asks for the same data."""
-    if req.path is not None and existing.root is not None:
-        new = req.path.expanduser().absolute()
-        if Path(existing.root) != new:
-            raise RegistryError(f"'{card.name}' is registered from {existing.root}, not from {new}; "
-                                "nothing was changed.", f"To register it from {new} instead, add "
-                                "--force (its cache is rebuilt); to keep it, drop --path.")
-    if req.card_file is not None and existing.card != card.model_dump(mode="json"):
-        raise RegistryError(f"'{card.name}' is registered with another card than {req.card_file}; "
-                            "nothing was changed.", "Add --force to register it with this card.")
+    _check_same_folder(existing, req)
+    new = card.model_dump(mode="json")
+    if req.card_file is not None and existing.card != new:
+        fields = [k for k in sorted({*existing.card, *new}) if existing.card.get(k) != new.get(k)]
+        source = f"from {existing.root}" if existing.root else "from its built-in data"
+        raise RegistryError(f"'{card.name}' is registered ({source}) with a card that differs from "
+                            f"{req.card_file} in {', '.join(fields)}; nothing was changed.",
+                            f"To register it with {req.card_file} instead, add --force (its cache "
+                            "is rebuilt); to keep the registered card (`bench datasets show "
+                            f"{card.name}`), drop --card.")
 
 
 def _register_locked(card: DatasetCard, req: AddRequest, paths: BenchPaths, store: RegistryStore,

@@ -190,3 +190,67 @@ def test_registering_a_name_from_another_folder_refuses_unless_forced(cli, tmp_p
     forced = cli("add-dataset", "chest", "--path", second.root, "--force", "--json")
     assert forced.exit_code == 0 and forced.json()["already_registered"] is False
     assert cli("datasets", "show", "chest", "--json").json()["root"] == str(second.root.absolute())
+
+
+def test_a_symlink_to_the_registered_folder_is_the_same_folder(cli, tmp_path, bench_home):
+    import formats
+
+    first = formats.write_chest_xray(tmp_path / "first")
+    assert cli("add-dataset", "chest", "--path", first.root).exit_code == 0
+    link = tmp_path / "link"
+    link.symlink_to(first.root, target_is_directory=True)
+    again = cli("add-dataset", "chest", "--path", link, "--json")
+    assert again.exit_code == 0, again.stderr
+    assert again.json()["already_registered"] is True
+
+
+def test_a_users_name_from_a_broken_other_folder_is_refused_before_the_scan(cli, tmp_path):
+    import formats
+
+    fx = formats.write_imagefolder(tmp_path / "mine")
+    assert cli("add-dataset", "my-lesions", "--path", fx.root, "--format", "imagefolder"
+               ).exit_code == 0
+    broken = tmp_path / "broken"  # no class folders: a scan would fail with its own error
+    broken.mkdir()
+    res = cli("add-dataset", "my-lesions", "--path", broken, "--format", "imagefolder")
+    flat = " ".join(res.stderr.split())
+    assert res.exit_code == 1
+    assert f"registered from {fx.root.absolute()}, not from {broken.absolute()}" in flat
+    assert "--force" in flat
+
+
+def test_another_card_for_a_registered_name_is_refused_unless_forced(cli, tmp_path):
+    fx = formats.write_imagefolder(tmp_path / "data")
+    card = fixture_card(tmp_path, "imagefolder", fx)
+    assert cli("add-dataset", "fx-imagefolder", "--card", card, "--path", fx.root).exit_code == 0
+    same = cli("add-dataset", "fx-imagefolder", "--card", card, "--path", fx.root, "--json")
+    assert same.exit_code == 0 and same.json()["already_registered"] is True
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(card.read_text().replace("imagefolder fixture", "relabelled"))
+    res = cli("add-dataset", "fx-imagefolder", "--card", changed, "--path", fx.root)
+    flat = " ".join(res.stderr.split())
+    assert res.exit_code == 1
+    assert f"registered (from {fx.root.absolute()}) with a card that differs from {changed} " \
+        "in description; nothing was changed" in flat
+    assert "--force" in flat
+    shown = cli("datasets", "show", "fx-imagefolder", "--json").json()
+    assert shown["card"]["description"] == "imagefolder fixture"
+    forced = cli("add-dataset", "fx-imagefolder", "--card", changed, "--path", fx.root,
+                 "--force", "--json")
+    assert forced.exit_code == 0 and forced.json()["card"]["description"] == "relabelled"
+
+
+@pytest.mark.parametrize("registered", [False, True])
+def test_a_built_in_dataset_with_a_path_is_refused(cli, tmp_path, bench_home, registered):
+    from registry.store import RegistryStore
+
+    if registered:
+        assert cli("add-dataset", "digits").exit_code == 0
+    res = cli("add-dataset", "digits", "--path", tmp_path)
+    flat = " ".join(res.stderr.split())
+    assert res.exit_code == 1
+    assert f"'digits' is built into the package and reads no folder: --path {tmp_path}" in flat
+    assert "bench add-dataset my-digits --path" in flat
+    names = RegistryStore(bench_home / "registry.db").names() if registered else []
+    assert names == (["digits"] if registered else [])
+    assert registered or not (bench_home / "cache").exists()

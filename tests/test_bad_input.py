@@ -24,12 +24,30 @@ def assert_nothing_left(home: Path) -> None:
     assert files_under(home / "locks") == []
 
 
+def temporaries(folder: Path) -> list[str]:
+    """Hidden files and folders below ``folder`` (atomic writes' temporary siblings), less the
+    markers of unpacked archives."""
+    return [p.name for p in folder.rglob(".*") if not p.name.startswith(".unpacked-")]
+
+
 def test_unknown_name_suggests_close_matches(cli, bench_home):
     res = cli("add-dataset", "chest-xrays")
     assert res.exit_code == 1
     assert "Unknown dataset 'chest-xrays'. Did you mean 'chest-xray'" in res.stderr
     assert "give both --path DIR and --format LOADER" in res.stderr
     assert_nothing_left(bench_home)
+
+
+def test_suggestions_come_only_for_close_names(cli, catalog):
+    from registry.names import close_matches
+
+    names = sorted([*catalog.cards, *catalog.aliases])
+    assert sum(n.startswith("m") for n in names) > 3  # what a prefix rule would all suggest
+    assert close_matches("m", names) == [] and close_matches("mn", names) == []
+    assert close_matches("digits-nois", names)[0] == "digits-noise"
+    res = cli("add-dataset", "m")
+    assert res.exit_code == 1 and "Unknown dataset 'm'." in res.stderr
+    assert "Did you mean" not in res.stderr
 
 
 def test_unknown_loader(cli, tmp_path, bench_home):
@@ -157,7 +175,7 @@ def test_download_verify_unpack_register(cli, tmp_path, bench_home):
     assert view["n_samples"] == 20 and view["class_counts"] == {"no-tumor": 15, "tumor": 5}
     dl = bench_home / "downloads" / "pcam-fixture"
     assert sorted(p.name for p in dl.glob("*.h5")) == sorted(n[:-3] for n in md5)
-    assert not list(dl.glob("*.part"))
+    assert temporaries(dl) == []
 
 
 def test_checksum_mismatch_fails_and_keeps_nothing(cli, tmp_path, bench_home):
@@ -170,7 +188,7 @@ def test_checksum_mismatch_fails_and_keeps_nothing(cli, tmp_path, bench_home):
     assert f"Checksum mismatch for {first}" in res.stderr and "0" * 32 in res.stderr
     assert_nothing_left(bench_home)
     dl = bench_home / "downloads" / "pcam-fixture"
-    assert not (dl / first).exists() and not list(dl.glob("*.part"))
+    assert not (dl / first).exists() and temporaries(dl) == []
 
 
 def test_offline_download_fails_fast_with_manual_steps(cli, tmp_path, bench_home):
@@ -220,7 +238,7 @@ def test_two_registrations_at_once(tmp_path, bench_home, same_name):
         rec = store.get(name)
         assert Path(rec.cache_dir).is_dir()
         assert len(list((bench_home / "cache" / name).iterdir())) == 1
-    assert not list((bench_home / "cache").rglob(".tmp-*"))
+    assert temporaries(bench_home / "cache") == []
 
 
 def test_every_bad_image_is_reported_in_one_error(cli, tmp_path, bench_home):
@@ -236,4 +254,59 @@ def test_every_bad_image_is_reported_in_one_error(cli, tmp_path, bench_home):
     flat = " ".join(res.stderr.split())
     for path in bad:
         assert path.name in flat, path.name
+    assert_nothing_left(bench_home)
+
+
+def test_bad_per_target_and_per_source_settings_name_the_suite_file(tmp_path):
+    from benchmark.config import resolve_suite
+    from registry.errors import CardError
+    from test_run import TINY
+
+    suite = tmp_path / "mine.yaml"
+    for field, setting in (("targets", {"name": "lfw-faces", "finetune": {"epochs": 0}}),
+                           ("sources", {"name": "digits", "pretrain": {"batch_size": -1}})):
+        suite.write_text(yaml.safe_dump({**TINY, field: [setting]}))
+        with pytest.raises(CardError) as err:
+            resolve_suite(str(suite))
+        kind = "finetune" if field == "targets" else "pretrain"
+        assert f"Suite file {suite}: field {field}.{setting['name']}.{kind} is invalid" \
+            in str(err.value)
+
+
+def test_a_missing_suite_file_is_named_with_the_built_in_suites(tmp_path):
+    from benchmark.config import resolve_suite, suite_names
+    from registry.errors import BenchError
+
+    (tmp_path / "folder.yml").mkdir()
+    for missing in (tmp_path / "nowhere.yaml", tmp_path / "folder.yml"):
+        with pytest.raises(BenchError) as err:
+            resolve_suite(str(missing))
+        assert f"Suite file {missing} does not exist" in str(err.value)
+        assert all(name in str(err.value) for name in suite_names())
+
+
+def test_every_file_missing_from_the_dtd_label_lists_in_one_error(cli, tmp_path, bench_home):
+    fx = formats.write_dtd(tmp_path / "d")
+    gone = ["banded/banded_0000.jpg", "zigzagged/zigzagged_0000.jpg"]  # in train1 and test1
+    for entry in gone:
+        (fx.root / "dtd" / "images" / entry).unlink()
+    res = cli("add-dataset", "my-textures", "--path", fx.root, "--format", "dtd")
+    flat = " ".join(res.stderr.split())
+    assert res.exit_code == 1 and "2 file(s) that the label lists" in flat
+    assert "train1.txt lists banded/banded_0000.jpg" in flat
+    assert "test1.txt lists zigzagged/zigzagged_0000.jpg" in flat
+    assert_nothing_left(bench_home)
+
+
+def test_every_missing_chest_xray_class_folder_in_one_error(cli, tmp_path, bench_home):
+    fx = formats.write_chest_xray(tmp_path / "d")
+    top = fx.root / "chest_xray"
+    shutil.rmtree(top / "train" / "NORMAL")
+    for image in (top / "test" / "PNEUMONIA").glob("*.jpeg"):
+        image.unlink()
+    res = cli("add-dataset", "chest", "--path", fx.root)
+    flat = " ".join(res.stderr.split())
+    assert res.exit_code == 1 and "2 class folder(s) are missing or empty" in flat
+    assert f"{top / 'train' / 'NORMAL'} is missing" in flat
+    assert f"{top / 'test' / 'PNEUMONIA'} holds no images" in flat
     assert_nothing_left(bench_home)

@@ -48,24 +48,68 @@ def test_a_sqlite_tracking_uri_keeps_artifacts_in_bench_home(tmp_path):
     run = MlflowClient(uri).get_run(json.loads(res.stdout)["run_id"])
     assert run.info.artifact_uri.startswith((home / "mlartifacts").as_uri())
     assert (home / "mlartifacts").is_dir()
+    default = MlflowClient(uri).get_experiment("0")  # MLflow's Default experiment too
+    assert default.artifact_location.startswith((home / "mlartifacts").as_uri())
+
+
+def test_a_new_store_puts_the_default_experiment_under_bench_home(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from benchmark import api
+    from bench_core.stores import tracking_target
+    from bench_core.tracking import open_client
+    from registry.paths import BenchPaths
+
+    home, cwd = tmp_path / "home", tmp_path / "somewhere"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    team = f"sqlite:///{tmp_path / 'team.db'}"
+    api.open_tracker(BenchPaths(home), "transfer-bench/x", team)  # MLFLOW_TRACKING_URI's file
+    open_client(tracking_target(home, None, ""))  # BENCH_HOME's store, as `--dry-run` opens it
+    for uri in (team, f"sqlite:///{home / 'mlflow.db'}"):
+        default = MlflowClient(uri).get_experiment("0")
+        assert default.name == "Default"
+        assert default.artifact_location == (home / "mlartifacts" / "0").as_uri(), uri
+    assert list(cwd.iterdir()) == []  # no ./mlruns, no ./mlflow.db
 
 
 def test_plan_errors_come_before_torch_and_mlflow_are_loaded(tmp_path):
+    """An unknown target, a misspelt dataset in a suite file (whose other datasets are
+    embedded ones), a missing suite file, a typo in a suite key: each fails at once, on a fresh
+    BENCH_HOME, with nothing registered and none of the heavy libraries loaded."""
     import os
     import subprocess
     import sys
 
+    import yaml
+
+    from test_run import TINY
+
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(yaml.safe_dump({**TINY, "targets": [{"name": "digits-nois"}]}))
+    key = tmp_path / "key.yaml"
+    key.write_text(yaml.safe_dump({**TINY, "fold": {"n": 3}}))
+    cases = [(["run", "--targets", "nonexistent"], ["Unknown target 'nonexistent'"]),
+             (["run", "--suite", str(typo)], [f"Suite file {typo} names an unknown dataset "
+                                              "'digits-nois'", "Did you mean 'digits-noise'"]),
+             (["run", "--suite", str(tmp_path / "nowhere.yaml")],
+              [f"Suite file {tmp_path / 'nowhere.yaml'} does not exist", "mnist"]),
+             (["run", "--suite", str(key)], [f"Suite {key} is invalid", "fold"])]
     code = ("import sys\n"
             "from typer.testing import CliRunner\n"
             "from benchmark.cli import app\n"
-            "res = CliRunner().invoke(app, ['run', '--targets', 'nonexistent'])\n"
-            "assert res.exit_code == 1, res.output\n"
-            "assert \"Unknown target 'nonexistent'\" in res.output, res.output\n"
+            f"for args, expected in {cases!r}:\n"
+            "    res = CliRunner().invoke(app, args)\n"
+            "    flat = ' '.join(res.output.split())\n"
+            "    assert res.exit_code == 1, res.output\n"
+            "    assert all(e in flat for e in expected), (expected, res.output)\n"
             "heavy = [m for m in ('torch', 'mlflow', 'timm', 'sklearn') if m in sys.modules]\n"
             "assert not heavy, heavy\n")
-    env = {**os.environ, "BENCH_HOME": str(tmp_path / "home")}
+    home = tmp_path / "home"
+    env = {**os.environ, "BENCH_HOME": str(home)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
+    assert not (home / "registry.db").exists() and not (home / "cache").exists()  # digits too
 
 
 def test_a_misspelt_dataset_in_a_suite_file_gets_a_suggestion(cli, tmp_path):
@@ -102,6 +146,56 @@ def test_the_run_board_shows_the_plan_bar_beside_job_bars():
             assert board.tasks() == [("jobs (local)", 1, 3)]  # finished job bars go
     assert "jobs (local)" in console.file.getvalue()
     assert not RichBoard().live  # pytest's stderr is no terminal: no bars at all
+
+
+def test_the_plan_bar_shows_time_left_from_jobs_minutes_apart():
+    import io
+
+    from rich.console import Console
+
+    from registry.progress import RichBoard
+
+    now = [0.0]  # the board's clock, moved by hand
+    console = Console(file=io.StringIO(), force_terminal=True, width=120)
+    with RichBoard(console, clock=lambda: now[0]) as board:
+        with board.factory("jobs (local)", 5) as plan_bar:
+            assert board.times_left() == {"jobs (local)": None}  # nothing finished: no pace
+            for minute in (2, 4):  # jobs finish 2 minutes apart, far beyond rich's 30 s window
+                now[0] = minute * 60.0
+                plan_bar(1)
+            # 2 jobs in 240 s, 3 left: 3 x 120 s = 360 s, shown as 0:06:00
+            assert board.times_left()["jobs (local)"] == 360.0
+            now[0] = 300.0  # a minute later, still 2 done: the pace is 150 s a job
+            assert board.times_left()["jobs (local)"] == 450.0
+            console.file.truncate(0)
+            board._progress.refresh()
+            shown = console.file.getvalue()
+    assert "0:07:30" in shown and "2/5" in shown and "0:05:00" in shown  # left, done, elapsed
+
+
+def test_a_run_opens_the_plan_bar_with_its_job_total(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from benchmark import api
+    from benchmark.executors.base import Job
+    from benchmark.executors.local import LocalExecutor
+    from benchmark.graph import SuiteGraph
+    from registry.paths import BenchPaths
+    from registry.progress import RichBoard
+
+    console = Console(file=io.StringIO(), force_terminal=True)
+    seen: list = []
+    with RichBoard(console) as board:
+        graph = SuiteGraph()
+        for i in range(3):
+            graph.add(Job(f"job{i}", f"job {i}", "probe", lambda deps: seen.append(board.tasks())))
+        tracker = api.open_tracker(BenchPaths(tmp_path / "home"), "transfer-bench/bar")
+        outcomes = api._execute(LocalExecutor(), graph, tracker, board.factory)
+        assert board.tasks() == []  # the plan bar goes with the run
+    assert [o.ok for o in outcomes] == [True, True, True]
+    assert seen == [[("jobs (local)", done, 3)] for done in (0, 1, 2)]
 
 
 def test_an_unknown_target_names_the_suite_file(cli, tmp_path):

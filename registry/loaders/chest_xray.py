@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from registry.errors import DatasetFormatError
+from registry.files import listing
 from registry.loaders.base import (LoaderOptions, SampleTable, is_junk, list_images,
                                    register_loader, require_dir)
 from registry.loaders.files import FileLoader
@@ -50,18 +51,20 @@ class ChestXrayLoader(FileLoader):
                 f"No split folder ({', '.join(self.opts.splits)}) found below {base}.", hint)
         files: list[Path] = []
         labels: list[int] = []
+        problems: list[str] = []
         for split in self.opts.splits:
             if not (parent / split).is_dir():
                 continue
             for label, cls in enumerate(CHEST_CLASSES):
                 folder = parent / split / cls
-                if not folder.is_dir():
-                    raise DatasetFormatError(f"Class folder {folder} is missing.",
-                                             f"Each split folder needs {' and '.join(CHEST_CLASSES)}.")
-                images = list_images(folder)
+                images = list_images(folder) if folder.is_dir() else []
                 if not images:
-                    raise DatasetFormatError(f"Class folder {folder} holds no images.",
-                                             "Unpack the complete archive.")
+                    problems.append(f"{folder} {'holds no images' if folder.is_dir() else 'is missing'}")
                 files += images
                 labels += [label] * len(images)
+        if problems:  # every missing class folder in one error, so one pass fixes them all
+            raise DatasetFormatError(f"{len(problems)} class folder(s) are missing or empty: "
+                                     f"{listing(problems)}.",
+                                     f"Each split folder needs {' and '.join(CHEST_CLASSES)} with "
+                                     "images; unpack the complete archive.")
         return self.table(CHEST_CLASSES, files, labels, str(parent))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from registry.errors import DatasetFormatError
+from registry.files import listing
 from registry.loaders.base import LoaderOptions, SampleTable, register_loader, require_dir
 from registry.loaders.files import FileLoader
 from registry.loaders.imagefolder import scan_class_folders
@@ -56,9 +57,11 @@ class DtdLoader(FileLoader):
         if not labels_dir.is_dir():
             raise DatasetFormatError(f"Label folder {labels_dir} not found.",
                                      "Unpack the complete dtd archive (images/ and labels/).")
-        for lst in sorted(labels_dir.glob("*[0-9].txt")):
-            for entry in self._split_entries(base, lst.stem):
-                if not (base / "images" / entry).is_file():
-                    raise DatasetFormatError(
-                        f"{lst} lists {entry}, which is not in {base / 'images'}.",
-                        "Unpack the complete dtd archive.")
+        missing = [f"{lst.name} lists {entry}"
+                   for lst in sorted(labels_dir.glob("*[0-9].txt"))
+                   for entry in self._split_entries(base, lst.stem)
+                   if not (base / "images" / entry).is_file()]
+        if missing:  # every missing file in one error, so one pass fixes them all
+            raise DatasetFormatError(
+                f"{len(missing)} file(s) that the label lists in {labels_dir} name are not in "
+                f"{base / 'images'}: {listing(missing)}.", "Unpack the complete dtd archive.")
