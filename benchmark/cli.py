@@ -175,12 +175,14 @@ def _names(text: str | None, catalog: Catalog) -> list[str] | None:
 
 def _executor_options(name: str, address: str | None, partition: str | None,
                       gpus_per_job: int | None, cpus_per_job: int | None,
-                      array_parallelism: int | None, max_retries: int | None) -> dict:
+                      array_parallelism: int | None, max_retries: int | None,
+                      num_cpus: int | None = None) -> dict:
     """The engine flags that were given, checked against the engine they belong to."""
     given = {"address": address, "partition": partition, "gpus_per_job": gpus_per_job,
              "cpus_per_job": cpus_per_job, "array_parallelism": array_parallelism,
-             "max_retries": max_retries}
-    allowed = {"local": {"cpus_per_job"}, "ray": {"address", "gpus_per_job", "cpus_per_job", "max_retries"},
+             "max_retries": max_retries, "num_cpus": num_cpus}
+    allowed = {"local": {"cpus_per_job"},
+               "ray": {"address", "num_cpus", "gpus_per_job", "cpus_per_job", "max_retries"},
                "slurm": {"partition", "gpus_per_job", "cpus_per_job", "array_parallelism"},
                "slurm-local": {"gpus_per_job", "cpus_per_job", "array_parallelism"}}
     opts = {k: v for k, v in given.items() if v is not None}
@@ -205,12 +207,15 @@ def run_cmd(
         help="Where jobs run: local, ray, slurm or slurm-local.")] = "local",
     address: Annotated[Optional[str], typer.Option(
         help="Ray: cluster address (auto, ray://HOST:10001); default a local instance.")] = None,
+    num_cpus: Annotated[Optional[int], typer.Option(
+        help="Ray: CPUs of the local instance it starts (default every core; not with "
+             "--address).")] = None,
     partition: Annotated[Optional[str], typer.Option(help="Slurm partition.")] = None,
     gpus_per_job: Annotated[Optional[int], typer.Option(help="GPUs per job (Ray, Slurm).")] = None,
     cpus_per_job: Annotated[Optional[int], typer.Option(
         help="CPU threads per job (default: local every core, Ray 1, Slurm 1).")] = None,
     array_parallelism: Annotated[Optional[int], typer.Option(
-        help="Slurm: jobs in flight at most.")] = None,
+        help="Slurm: tasks of each job array running at once (slurm-local: jobs at once).")] = None,
     max_retries: Annotated[Optional[int], typer.Option(help="Ray: retries per task.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Report folder.")] = None,
     dry_run: Annotated[bool, typer.Option(help="Plan and validate only.")] = False,
@@ -224,7 +229,11 @@ def run_cmd(
     paths: BenchPaths = ctx.find_root().obj
     catalog = Catalog.load()
     engine = _executor_options(executor, address, partition, gpus_per_job, cpus_per_job,
-                               array_parallelism, max_retries)
+                               array_parallelism, max_retries, num_cpus)
+    if not dry_run:  # a missing extra fails before the plan registers or downloads anything
+        from benchmark.executors import check_installed
+
+        check_installed(executor)
     overrides = list(_parse_options(set_, "--set").items())
     if imagenet_weights is not None:
         overrides.append(("sources.imagenet.weights", f"file:{imagenet_weights.expanduser()}"))
@@ -449,17 +458,21 @@ def recommend_cmd(
 @handles_errors
 def publish_cmd(
     ctx: typer.Context,
-    source: Annotated[str, typer.Argument(help="The pretrained source dataset to publish.")],
+    source: Annotated[str, typer.Argument(
+        help="The pretrained source dataset to publish (of a fold run: its source).")],
     suite: Annotated[str, typer.Option(help="The suite that pretrained it.")] = DEFAULT_SUITE,
-    run: Annotated[Optional[str], typer.Option(help="A pretraining run id instead.")] = None,
+    run: Annotated[Optional[str], typer.Option(
+        help="A run id instead: a pretraining, or a fine-tuning fold run of a suite with "
+             "keep_models: true (its fine-tuned model).")] = None,
     push: Annotated[Optional[str], typer.Option(help="Also upload to hf:ORG/REPO (HF_TOKEN).")] = None,
     alias: Annotated[str, typer.Option(help="Registry alias for this version.")] = "published",
     out: Annotated[Optional[Path], typer.Option(help="Folder to write (default "
                                                      "BENCH_HOME/published/NAME).")] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Publish a pretrained source: MLflow Model Registry version, a timm / Hugging Face folder
-    with its model card, optionally the Hugging Face Hub."""
+    """Publish a pretrained source (or, with --run, a kept fine-tuned fold model): MLflow Model
+    Registry version, a timm / Hugging Face folder with its model card, optionally the Hugging
+    Face Hub."""
     import os
 
     from benchmark import api

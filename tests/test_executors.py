@@ -72,28 +72,41 @@ def local_reference(tmp_path_factory) -> dict:
 def test_ray_runs_the_grid_like_local_and_skips_it_the_second_time(tmp_path, local_reference):
     suite = write_suite(tmp_path, **SUITE)
     home = tmp_path / "home"
-    res = bench(home, "run", "--suite", str(suite), "--executor", "ray", "--json")
+    res = bench(home, "run", "--suite", str(suite), "--executor", "ray", "--num-cpus", "2",
+                "--json")
     assert res.returncode == 0, res.stderr[-3000:]
     doc = json.loads(res.stdout)
     assert doc["executor"] == "ray" and doc["jobs_run"] == 9  # pretrain, 4 folds, 2 pairs, 2 probes
     assert fold_aucs(home) == local_reference
     assert_one_finished_run_per_job(home)
     before = len(finished_runs(home))
-    again = bench(home, "run", "--suite", str(suite), "--executor", "ray", "--json")
+    again = bench(home, "run", "--suite", str(suite), "--executor", "ray", "--num-cpus", "2",
+                  "--json")
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads(again.stdout)["jobs_run"] == 0
     assert len(finished_runs(home)) == before + 1  # only a new report run
 
 
 @pytest.mark.slow
-def test_slurm_local_runs_the_grid_like_local(tmp_path, local_reference):
+def test_slurm_local_runs_the_grid_like_local_and_skips_it_the_second_time(tmp_path,
+                                                                          local_reference):
     home = tmp_path / "home"
-    res = bench(home, "run", "--suite", str(write_suite(tmp_path, **SUITE)),
-                "--executor", "slurm-local", "--array-parallelism", "2", "--json")
+    args = ("run", "--suite", str(write_suite(tmp_path, **SUITE)), "--executor", "slurm-local",
+            "--array-parallelism", "2", "--json")
+    res = bench(home, *args)
     assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads(res.stdout)["jobs_run"] == 9
     assert fold_aucs(home) == local_reference
     assert_one_finished_run_per_job(home)
     assert list((home / "submitit").iterdir()), "submitit's job folder"
+    before = {r.info.run_id: r.info.status for r in finished_runs(home)}
+    again = bench(home, *args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads(again.stdout)["jobs_run"] == 0
+    after = {r.info.run_id: r.info.status for r in finished_runs(home)}
+    new_runs = [r for r in finished_runs(home) if r.info.run_id not in before]
+    assert [r.data.tags["level"] for r in new_runs] == ["report"]  # only a new report run
+    assert {k: after[k] for k in before} == before  # the same runs, untouched
 
 
 class FlakyOnce:
@@ -173,8 +186,9 @@ def test_a_job_killed_mid_training_is_redone_once(tmp_path, executor, sig):
     env.pop("MLFLOW_TRACKING_URI", None)
     out, err = tmp_path / "stdout", tmp_path / "stderr"
     with out.open("w") as o, err.open("w") as e:  # files, not pipes nobody reads while it runs
+        flags = ["--num-cpus", "2"] if executor == "ray" else ["--array-parallelism", "2"]
         proc = subprocess.Popen([BENCH, "run", "--suite", str(write_suite(tmp_path, **slow)),
-                                 "--executor", executor, "--json"], env=env, text=True,
+                                 "--executor", executor, *flags, "--json"], env=env, text=True,
                                 stdout=o, stderr=e)
         killed = _kill_a_running_fold(home, proc, sig, 300, err)
         proc.wait(timeout=600)
@@ -199,7 +213,7 @@ def test_engines_are_registered_and_their_flags_checked(cli, tmp_path):
 def test_slurm_without_sbatch_says_what_to_do(cli, tmp_path, bench_home):
     res = cli("run", "--suite", write_suite(tmp_path, **SUITE), "--executor", "slurm")
     assert res.exit_code == 1
-    assert "needs Slurm's sbatch, which is not on PATH" in res.stderr
+    assert "needs Slurm's sbatch and srun, which are not on PATH" in res.stderr
     assert "--executor slurm-local" in res.stderr
     runs = finished_runs(bench_home)
     assert not [r for r in runs if r.info.status == "RUNNING"]
@@ -258,8 +272,9 @@ def test_slurm_refuses_a_store_the_compute_nodes_cannot_reach(cli, tmp_path, mon
     """With sbatch on PATH (a stand-in that is never called: the refusal comes first)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "sbatch").write_text("#!/bin/sh\necho 'sbatch must not be called' >&2\nexit 3\n")
-    (bin_dir / "sbatch").chmod(0o755)
+    for tool in ("sbatch", "srun"):
+        (bin_dir / tool).write_text(f"#!/bin/sh\necho '{tool} must not be called' >&2\nexit 3\n")
+        (bin_dir / tool).chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     res = cli("run", "--suite", write_suite(tmp_path, **SUITE), "--executor", "slurm",
               "--partition", "gpu")
@@ -316,3 +331,120 @@ def test_dry_run_marks_what_a_run_would_skip(cli, tmp_path, bench_home):
     changed = cli("run", "--suite", suite, "--dry-run", "--json",
                   "--set", "finetune_defaults.epochs=3").json()
     assert changed["pretrain_finished"] == ["digits"] and changed["runs_to_do"] == 4
+
+
+@pytest.mark.parametrize("address", ["ray://192.0.2.7:10001", "192.0.2.7:6379"])
+def test_ray_refuses_a_local_store_for_workers_on_other_machines(cli, tmp_path, bench_home,
+                                                                 address):
+    """A ray:// client URI or a head that is not this host (192.0.2.x is TEST-NET: no machine
+    has it) fails before any run is opened; nothing connects to it."""
+    res = cli("run", "--suite", write_suite(tmp_path, **SUITE), "--executor", "ray",
+              "--address", address)
+    assert res.exit_code == 1, res.stderr
+    assert f"--address {address}" in res.stderr
+    assert "local SQLite file workers there cannot reach" in res.stderr
+    assert "team server (mlflow/team" in res.stderr
+    assert "MLFLOW_TRACKING_URI=http://HOST:5000" in res.stderr
+    assert finished_runs(bench_home) == []  # no run was created
+
+
+def test_ray_knows_which_addresses_are_this_machine():
+    import socket
+
+    from benchmark.executors.ray import is_this_host, remote_address
+
+    for local in (None, "auto", "127.0.0.1:6379", "localhost:6379", "[::1]:6379",
+                  "ray://127.0.0.1:10001", f"{socket.gethostname()}:6379"):
+        assert remote_address(local) is None, local
+    assert "client URI of another machine" in remote_address("ray://192.0.2.7:10001")
+    assert "not this machine" in remote_address("192.0.2.7:6379")
+    assert not is_this_host("192.0.2.7") and is_this_host("127.0.0.1")
+
+
+def test_ray_num_cpus_is_for_a_local_instance_only(cli, tmp_path):
+    suite = write_suite(tmp_path, **SUITE)
+    res = cli("run", "--suite", suite, "--executor", "ray", "--address", "127.0.0.1:6379",
+              "--num-cpus", "2")
+    assert res.exit_code == 1
+    assert "--num-cpus sizes a Ray instance started here" in res.stderr
+    assert "Drop --num-cpus" in res.stderr
+    res = cli("run", "--suite", suite, "--executor", "slurm-local", "--num-cpus", "2")
+    assert res.exit_code == 2 and "--num-cpus do(es) not apply to --executor slurm-local" \
+        in res.stderr
+
+
+@pytest.mark.parametrize("executor,module,extra", [("ray", "ray", "ray"),
+                                                   ("slurm-local", "submitit", "slurm")])
+def test_the_cli_without_an_engine_names_its_extra(tmp_path, executor, module, extra):
+    """The bench command in a Python whose ``import MODULE`` fails (a package of that name
+    first on PYTHONPATH that raises ImportError, as a missing package does)."""
+    shim = tmp_path / "shim" / module
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text(f"raise ImportError('No module named {module}')\n")
+    env = {**os.environ, "BENCH_HOME": str(tmp_path / "home"),
+           "PYTHONPATH": os.pathsep.join([str(shim.parent), os.environ.get("PYTHONPATH", "")])}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    res = subprocess.run([BENCH, "run", "--suite", str(write_suite(tmp_path, **SUITE)),
+                          "--executor", executor], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode != 0
+    assert f"needs {module}, which is not installed" in res.stderr
+    assert f'pip install -e ".[{extra}]"' in res.stderr
+    assert not (tmp_path / "home" / "mlflow.db").exists()  # failed before any work
+
+
+def _record_sbatch(tmp_path: Path, monkeypatch) -> Path:
+    """An sbatch on PATH that keeps each submission script and answers as Slurm does (and
+    an srun that must not be called: submitit looks for it)."""
+    bin_dir, seen = tmp_path / "bin", tmp_path / "sbatch-scripts"
+    bin_dir.mkdir()
+    seen.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\necho 'srun must not be called' >&2\nexit 3\n")
+    (bin_dir / "srun").chmod(0o755)
+    (bin_dir / "sbatch").write_text(
+        "#!/bin/sh\n"
+        f'n=$(ls "{seen}" | wc -l)\n'
+        f'cp "$1" "{seen}/$n.sh"\n'
+        'echo "Submitted batch job $((1000 + n))"\n')
+    (bin_dir / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return seen
+
+
+def test_slurm_submits_the_ready_jobs_as_arrays_slurm_throttles(tmp_path, monkeypatch):
+    """Five ready jobs, three wanting a GPU: two sbatch calls, each one array whose
+    ``%P`` is --array-parallelism; the card-only ones ask for no GPU. The driver itself keeps
+    no cap for Slurm (only for slurm-local, whose executor has no arrays)."""
+    from benchmark.executors import make_executor
+    from benchmark.executors.base import Job
+    from benchmark.executors.slurm import _SubmititEngine
+
+    seen = _record_sbatch(tmp_path, monkeypatch)
+    ex = make_executor("slurm", folder=str(tmp_path / "submitit"), partition="gpu",
+                       gpus_per_job=1, array_parallelism=2)
+    local = make_executor("slurm-local", folder=str(tmp_path / "local"), array_parallelism=2)
+    assert (ex.slots, local.slots) == (None, 2)
+    jobs = [Job(f"k{i}", f"job {i}", "fold" if i < 3 else "probe", call=len,
+                gpus=1.0 if i < 3 else 0.0) for i in range(5)]
+    handles = _SubmititEngine(ex).submit([(j, []) for j in jobs])
+    assert [h.job_id for h in handles] == ["1000_0", "1000_1", "1000_2", "1001_0", "1001_1"]
+    gpu, cpu = (s.read_text() for s in sorted(seen.iterdir()))
+    assert "#SBATCH --array=0-2%2" in gpu and "#SBATCH --gpus-per-node=1" in gpu
+    assert "#SBATCH --array=0-1%2" in cpu and "gpus" not in cpu
+    assert "#SBATCH --partition=gpu" in gpu and "#SBATCH --partition=gpu" in cpu
+
+
+def test_slurm_without_gpus_warns_that_jobs_train_on_cpu(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from benchmark.executors import make_executor
+    from benchmark.executors.base import Job
+
+    _record_sbatch(tmp_path, monkeypatch)
+    ex = make_executor("slurm", folder=str(tmp_path / "submitit"))
+    with caplog.at_level(logging.WARNING, logger="benchmark.executors.slurm"):
+        ex._warn_without_gpus([Job("p", "probe", "probe", call=len)])
+        assert not caplog.records  # nothing wanted a GPU: no warning
+        ex._warn_without_gpus([Job("f", "fold", "fold", call=len, gpus=1.0)])
+    (record,) = caplog.records
+    assert "without --gpus-per-job" in record.message and "train on CPU" in record.message

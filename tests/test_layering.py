@@ -1,6 +1,7 @@
-"""Dependencies point one way: registry <- bench_core <- probes and the benchmark engine <- CLI.
-Read from the source (every import statement, top level or inside functions) and checked by
-importing in a clean interpreter."""
+"""Dependencies point one way: registry <- bench_core <- probes <- the benchmark engine <- CLI.
+The engine sits above the probes (benchmark imports probes to run and report them; probes never
+import benchmark), so the two never import each other. Read from the source (every import
+statement, top level or inside functions) and checked by importing in a clean interpreter."""
 
 from __future__ import annotations
 

@@ -7,9 +7,10 @@ whose results exist already (finished in an earlier run) come in ``done`` and ar
 ``inline`` jobs are cheap bookkeeping the driver runs itself, whatever the engine.
 
 Failure rules, the same for every engine: a :class:`~registry.errors.BenchError` raised by a job
-is a deterministic user-facing failure and is never retried; any other exception is the
-engine's to retry (Ray's ``max_retries``, Slurm's requeue); a job whose dependency failed is
-not run and fails with that reason. Engines are registered by name (:data:`EXECUTORS`); a new
+is a deterministic user-facing failure and is never retried; a job whose dependency failed is
+not run and fails with that reason. What else is retried is the engine's: Ray retries a task
+that raises any other exception or whose worker dies (``max_retries``); submitit requeues a
+Slurm job only when it is preempted or times out, and any other exception fails the job. Engines are registered by name (:data:`EXECUTORS`); a new
 engine is one new module in this folder with a ``register_executor`` decorator.
 """
 

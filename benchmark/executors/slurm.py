@@ -1,16 +1,21 @@
-"""The Slurm executor, through submitit: jobs whose dependencies are done are submitted
-together as one Slurm job array (``--array-parallelism`` at most in flight), results come back
-through submitit's pickles in a shared folder, and a preempted or timed-out job is requeued by
-submitit (every job is checkpointable: it resumes from what the tracking store holds).
+"""The Slurm executor, through submitit: every job whose dependencies are done is submitted in
+one go, as one Slurm job array (two when some of them need no GPU: card-only probes ask for
+none), and Slurm runs at most ``--array-parallelism`` tasks of each array at once
+(``#SBATCH --array=0-N%P``). Results come back through submitit's pickles in a shared folder; a
+job that is preempted or times out is requeued by submitit (every job is checkpointable: it
+resumes from what the tracking store holds). Any other exception fails the job, unretried.
 
 ``slurm-local`` is the same code path on submitit's local executor (one subprocess per job on
 this machine): how it is tested here, and a way to run jobs in separate processes without Ray.
+The local executor starts every job of a batch at once and knows no array parallelism, so for
+it alone the driver keeps at most ``--array-parallelism`` jobs in flight.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +45,7 @@ class SubmititCall:
 
 class _SubmititExecutor:
     cluster = "slurm"
+    requires = ("submitit", "slurm")  # module, extra
 
     def __init__(self, folder: str, partition: str | None = None, gpus_per_job: int = 0,
                  cpus_per_job: int = 1, array_parallelism: int = 2, timeout_min: int = 24 * 60,
@@ -52,16 +58,32 @@ class _SubmititExecutor:
         self.threads_per_job = cpus_per_job
         self._check()  # before any work: a plan that cannot run here fails at once
 
+    @property
+    def slots(self) -> int | None:
+        """Jobs the driver keeps in flight at most: none, Slurm throttles each array itself."""
+        return None
+
     def run(self, jobs: Sequence[Job], done: Mapping[str, Any],
             on_outcome: OutcomeCallback) -> dict[str, JobOutcome]:
-        return drive(_SubmititEngine(self.executor(), self), jobs, done, on_outcome)
+        self._warn_without_gpus(jobs)
+        return drive(_SubmititEngine(self), jobs, done, on_outcome)
 
-    def executor(self):
+    def _warn_without_gpus(self, jobs: Sequence[Job]) -> None:
+        wanting = sum(1 for j in jobs if j.gpus and not j.inline)
+        if wanting and not self.gpus_per_job:
+            log.warning("--executor %s without --gpus-per-job: %d job(s) that would use a GPU "
+                        "get none and train on CPU (slowly). Pass --gpus-per-job 1 to give each "
+                        "a GPU, or --device cpu to mean it.", self.name, wanting)
+
+    def executor(self, gpus: int):
+        """A submitit executor whose jobs get ``gpus`` GPUs each (none asked for when 0)."""
         submitit = import_extra("submitit", "slurm")
         ex = submitit.AutoExecutor(folder=self.folder / "%j", cluster=self.cluster)
         params: dict[str, Any] = {"timeout_min": self.timeout_min, "cpus_per_task": self.cpus_per_job,
-                                  "gpus_per_node": self.gpus_per_job, "name": "transfer-bench",
+                                  "name": "transfer-bench",
                                   "slurm_array_parallelism": self.array_parallelism}
+        if gpus:
+            params["gpus_per_node"] = gpus
         if self.partition:
             params["slurm_partition"] = self.partition
         if self.mem_gb:
@@ -71,8 +93,13 @@ class _SubmititExecutor:
 
     def _check(self) -> None:
         import_extra("submitit", "slurm")
-        if shutil.which("sbatch") is None:
-            raise ExecutorError("--executor slurm needs Slurm's sbatch, which is not on PATH.",
+        if self.array_parallelism < 1:
+            raise ExecutorError(f"--array-parallelism must be at least 1, got "
+                                f"{self.array_parallelism}.", "Pass how many jobs may run at once.")
+        missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
+        if missing:
+            raise ExecutorError(f"--executor slurm needs Slurm's {' and '.join(missing)}, "
+                                f"which {'is' if len(missing) == 1 else 'are'} not on PATH.",
                                 "Run on the cluster's login node, or use --executor slurm-local "
                                 "(same code path, jobs as local processes) or ray.")
         if self.local_store:
@@ -90,32 +117,48 @@ class SlurmExecutor(_SubmititExecutor):
 @register_executor("slurm-local")
 class SlurmLocalExecutor(_SubmititExecutor):
     """submitit's local executor: the same path, jobs as processes on this machine (a local
-    store is fine). Array parallelism bounds how many run at once."""
+    store is fine). It starts every job it is given at once, so the driver keeps at most
+    ``array_parallelism`` in flight."""
 
     name, cluster = "slurm-local", "local"
 
+    @property
+    def slots(self) -> int | None:
+        return self.array_parallelism
+
     def _check(self) -> None:
         import_extra("submitit", "slurm")
+        if self.array_parallelism < 1:
+            raise ExecutorError(f"--array-parallelism must be at least 1, got "
+                                f"{self.array_parallelism}.", "Pass how many jobs may run at once.")
 
 
 class _SubmititEngine:
     chains = False  # submitit passes values, not handles: submit once dependencies are done
 
-    def __init__(self, executor, owner: _SubmititExecutor) -> None:
-        self.executor, self.owner = executor, owner
-        self.slots = owner.array_parallelism
+    def __init__(self, owner: _SubmititExecutor) -> None:
+        self.owner, self.slots = owner, owner.slots
+        self._executors: dict[int, Any] = {}  # GPUs per job -> submitit executor
 
     def submit(self, batch: list[tuple[Job, list[Any]]]) -> list[Any]:
-        with self.executor.batch():  # one job array
-            handles = [self.executor.submit(SubmititCall(job, dict(zip(job.deps, deps))))
-                       for job, deps in batch]
-        for job, handle in zip(batch, handles):
-            log.debug("%s submitted as job %s", job[0].label, handle.job_id)
+        """The batch as one job array per GPU request (jobs needing a GPU, jobs needing none)."""
+        groups: dict[int, list[int]] = {}
+        for i, (job, _) in enumerate(batch):
+            groups.setdefault(self.owner.gpus_per_job if job.gpus else 0, []).append(i)
+        handles: list[Any] = [None] * len(batch)
+        for gpus, indices in groups.items():
+            if gpus not in self._executors:
+                self._executors[gpus] = self.owner.executor(gpus)
+            ex = self._executors[gpus]
+            with ex.batch():  # one job array
+                for i in indices:
+                    job, deps = batch[i]
+                    handles[i] = ex.submit(SubmititCall(job, dict(zip(job.deps, deps))))
+            log.info("%d job(s) submitted together (%d GPU each): %s", len(indices), gpus,
+                     ", ".join(f"{batch[i][0].label} as {handles[i].job_id}" for i in indices))
         return handles
 
     def wait(self, handles: list[Any]) -> list[tuple[int, Ran | BaseException]]:
-        import time
-
         while True:
             finished = [i for i, h in enumerate(handles) if h.done()]
             if finished:

@@ -6,7 +6,9 @@
 Each executor gets a fresh BENCH_HOME with the datasets registered beforehand (registration is
 not timed) and runs the whole grid: pretraining, every fold, the pairs, no probes. Prints per
 executor: wall time and its ratio to local, jobs per minute, the work (sum of the jobs' own
-times where they ran) and the overhead per job, (wall - work / slots) / jobs. Then, from the
+times where they ran) and the overhead per job, (wall - work / slots) / jobs. Ray and submitit
+both get ``--slots`` parallel jobs (Ray starts with ``num_cpus=slots``, one CPU per job;
+submitit's array parallelism is ``slots``), so the formula holds on any machine. Then, from the
 local run's per-job times, the wall time a greedy scheduler would reach with N workers (one GPU
 each), dependencies honoured: what to expect from N GPUs before engine overhead.
 """
@@ -38,7 +40,7 @@ def suite(epochs: int, size: int) -> dict:
 def run_one(executor: str, suite_file: Path, root: Path, slots: int) -> dict:
     paths = BenchPaths(root / executor)
     plan = api.plan_suite(suite_file, paths)  # registers the datasets: not timed
-    engine = {"local": {"cpus_per_job": 1}, "ray": {"cpus_per_job": 1},
+    engine = {"local": {"cpus_per_job": 1}, "ray": {"cpus_per_job": 1, "num_cpus": slots},
               "slurm-local": {"cpus_per_job": 1, "array_parallelism": slots}}[executor]
     options = api.RunOptions(executor=executor, executor_options=engine, device="auto",
                              system_metrics=False)
