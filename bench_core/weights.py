@@ -2,7 +2,9 @@
 
 A weights spec names trained weights:
 
-- ``file:PATH`` or a bare ``PATH.safetensors`` / ``PATH.pth``: a state dict file;
+- ``file:PATH`` or a bare ``PATH.safetensors`` / ``PATH.pth``: a state dict file (it does not
+  say its architecture: a suite's or probe's ``arch`` does; as an estimator probe's model,
+  ``SOURCE=PATH.safetensors`` also says which dataset it was pretrained on);
 - ``local-dir:PATH``: a folder in the timm / Hugging Face layout (``config.json`` +
   ``model.safetensors``), as ``bench publish`` writes it and ``timm.create_model("local-dir:PATH")``
   reads it;
@@ -117,14 +119,17 @@ def _from_registry(spec: str, cache: Path | None, tracking_uri: str | None) -> R
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    name, version = _registry_version(MlflowClient(tracking_uri), spec)
+    client = MlflowClient(tracking_uri)
+    name, version = _registry_version(client, spec)
     folder = (cache or Path.home() / ".cache" / "transfer-bench" / "registry") / name / version
     if not (folder / WEIGHTS).is_file():
         folder.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:  # nothing partial stays
-            try:
+            try:  # the version's own artifact URI: a models:/ URI would be looked up in the
+                # process-wide registry (MLflow's default store in the working directory)
                 got = Path(mlflow.artifacts.download_artifacts(
-                    f"models:/{name}/{version}", tracking_uri=tracking_uri, dst_path=tmp))
+                    client.get_model_version_download_uri(name, version),
+                    tracking_uri=tracking_uri, dst_path=tmp))
             except MlflowException as err:
                 raise WeightsError(f"Could not download {spec}: {err.message[:300]}",
                                    "Check MLFLOW_TRACKING_URI points at the store that holds "
@@ -140,11 +145,14 @@ def _from_registry(spec: str, cache: Path | None, tracking_uri: str | None) -> R
 
 def _from_hub(repo: str, spec: str, cache: Path | None) -> ResolvedWeights:
     """A published folder on the Hugging Face Hub, downloaded (online) into ``cache``."""
+    import os
+
     from huggingface_hub import snapshot_download
 
-    try:
+    try:  # HF_ENDPOINT read now (huggingface_hub reads it once, when first imported)
         folder = snapshot_download(repo, allow_patterns=[CONFIG, WEIGHTS, "README.md"],
-                                   cache_dir=str(cache) if cache else None, etag_timeout=5)
+                                   cache_dir=str(cache) if cache else None, etag_timeout=5,
+                                   endpoint=os.environ.get("HF_ENDPOINT") or None)
     except Exception as err:  # offline, unknown repo, gated: many error types
         raise WeightsError(f"Could not download {spec} from the Hugging Face Hub "
                            f"({type(err).__name__}).", "Connect to the internet (and set HF_TOKEN "
@@ -204,17 +212,34 @@ def load_state(path: Path) -> dict:
 
 
 def source_model(spec: str, cache: Path | None = None, tracking_uri: str | None = None,
-                 image_size: tuple[int, int] | None = None):
-    """A published model as the source model of the dataset its folder names (for the
-    estimator probes): folder or registry specs only, since they say architecture and source."""
+                 image_size: tuple[int, int] | None = None, arch: str | None = None):
+    """A published model as the source model of the dataset it was pretrained on (for the
+    estimator probes). A folder or registry spec says its architecture, source and input size;
+    a bare weights file (``SOURCE=PATH.safetensors``) says none of them: the source comes from
+    ``SOURCE=``, the architecture and input size from ``arch`` and ``image_size`` (the caller's
+    suite), and without them it fails clearly."""
+    import re
+
     from bench_core.sources import SourceModel
 
+    named = re.fullmatch(r"([a-z0-9][a-z0-9_.\-]*)=(.+)", spec)
+    source, spec = (named.group(1), named.group(2)) if named else (None, spec)
     resolved = resolve(spec, cache, tracking_uri)
-    if not resolved.arch or not resolved.source:
-        raise WeightsError(f"{spec} does not say which architecture and source dataset it is.",
-                           "Give a folder written by `bench publish` (local-dir:PATH) or a "
-                           "registry model (models:/NAME@ALIAS).")
+    source = source or resolved.source
+    if not source:
+        raise WeightsError(f"{spec} does not say which source dataset it was pretrained on.",
+                           f"Name it: SOURCE={spec} (e.g. digits={spec}), or give a folder "
+                           "written by `bench publish` (local-dir:PATH) or a registry model "
+                           "(models:/NAME@ALIAS).")
+    arch = resolved.arch or arch
+    if not arch:
+        raise WeightsError(f"{spec} is a bare weights file: it does not say its architecture.",
+                           "The estimator probes take the architecture.name of the suite in "
+                           "their suite option (--option suite=NAME); or publish it with "
+                           "`bench publish` (its folder records the architecture).")
     size = resolved.input_size or image_size
     if size is None:
-        raise WeightsError(f"{spec} records no input size.", "Publish it again.")
-    return SourceModel(resolved.source, resolved.arch, str(resolved.path), tuple(size))
+        raise WeightsError(f"{spec} records no input size.",
+                           "Give the suite whose pretrain image_size it was trained at "
+                           "(--option suite=NAME), or publish it again.")
+    return SourceModel(source, arch, str(resolved.path), tuple(size))

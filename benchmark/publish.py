@@ -67,10 +67,26 @@ class _Trained:
     card: dict
     classes: tuple[str, ...]
     train: dict
+    # a fine-tuned fold model (a fold run of a suite with keep_models on): its target and
+    # the target's dataset card (classes are then the target's), fold, repeat and test AUC
+    target: str | None = None
+    target_card: dict = field(default_factory=dict)
+    fold: int | None = None
+    repeat: int | None = None
+    test_auc: float | None = None
+
+    @property
+    def name(self) -> str:
+        return model_name(self.suite, self.source, self.target)
+
+    @property
+    def run_key(self) -> str:
+        """The version tag / param naming the run the model comes from."""
+        return "fold_run_id" if self.target else "pretrain_run_id"
 
 
-def model_name(suite: str, source: str) -> str:
-    return f"tb-{suite}-{source}"
+def model_name(suite: str, source: str, target: str | None = None) -> str:
+    return f"tb-{suite}-{source}" + (f"-to-{target}" if target else "")
 
 
 def find_pretraining(tracker: Tracker, source: str, suite: str, paths: BenchPaths,
@@ -82,11 +98,14 @@ def find_pretraining(tracker: Tracker, source: str, suite: str, paths: BenchPath
 
     run = tracker.client.get_run(run_id) if run_id else _latest_pretrain(tracker, source, suite)
     tags = run.data.tags
+    if tags.get("level") == "fold" and run.info.status == "FINISHED":
+        return find_fold_model(tracker, run, suite, paths)
     if tags.get("level") != "pretrain" or run.info.status != "FINISHED":
         raise PublishError(f"Run {run.info.run_id} is a {tags.get('level', 'foreign')} run "
-                           f"({run.info.status}); only finished pretraining runs keep weights "
-                           "(fine-tuned fold models are not stored).",
-                           "Give a `pretrain: SOURCE` run, or the source and --suite.")
+                           f"({run.info.status}); only finished pretraining runs and finished "
+                           "fine-tuning fold runs with a kept model can be published.",
+                           "Give a `pretrain: SOURCE` run or a fold run, or the source and "
+                           "--suite.")
     path = weights_path(paths.home, tags["config_hash"])
     if not path.is_file() and not fetch_weights(tracker, tags["config_hash"], path):
         raise PublishError(f"The weights of run {run.info.run_id} are neither in {path} nor in "
@@ -99,6 +118,59 @@ def find_pretraining(tracker: Tracker, source: str, suite: str, paths: BenchPath
                     record.card if record else {}, tuple(record.classes) if record else (),
                     {k.removeprefix("train."): v for k, v in params.items()
                      if k.startswith("train.")})
+
+
+KEPT_TAG = "kept_model"  # "1" on a fold run whose fine-tuned model is in its artifacts
+KEPT_DIR = "model"  # where: model/config.json, model/model.safetensors
+
+
+def find_fold_model(tracker: Tracker, run, suite: str, paths: BenchPaths) -> _Trained:
+    """The fine-tuned model a finished fold run kept (``keep_models: true``), downloaded once
+    into ``BENCH_HOME/kept-models/RUN_ID`` and checked against the SHA-256 it records."""
+    from bench_core.weights import WeightsError, from_folder
+    from registry.store import RegistryStore
+
+    tags, run_id = run.data.tags, run.info.run_id
+    pair = f"{tags.get('source')} -> {tags.get('target')}"
+    if tags.get(KEPT_TAG) != "1":
+        raise PublishError(
+            f"Fold run {run_id} ({pair}, fold {tags.get('fold')}) kept no fine-tuned model: "
+            "fold models are kept only when the suite's fine-tuning settings say "
+            "`keep_models: true` (finetune_defaults, or targets.TARGET.finetune). The setting "
+            "changes no result, so it is not in the config hash and a fold that finished "
+            "without it is not redone: this run cannot be published.",
+            "Set `keep_models: true` and run the suite into another BENCH_HOME (or another "
+            "tracking store), then publish one of its fold runs.")
+    folder = paths.home / "kept-models" / run_id
+    if not folder.is_dir():
+        _download_kept(tracker, run_id, folder)
+    try:
+        resolved = from_folder(folder, f"run {run_id}")
+    except WeightsError as err:
+        raise PublishError(f"The kept model of fold run {run_id} is damaged: {err.args[0]}",
+                           f"Remove {folder} and publish again.") from None
+    store = RegistryStore(paths.registry_db)
+    src, tgt = store.get(tags["source"]), store.get(tags["target"])
+    params = run.data.params
+    return _Trained(tags["source"], tags.get("suite", suite), run_id, tags["config_hash"],
+                    resolved.path, params["arch.name"], tuple(resolved.input_size),
+                    src.card if src else {}, resolved.label_names,
+                    {k.removeprefix("train."): v for k, v in params.items()
+                     if k.startswith("train.")},
+                    tags["target"], tgt.card if tgt else {}, int(tags.get("fold", 0)),
+                    int(tags.get("repeat", 0)), run.data.metrics.get("test_auc"))
+
+
+def _download_kept(tracker: Tracker, run_id: str, folder: Path) -> None:
+    import mlflow.artifacts
+
+    with atomic_folder(folder, keep_existing=True) as tmp:
+        got = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=KEPT_DIR,
+                                                       dst_path=str(tmp),
+                                                       tracking_uri=tracker.uri))
+        for f in (CONFIG, WEIGHTS):
+            (got / f).replace(tmp / f)
+        got.rmdir()
 
 
 def _latest_pretrain(tracker: Tracker, source: str, suite: str):
@@ -122,6 +194,8 @@ def source_results(tracker: Tracker, trained: _Trained) -> tuple[list[dict], dic
     except BenchError:
         return [], {}
     mine = table[(table["source"] == trained.source) & (table["kind"] == "transfer")]
+    if trained.target:  # a fine-tuned model: its own pair only
+        mine = mine[mine["target"] == trained.target]
     rows = [{k: (None if v != v else v) for k, v in r.items() if k != "run_id"}
             for r in mine.to_dict(orient="records")]
     distances = {}
@@ -134,41 +208,60 @@ def source_results(tracker: Tracker, trained: _Trained) -> tuple[list[dict], dic
 
 
 def write_folder(model, trained: _Trained, results: list[dict], distances: dict,
-                 out: Path) -> Path:
+                 out: Path, alias: str) -> Path:
     """The timm / Hugging Face folder, written to a temporary sibling and renamed into place
     (an existing folder is replaced only once the new one is complete)."""
+    with atomic_folder(out) as tmp:
+        ours = {"source": trained.source, "suite": trained.suite,
+                "config_hash": trained.config_hash, "run_id": trained.run_id}
+        if trained.target:
+            ours |= {"target": trained.target, "fold": trained.fold, "repeat": trained.repeat}
+        cfg = save_timm_files(model, tmp, trained.image_size, trained.classes, ours)
+        (tmp / "README.md").write_text(model_card(trained, cfg, results, distances, alias))
+    return out
+
+
+def save_timm_files(model, folder: Path, image_size: tuple[int, int],
+                    classes: tuple[str, ...] | list[str], ours: dict[str, Any]) -> dict:
+    """``model.safetensors`` and timm's ``config.json`` (label names, input size, ImageNet
+    mean/std) in ``folder``, with our section ``ours`` and the weights' SHA-256; returns the
+    config. Used for published folders and for the models fold runs keep."""
     from timm.models import save_for_hf
 
     from bench_core.batches import IMAGENET_MEAN, IMAGENET_STD
 
-    with atomic_folder(out) as tmp:
-        h, w = trained.image_size
-        save_for_hf(model, tmp, safe_serialization=True,
-                    model_config={"label_names": list(trained.classes)},
-                    data_config={"input_size": (3, h, w), "mean": IMAGENET_MEAN,
-                                 "std": IMAGENET_STD, "crop_pct": 1.0,
-                                 "interpolation": "bilinear"})
-        cfg = json.loads((tmp / CONFIG).read_text())
-        cfg[OURS] = {"source": trained.source, "suite": trained.suite,
-                     "config_hash": trained.config_hash, "run_id": trained.run_id,
-                     "weights_sha256": file_digest(tmp / WEIGHTS)}
-        (tmp / CONFIG).write_text(json.dumps(cfg, indent=2))
-        (tmp / "README.md").write_text(model_card(trained, cfg, results, distances))
-    return out
+    h, w = image_size
+    save_for_hf(model, folder, safe_serialization=True,
+                model_config={"label_names": list(classes)},
+                data_config={"input_size": (3, h, w), "mean": IMAGENET_MEAN,
+                             "std": IMAGENET_STD, "crop_pct": 1.0, "interpolation": "bilinear"})
+    cfg = json.loads((folder / CONFIG).read_text())
+    cfg[OURS] = {**ours, "weights_sha256": file_digest(folder / WEIGHTS)}
+    (folder / CONFIG).write_text(json.dumps(cfg, indent=2))
+    return cfg
 
 
-def model_card(trained: _Trained, cfg: dict, results: list[dict], distances: dict) -> str:
+def model_card(trained: _Trained, cfg: dict, results: list[dict], distances: dict,
+               alias: str) -> str:
     """The model card: what the model is, its data (the dataset card), how it was trained,
-    how it transfers, how to load and cite it."""
-    card = trained.card
-    name = model_name(trained.suite, trained.source)
+    how it transfers, how to load (registry name and ``alias``) and cite it."""
+    card = trained.target_card if trained.target else trained.card
+    name = trained.name
     lines = ["---", "library_name: timm", f"license: {_license(card)}",
-             "tags: [image-classification, timm, transfer-bench]", "---", "",
-             f"# {name}", "",
-             f"A timm `{trained.arch}` pretrained on **{trained.source}** by the transfer-bench "
-             f"suite `{trained.suite}` (config hash `{trained.config_hash}`, MLflow run "
-             f"`{trained.run_id}`), published so others can start from it.", "",
-             "## Source dataset", ""]
+             "tags: [image-classification, timm, transfer-bench]", "---", "", f"# {name}", ""]
+    if trained.target:
+        auc = "" if trained.test_auc is None else f", test AUC **{trained.test_auc:.4f}**"
+        lines += [f"A timm `{trained.arch}` **fine-tuned** from **{trained.source}** to "
+                  f"**{trained.target}** ({trained.source} -> {trained.target}) by the "
+                  f"transfer-bench suite `{trained.suite}`: fold {trained.fold}, repeat "
+                  f"{trained.repeat}{auc} on the fold's held-out test split (config hash "
+                  f"`{trained.config_hash}`, MLflow fold run `{trained.run_id}`), published so "
+                  "others can use or start from it.", "", "## Target dataset", ""]
+    else:
+        lines += [f"A timm `{trained.arch}` pretrained on **{trained.source}** by the "
+                  f"transfer-bench suite `{trained.suite}` (config hash "
+                  f"`{trained.config_hash}`, MLflow run `{trained.run_id}`), published so "
+                  "others can start from it.", "", "## Source dataset", ""]
     for key in ("description", "origin", "modality", "license", "homepage"):
         if card.get(key):
             lines.append(f"- **{key}**: {card[key]}")
@@ -176,7 +269,8 @@ def model_card(trained: _Trained, cfg: dict, results: list[dict], distances: dic
               "## Training", "", f"- architecture: `{trained.arch}`, input "
               f"{trained.image_size[0]}x{trained.image_size[1]}, ImageNet mean/std",
               *[f"- {k}: {v}" for k, v in sorted(trained.train.items())], "",
-              "## Transfer results (suite targets)", ""]
+              "## Transfer results " + ("(this pair, over all its folds)" if trained.target
+                                        else "(suite targets)"), ""]
     if results:
         lines += ["| target | AUC mean | AUC std | transferability % (Eq. 1) mean | std |",
                   "|---|---|---|---|---|"]
@@ -192,8 +286,11 @@ def model_card(trained: _Trained, cfg: dict, results: list[dict], distances: dic
         lines.append("No probes were logged for the suite.")
     lines += ["", "## Use", "", "```python", "import timm",
               "model = timm.create_model('local-dir:PATH/TO/THIS/FOLDER', pretrained=True)",
-              "```", "", f"In transfer-bench: a suite source with `weights: models:/{name}@published` "
-              "(or models:/{name}/latest) or `local-dir:PATH`, or `bench probe task2vec --option weights=local-dir:PATH`.",
+              "```", "", "In transfer-bench, as a suite source (`weights:`), a Task2Vec probe "
+              "network (`bench probe task2vec --option weights=...`) or an estimator probe's "
+              f"model (`--option models=[...]`): `models:/{name}@{alias}` (this version in the "
+              f"MLflow Model Registry), `models:/{name}/latest` (its newest version) or "
+              "`local-dir:PATH/TO/THIS/FOLDER`.",
               "", "## Citation", "", "Cite the source dataset:", "", "```",
               (card.get("citation") or "(no citation in the dataset card)").strip(), "```", "",
               "and the transfer-learning benchmark protocol (Cheplygina et al., \"Cats, not CAT "
@@ -226,18 +323,19 @@ def _f(v, digits: int = 4) -> str:
 
 
 def register(model, tracker: Tracker, trained: _Trained, folder: Path, results: list[dict],
-             alias: str) -> tuple[str, str]:
+             alias: str, pushed: str | None = None) -> tuple[str, str]:
     """A ``publish: SOURCE`` run logging the PyTorch flavour with the folder as extra files,
-    registered as a new version of the model, ``alias`` pointing at it; returns (version,
-    run id)."""
+    registered as a new version of the model, ``alias`` pointing at it (tagged ``hub`` with
+    where it was pushed); returns (version, run id)."""
     import mlflow
     import mlflow.pytorch
     import timm
     import torch
 
-    name = model_name(trained.suite, trained.source)
+    name = trained.name
     tags = {**tracker.base_tags(), "level": "publish", "suite": trained.suite,
-            "source": trained.source, "config_hash": trained.config_hash}
+            "source": trained.source, "config_hash": trained.config_hash,
+            **({"target": trained.target} if trained.target else {})}
     with contextlib.redirect_stdout(sys.stderr), \
             mlflow.start_run(experiment_id=tracker.experiment_id,
                              run_name=f"publish: {trained.source}", tags=tags) as run:
@@ -246,74 +344,134 @@ def register(model, tracker: Tracker, trained: _Trained, folder: Path, results: 
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}",
                               f"timm=={timm.__version__}"],
             extra_files=[str(folder / f) for f in (CONFIG, WEIGHTS, "README.md")])
-        mlflow.log_param("pretrain_run_id", trained.run_id)
+        mlflow.log_param(trained.run_key, trained.run_id)
     version = str(info.registered_model_version)
     client = tracker.client
     client.set_registered_model_tag(name, REGISTRY_TAG, "true")
     client.set_registered_model_alias(name, alias, version)
     version_tags = {"source": trained.source, "suite": trained.suite, "arch": trained.arch,
-                    "config_hash": trained.config_hash, "pretrain_run_id": trained.run_id,
+                    "config_hash": trained.config_hash, trained.run_key: trained.run_id,
                     "folder": str(folder)}
+    if trained.target:
+        version_tags |= {"target": trained.target, "fold": str(trained.fold),
+                         "repeat": str(trained.repeat), "test_auc": _f(trained.test_auc)}
+    if pushed:
+        version_tags["hub"] = pushed
     for r in results:
-        version_tags[f"auc_mean.{r['target']}"] = _f(r["auc_mean"])
-        version_tags[f"transferability_mean.{r['target']}"] = _f(r["transferability_mean"], 2)
+        for stat, digits in (("auc_mean", 4), ("auc_std", 4), ("transferability_mean", 2),
+                             ("transferability_std", 2)):
+            version_tags[f"{stat}.{r['target']}"] = _f(r[stat], digits)
     for key, value in version_tags.items():
         client.set_model_version_tag(name, version, key, value)
     return version, run.info.run_id
 
 
-def push(folder: Path, repo: str, environ: dict[str, str]) -> str:
-    """Upload ``folder`` to the Hugging Face Hub repo ``hf:ORG/REPO`` with the token from the
-    environment (HF_TOKEN; never logged or written). Offline it fails at once, folder intact."""
+@dataclass(frozen=True)
+class HubTarget:
+    """A checked ``--push hf:ORG/REPO``: the repo, the Hub endpoint it was reached at, and
+    the token (from the environment; never logged, printed or written)."""
+
+    repo_id: str
+    endpoint: str
+    token: str = field(repr=False)
+
+    @property
+    def spec(self) -> str:
+        return f"hf-hub:{self.repo_id}"
+
+
+def check_push(repo: str, environ: dict[str, str], folder: Path) -> HubTarget:
+    """Everything about ``--push`` that can be checked before anything is written or
+    registered: the ``hf:ORG/REPO`` syntax, a token, the Hub reachable (HF_ENDPOINT, else
+    huggingface.co; HF_HUB_OFFLINE refuses at once)."""
+    import re
     import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
 
     repo_id = repo.removeprefix("hf:").removeprefix("hf-hub:")
-    ready = f"The folder is ready to upload: {folder}."
-    if not repo.startswith(("hf:", "hf-hub:")) or repo_id.count("/") != 1:
-        raise PublishError(f"--push '{repo}' must look like hf:ORG/REPO.", ready)
-    token = environ.get("HF_TOKEN") or environ.get("HUGGING_FACE_HUB_TOKEN")
-    if not token:
+    later = f"Nothing was written or registered; the folder would be {folder}."
+    if not repo.startswith(("hf:", "hf-hub:")) or \
+            not re.fullmatch(r"[\w.\-]+/[\w.\-]+", repo_id):
+        raise PublishError(f"--push '{repo}' must look like hf:ORG/REPO.", later)
+    if not (environ.get("HF_TOKEN") or environ.get("HUGGING_FACE_HUB_TOKEN")):
         raise PublishError("--push needs a Hugging Face token in HF_TOKEN.",
-                           f"{ready} Set HF_TOKEN (a write token) and publish again.")
+                           f"{later} Set HF_TOKEN (a write token) and publish again, or publish "
+                           "without --push.")
+    if environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise PublishError("--push cannot reach the Hugging Face Hub: HF_HUB_OFFLINE is set.",
+                           f"{later} Unset HF_HUB_OFFLINE, or publish without --push.")
+    endpoint = (environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+    url = urlparse(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
     try:
-        socket.create_connection(("huggingface.co", 443), timeout=5).close()
+        socket.create_connection((url.hostname or "", port), timeout=5).close()
     except OSError as err:
-        raise PublishError(f"--push cannot reach the Hugging Face Hub ({err}).",
-                           f"{ready} Upload it later with `hf upload {repo_id} {folder}` or "
-                           "run bench publish again when online.") from None
+        raise PublishError(f"--push cannot reach the Hugging Face Hub at {endpoint} ({err}).",
+                           f"{later} Publish without --push now and upload the folder later "
+                           f"(`hf upload {repo_id} FOLDER`), or publish again when online.") from None
+    return HubTarget(repo_id, endpoint,
+                     environ.get("HF_TOKEN") or environ["HUGGING_FACE_HUB_TOKEN"])
+
+
+def push(folder: Path, target: HubTarget) -> str:
+    """Upload the prepared ``folder`` as it is to the Hub repo of ``target``; any HTTP or
+    connection error becomes a PublishError saying the folder is ready and where.
+
+    Not timm's ``push_to_hf_hub``: it re-serialises the model into a temporary folder (with
+    ``safe_serialization="both"`` by default also a pickled ``pytorch_model.bin``), writes its
+    own ``config.json`` without our section (source, suite, the weights' SHA-256) and its own
+    generic README when the repo has none; it cannot upload a prepared folder. So the folder
+    timm's ``save_for_hf`` wrote (and our card) goes up with huggingface_hub's ``upload_folder``,
+    tagged as a timm library upload, as timm's helper does."""
+    import timm
     from huggingface_hub import HfApi
 
-    api = HfApi(token=token)
-    api.create_repo(repo_id, exist_ok=True)
-    api.upload_folder(repo_id=repo_id, folder_path=str(folder),
-                      commit_message="Publish with transfer-bench")
+    api = HfApi(endpoint=target.endpoint, token=target.token, library_name="timm",
+                library_version=timm.__version__)
+    try:
+        repo_id = api.create_repo(target.repo_id, exist_ok=True).repo_id
+        api.upload_folder(repo_id=repo_id, folder_path=str(folder),
+                          allow_patterns=[CONFIG, WEIGHTS, "README.md"],
+                          commit_message="Publish with transfer-bench")
+    except Exception as err:  # HfHubHTTPError, and the HTTP library's transport errors
+        raise PublishError(f"--push to {target.repo_id} at {target.endpoint} failed "
+                           f"({type(err).__name__}: {str(err).splitlines()[0][:200]}); nothing "
+                           "was registered.",
+                           f"The folder is ready to upload: {folder}. Upload it with `hf upload "
+                           f"{target.repo_id} {folder}`, or publish again (without --push to "
+                           "only register it).") from None
     return f"hf-hub:{repo_id}"
 
 
 def publish(source: str, paths: BenchPaths, tracker: Tracker, *, suite: str,
             run_id: str | None = None, alias: str = "published", out: Path | None = None,
             push_to: str | None = None, environ: dict[str, str] | None = None) -> Published:
-    """Publish the pretrained ``source`` of ``suite``: folder, registry version, alias, and
-    (``push_to``) the Hub. A push that fails leaves the folder and the registry entry."""
+    """Publish the pretrained ``source`` of ``suite``: folder, (``push_to``) the Hub, then a
+    registry version with ``alias``. ``--push`` is checked before anything is written; a push
+    that fails leaves the folder ready to upload and registers nothing."""
     from bench_core.models import load_source_model
     from bench_core.sources import SourceModel
 
     check_alias(alias)
     trained = find_pretraining(tracker, source, suite, paths, run_id)
+    if trained.source != source:
+        did = (f"fine-tuned from '{trained.source}' (to '{trained.target}')" if trained.target
+               else f"pretrained '{trained.source}'")
+        raise PublishError(f"Run {run_id} {did}, not '{source}'.",
+                           f"Publish it as `bench publish {trained.source} --run {run_id}`.")
+    name = trained.name
+    target = out or paths.home / "published" / name
+    hub = check_push(push_to, dict(environ or {}), target) if push_to else None
     model = load_source_model(SourceModel(trained.source, trained.arch, str(trained.weights),
                                           trained.image_size)).eval()
     results, distances = source_results(tracker, trained)
-    name = model_name(trained.suite, trained.source)
-    folder = write_folder(model, trained, results, distances,
-                          out or paths.home / "published" / name)
-    version, run = register(model, tracker, trained, folder, results, alias)
-    published = Published(name, version, alias, folder, run, trained.source, trained.suite,
-                          trained.config_hash, results)
-    if push_to:
-        pushed = push(folder, push_to, dict(environ or {}))
-        tracker.client.set_model_version_tag(name, version, "hub", pushed)
-        published = Published(**{**published.__dict__, "pushed": pushed})
-    return published
+    folder = write_folder(model, trained, results, distances, target, alias)
+    pushed = push(folder, hub) if hub else None
+    version, run = register(model, tracker, trained, folder, results, alias, pushed)
+    return Published(name, version, alias, folder, run, trained.source, trained.suite,
+                     trained.config_hash, results, pushed)
 
 
 def list_models(tracker: Tracker) -> list[dict[str, Any]]:
@@ -328,8 +486,10 @@ def list_models(tracker: Tracker) -> list[dict[str, Any]]:
         aliases = [a for a, ver in (rm.aliases or {}).items() if str(ver) == str(v.version)]
         out.append({"name": rm.name, "version": v.version, "aliases": aliases,
                     "source": v.tags.get("source"), "suite": v.tags.get("suite"),
+                    "target": v.tags.get("target"),
                     "arch": v.tags.get("arch"), "folder": v.tags.get("folder"),
                     "metrics": {k: float(val) for k, val in v.tags.items()
-                                if k.startswith(("auc_mean.", "transferability_mean.")) and val},
+                                if k.startswith(("auc_mean.", "auc_std.", "transferability_mean.",
+                                                 "transferability_std.")) and val},
                     "uri": f"models:/{rm.name}/{v.version}"})
     return sorted(out, key=lambda r: r["name"])

@@ -121,12 +121,16 @@ class Task2VecEmbedder:
         self.prep = BatchPrep(device)
 
     def _network(self, n_classes: int) -> nn.Module:
-        if self.opts.weights != RANDOM:
-            net = model_from_weights(self.opts.weights, self.opts.arch, n_classes, 0.0,
-                                     cache=self.weights_cache, tracking_uri=self.tracking_uri)
-        else:
+        """The probe network with a new head for ``n_classes``: both initialised from the
+        probe's seed (a forked RNG, the caller's random state untouched), so the same weights
+        give the same embedding in every process."""
+        with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.opts.seed)
-            net = build_model(self.opts.arch, n_classes, 0.0)
+            if self.opts.weights != RANDOM:
+                net = model_from_weights(self.opts.weights, self.opts.arch, n_classes, 0.0,
+                                         cache=self.weights_cache, tracking_uri=self.tracking_uri)
+            else:
+                net = build_model(self.opts.arch, n_classes, 0.0)
         net = net.to(self.device)
         return net.train() if self.opts.batchnorm == "train" else net.eval()
 
@@ -206,7 +210,8 @@ def subset_indices(n: int, fraction: float, minimum: int, index: int) -> np.ndar
 class Task2VecProbe(Probe):
     name = "task2vec"
     # 2: the reference's head protocol, weights-only embedding, the reference's distances
-    version = 2
+    # 3: the head over given weights starts from the probe's seed (before: torch's global state)
+    version = 3
     uses_probe_network = True
     Options = Task2VecOptions
 

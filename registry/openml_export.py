@@ -112,12 +112,14 @@ def _openml_dataset(rec: DatasetRecord, images: np.ndarray, labels: np.ndarray):
 
 
 def _creator(card: dict) -> str:
-    """The first author line of the citation, or the homepage."""
+    """Who made the data: a BibTeX ``author`` line of the citation, else the authors of each
+    ``Authors, Title, Venue``-style entry (``;``-separated), else the homepage."""
     cite = (card.get("citation") or "").strip()
     for line in cite.splitlines():
-        if "author" in line.lower() and "=" in line:
+        if line.strip().lower().startswith("author") and "=" in line:
             return line.split("=", 1)[1].strip(" {},")[:200]
-    return (cite.splitlines()[0][:200] if cite else card.get("homepage", "unknown"))
+    authors = [entry.split(",", 1)[0].strip() for entry in " ".join(cite.split()).split(";")]
+    return "; ".join(a for a in authors if a)[:200] or card.get("homepage") or "unknown"
 
 
 def _write(dataset, rec: DatasetRecord, folder: Path) -> None:
@@ -128,8 +130,9 @@ def _write(dataset, rec: DatasetRecord, folder: Path) -> None:
 
 
 def publish_export(export: Export, apikey: str | None, server: str | None = None) -> Export:
-    """Upload the export with the user's OpenML API key; offline (or without a key) it fails
-    at once, the folder kept."""
+    """Upload the export with the user's OpenML API key to ``server`` (default openml-python's
+    configured server); without a key, or with the server out of reach, it fails at once, and
+    an HTTP error of the upload fails clearly too, the folder kept either way."""
     import socket
     from urllib.parse import urlparse
 
@@ -139,15 +142,24 @@ def publish_export(export: Export, apikey: str | None, server: str | None = None
     if not apikey:
         raise OpenMLExportError("--publish needs an OpenML API key in OPENML_APIKEY.",
                                 f"{kept} Set OPENML_APIKEY (openml.org > your profile > API key).")
-    host = urlparse(server or openml.config.server).hostname or "www.openml.org"
+    server = server or openml.config.server
+    url = urlparse(server)
+    host, port = url.hostname or "www.openml.org", url.port or (443 if url.scheme == "https" else 80)
     try:
-        socket.create_connection((host, 443), timeout=5).close()
+        socket.create_connection((host, port), timeout=5).close()
     except OSError as err:
-        raise OpenMLExportError(f"--publish cannot reach OpenML at {host} ({err}).",
+        raise OpenMLExportError(f"--publish cannot reach OpenML at {host}:{port} ({err}).",
                                 f"{kept} Publish it again when online.") from None
-    openml.config.apikey = apikey
-    if server:
-        openml.config.server = server
-    published = export.dataset.publish()
+    saved = openml.config.apikey, openml.config.server
+    openml.config.apikey, openml.config.server = apikey, server
+    try:
+        published = export.dataset.publish()
+    except Exception as err:  # openml's server exceptions, requests' HTTP and connection errors
+        said = (str(err).splitlines() or [""])[0][:200].replace(apikey, "***")  # URLs carry it
+        raise OpenMLExportError(f"--publish to OpenML at {server} failed ({type(err).__name__}: "
+                                f"{said}).",
+                                f"{kept} Check OPENML_APIKEY, and publish it again.") from None
+    finally:
+        openml.config.apikey, openml.config.server = saved
     return Export(export.name, export.folder, export.n_instances, export.n_features,
                   published, int(published.dataset_id))

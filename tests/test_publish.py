@@ -88,7 +88,9 @@ def test_model_card_and_registry_hold_the_facts(published, catalog):
     digits = catalog.get("digits")
     row = next(r for r in run["results"] if r["source"] == "digits" and r["kind"] == "transfer")
     for fact in (digits.description, digits.license, digits.citation.strip().splitlines()[0],
-                 "| lfw-faces | " + f"{row['auc_mean']:.4f}", f"{row['transferability_mean']:.2f}",
+                 f"- **origin**: {digits.origin}", f"- **modality**: {digits.modality}",
+                 f"| lfw-faces | {row['auc_mean']:.4f} | {row['auc_std']:.4f} | "
+                 f"{row['transferability_mean']:.2f} | {row['transferability_std']:.2f} |",
                  "expert: lfw-faces", "epochs: 2", doc["config_hash"], "library_name: timm"):
         assert fact in card, fact
     c = MlflowClient(f"sqlite:///{published['home'] / 'mlflow.db'}")
@@ -97,6 +99,9 @@ def test_model_card_and_registry_hold_the_facts(published, catalog):
     assert version.tags["source"] == "digits" and version.tags["suite"] == "pub"
     assert version.tags["config_hash"] == doc["config_hash"]
     assert float(version.tags["auc_mean.lfw-faces"]) == pytest.approx(row["auc_mean"], abs=1e-4)
+    assert float(version.tags["auc_std.lfw-faces"]) == pytest.approx(row["auc_std"], abs=1e-4)
+    assert float(version.tags["transferability_std.lfw-faces"]) == \
+        pytest.approx(row["transferability_std"], abs=1e-2)
 
 
 @pytest.mark.slow
@@ -119,11 +124,12 @@ def test_models_lists_and_shows_it(published, monkeypatch, cli):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["registry", "folder"])
+@pytest.mark.parametrize("kind", ["registry", "folder", "file"])
 def test_a_published_model_is_a_suite_source(published, tmp_path, monkeypatch, cli, kind):
     monkeypatch.setenv("BENCH_HOME", str(published["home"]))
-    spec = (f"models:/{published['doc']['name']}@published" if kind == "registry"
-            else published["doc"]["local_dir"])
+    spec = {"registry": f"models:/{published['doc']['name']}@published",
+            "folder": published["doc"]["local_dir"],
+            "file": str(Path(published["doc"]["folder"]) / "model.safetensors")}[kind]
     suite = write_suite(tmp_path, **{**SUITE, "name": f"reuse-{kind}", "probes": [],
                                       "sources": [{"name": "shared-digits", "weights": spec}]})
     res = cli("run", "--suite", suite, "--json")
@@ -134,19 +140,72 @@ def test_a_published_model_is_a_suite_source(published, tmp_path, monkeypatch, c
 
 @pytest.mark.slow
 def test_a_published_model_is_a_probe_network(published, monkeypatch, cli):
+    """Task2Vec's probe network from the folder, the registry and the bare weights file: the
+    same weights, the same distances, whatever torch's global random state (the new head is
+    drawn from the probe's own seed: the global state is set differently before each)."""
     monkeypatch.setenv("BENCH_HOME", str(published["home"]))
-    t2v = cli("probe", "task2vec", "--datasets", "digits,lfw-faces", "--json",
-              "--option", f"weights={published['doc']['local_dir']}", "--option", "arch=resnet10t",
-              "--option", "image_size=[16,16]", "--option", "subsets=2", "--option", "fraction=0.1",
-              "--option", "max_draws=64", "--option", "head_epochs=1")
-    assert t2v.exit_code == 0, t2v.stderr
-    assert t2v.json()["distances"][0][1] > 0
+    folder = Path(published["doc"]["folder"])
+    distances = {}
+    for spec in (published["doc"]["local_dir"], f"models:/{published['doc']['name']}@published",
+                 str(folder / "model.safetensors")):
+        torch.manual_seed(len(distances))
+        t2v = cli("probe", "task2vec", "--datasets", "digits,lfw-faces", "--json",
+                  "--option", f"weights={spec}", "--option", "arch=resnet10t",
+                  "--option", "image_size=[16,16]", "--option", "subsets=2",
+                  "--option", "fraction=0.1", "--option", "max_draws=64",
+                  "--option", "head_epochs=1")
+        assert t2v.exit_code == 0, t2v.stderr
+        distances[spec] = t2v.json()["distances"]
+    first, *others = distances.values()
+    assert first[0][1] > 0 and all(d == first for d in others)
+
+
+@pytest.mark.slow
+def test_an_estimator_probe_scores_published_models_from_any_spec(published, monkeypatch, cli,
+                                                                  tmp_path):
+    """logme with the registry model (in a fresh process, another working directory: the
+    store is BENCH_HOME's, not MLflow's default), the folder and the bare weights file (named
+    for its source; the suite option gives its architecture and size): the same scores."""
+    monkeypatch.setenv("BENCH_HOME", str(published["home"]))
+    weights = Path(published["doc"]["folder"]) / "model.safetensors"
+    suite = f"suite={published['suite']}"
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     uri = f"models:/{published['doc']['name']}@published"
-    logme = cli("probe", "logme", "--datasets", "digits,lfw-faces", "--json",
-                "--option", f"models=[{uri}]")
-    assert logme.exit_code == 0, logme.stderr
-    rows = logme.json()["distances"]
-    assert rows[0][1] is not None and rows[1][0] is None  # the digits model scored lfw-faces
+    fresh = subprocess.run([str(Path(sys.executable).with_name("bench")), "probe", "logme",
+                            "--datasets", "digits,lfw-faces", "--json", "--option",
+                            f"models=[{uri}]", "--option", suite], env=env, cwd=tmp_path,
+                           capture_output=True, text=True, timeout=600)
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    assert not (tmp_path / "mlflow.db").exists()
+    scores = {uri: json.loads(fresh.stdout)["distances"]}
+    for spec in (published["doc"]["local_dir"], f"digits={weights}"):
+        logme = cli("probe", "logme", "--datasets", "digits,lfw-faces", "--json",
+                    "--option", f"models=[{spec}]", "--option", suite)
+        assert logme.exit_code == 0, logme.stderr
+        scores[spec] = logme.json()["distances"]
+    first, *others = scores.values()
+    assert first[0][1] is not None and first[1][0] is None  # the digits model scored lfw-faces
+    assert all(s == first for s in others)
+    unnamed = cli("probe", "logme", "--datasets", "digits,lfw-faces",
+                  "--option", f"models=[{weights}]", "--option", suite)
+    assert unnamed.exit_code == 1
+    assert "does not say which source dataset" in unnamed.stderr and "digits=" in unnamed.stderr
+    twice = cli("probe", "logme", "--datasets", "digits,lfw-faces", "--option", suite,
+                "--option", f"models=[{published['doc']['local_dir']}, digits={weights}]")
+    assert twice.exit_code == 1 and "Two models stand for 'digits'" in twice.stderr
+
+
+def test_a_bare_weights_file_needs_an_architecture_and_a_source(tmp_path):
+    from bench_core.weights import WeightsError, source_model
+
+    path = _model_file(tmp_path, "resnet18.safetensors")
+    with pytest.raises(WeightsError, match="does not say its architecture"):
+        source_model(f"digits={path}", image_size=(16, 16))
+    with pytest.raises(WeightsError, match="does not say which source dataset"):
+        source_model(str(path), image_size=(16, 16), arch="resnet18")
+    model = source_model(f"digits={path}", image_size=(16, 16), arch="resnet18")
+    assert (model.name, model.arch, model.weights, model.image_size) == \
+        ("digits", "resnet18", str(path), (16, 16))
 
 
 def _model_file(tmp_path: Path, name: str) -> Path:
@@ -211,21 +270,115 @@ def test_a_tampered_folder_is_refused(published, tmp_path):
         model_from_weights(published["doc"]["local_dir"], "resnet50", 2, 0.0)
 
 
+@pytest.fixture
+def closed_port():
+    """A local TCP port bound but not listening: every connection to it is refused at once,
+    whether or not this machine is online."""
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+def _versions(home: Path, name: str) -> list[int]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    return sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()}
+
+
 @pytest.mark.slow
-def test_push_offline_fails_fast_and_keeps_the_folder(published, monkeypatch, cli):
-    monkeypatch.setenv("BENCH_HOME", str(published["home"]))
+def test_push_offline_fails_fast_and_keeps_the_folder(published, monkeypatch, cli, closed_port):
+    """Every check of --push runs before anything is written or registered."""
+    home, name = published["home"], published["doc"]["name"]
+    folder = Path(published["doc"]["folder"])
+    monkeypatch.setenv("BENCH_HOME", str(home))
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_port}")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    res = cli("publish", "digits", "--suite", published["suite"], "--push", "hf:me/digits")
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    before, versions = _snapshot(folder), _versions(home, name)
+    publish = ("publish", "digits", "--suite", published["suite"], "--push")
+    res = cli(*publish, "hf:me/digits")
     assert res.exit_code == 1 and "needs a Hugging Face token in HF_TOKEN" in res.stderr
     monkeypatch.setenv("HF_TOKEN", "hf_secret_value_never_printed")
+    for bad in ("hf:me", "me/digits", "hf:me/digits/extra"):
+        res = cli(*publish, bad)
+        assert res.exit_code == 1 and f"--push '{bad}' must look like hf:ORG/REPO" in res.stderr
     start = time.perf_counter()
-    res = cli("publish", "digits", "--suite", published["suite"], "--push", "hf:me/digits")
-    assert time.perf_counter() - start < 60
-    assert res.exit_code == 1 and "cannot reach the Hugging Face Hub" in res.stderr
-    assert "The folder is ready to upload" in res.stderr
+    res = cli(*publish, "hf:me/digits")
+    assert time.perf_counter() - start < 30
+    assert res.exit_code == 1, res.stderr
+    assert f"cannot reach the Hugging Face Hub at http://127.0.0.1:{closed_port}" in res.stderr
+    assert f"Nothing was written or registered; the folder would be {folder}" in res.stderr
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    res = cli(*publish, "hf:me/digits")
+    assert res.exit_code == 1 and "HF_HUB_OFFLINE is set" in res.stderr
     assert "hf_secret_value_never_printed" not in res.stderr + res.stdout
-    folder = Path(published["doc"]["folder"])
-    assert (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
+    assert _snapshot(folder) == before and _versions(home, name) == versions
+
+
+class _Refusing:
+    """A local stand-in for the Hub that answers every request 401 (a token it refuses)."""
+
+    def __enter__(self) -> str:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def _refuse(self) -> None:
+                body = b'{"error": "Invalid credentials in Authorization header"}'
+                self.send_response(401)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_HEAD = _refuse
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.slow
+def test_a_failed_upload_keeps_the_folder_ready_and_registers_nothing(published, monkeypatch,
+                                                                      cli, tmp_path):
+    import timm
+
+    home, name = published["home"], published["doc"]["name"]
+    monkeypatch.setenv("BENCH_HOME", str(home))
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_value_never_printed")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    versions, out = _versions(home, name), tmp_path / "ready"
+    with _Refusing() as endpoint:
+        monkeypatch.setenv("HF_ENDPOINT", endpoint)
+        res = cli("publish", "digits", "--suite", published["suite"], "--push", "hf:me/digits",
+                  "--out", out)
+    assert res.exit_code == 1
+    assert f"--push to me/digits at {endpoint} failed (HfHubHTTPError" in res.stderr
+    assert "nothing was registered" in res.stderr
+    assert "The folder is ready to upload:" in res.stderr and out.name in res.stderr
+    assert "hf_secret_value_never_printed" not in res.stderr + res.stdout
+    assert _versions(home, name) == versions
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    with torch.no_grad():
+        x = batch()
+        ready = timm.create_model(f"local-dir:{out}", pretrained=True).eval()(x)
+        assert torch.equal(ready, original_model(home, published["doc"])(x))
 
 
 def test_publish_says_what_is_missing(cli, tmp_path, bench_home):
@@ -252,13 +405,133 @@ def test_recommend_ranks_published_models_beside_the_suites(published, monkeypat
     assert "Source models by logme on lfw-faces" in text.stdout
 
 
-def test_a_hub_model_without_network_fails_fast_and_clearly(tmp_path):
+def test_a_hub_model_without_network_fails_fast_and_clearly(tmp_path, monkeypatch, closed_port):
     from bench_core.models import model_from_weights
     from bench_core.weights import WeightsError
 
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_port}")
     start = time.perf_counter()
     with pytest.raises(WeightsError, match="Could not download hf-hub:someone/digits-model .*"
                                            "local-dir:PATH"):
         model_from_weights("hf-hub:someone/digits-model", "resnet10t", 2, 0.0, cache=tmp_path)
     assert time.perf_counter() - start < 60
     assert not [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix == ".safetensors"]
+
+
+@pytest.mark.slow
+def test_publish_a_pretraining_run_with_its_alias_on_the_card(published, monkeypatch, cli,
+                                                               tmp_path):
+    """--run: the pretraining run, SOURCE checked against it; the card's Use section names
+    the registry model and the alias given. (Last: it adds a version with another alias.)"""
+    home, name = published["home"], published["doc"]["name"]
+    monkeypatch.setenv("BENCH_HOME", str(home))
+    pretrain = json.loads((Path(published["doc"]["folder"]) / "config.json").read_text())
+    run_id = pretrain["transfer_bench"]["run_id"]
+    versions = _versions(home, name)
+    wrong = cli("publish", "lfw-faces", "--run", run_id, "--out", tmp_path / "wrong")
+    assert wrong.exit_code == 1
+    assert f"Run {run_id} pretrained 'digits', not 'lfw-faces'" in wrong.stderr
+    assert not (tmp_path / "wrong").exists() and _versions(home, name) == versions
+    res = cli("publish", "digits", "--run", run_id, "--alias", "colleague", "--out",
+              tmp_path / "mine", "--json")
+    assert res.exit_code == 0, res.stderr
+    doc = res.json()
+    assert doc["suite"] == "pub" and doc["config_hash"] == published["doc"]["config_hash"]
+    assert _versions(home, name) == sorted([*versions, int(doc["version"])])
+    use = (tmp_path / "mine" / "README.md").read_text().split("## Use")[1].split("## ")[0]
+    assert f"`models:/{name}@colleague`" in use and f"`models:/{name}/latest`" in use
+    assert "{name}" not in use and "@published" not in use
+
+
+# Observed on the code before keep_models existed (SUITE's Suite.digest, its fine-tuning
+# settings' hash, and the fold hashes of its digits -> lfw-faces pair on placeholder data):
+# the default (keep_models off) must leave every config hash as it was.
+HASHES_BEFORE_KEEP_MODELS = ("a5cc050bd6839f43", "42e46928a7f21b28",
+                             ("9f2cdb8edf576703", "02685a0e090ee4d1"))
+
+
+def _hashes(data: dict) -> tuple:
+    from types import SimpleNamespace
+
+    from bench_core.hashing import config_hash
+    from benchmark.config import Suite
+    from benchmark.plan import _pair
+
+    suite = Suite.model_validate(data)
+    target = suite.targets[0]
+    settings = suite.finetune_settings(target)
+    pair = _pair(suite, {target.name: SimpleNamespace(fingerprint="f" * 64)}, target, "digits",
+                 settings, "pretrain:abc", None, {})
+    return suite.digest(), config_hash(settings.model_dump(mode="json")), pair.fold_hashes
+
+
+def test_keep_models_is_out_of_the_config_hashes():
+    from benchmark.config import Suite
+
+    assert _hashes(SUITE) == HASHES_BEFORE_KEEP_MODELS
+    on = {**SUITE, "finetune_defaults": {**SUITE["finetune_defaults"], "keep_models": True}}
+    assert _hashes(on) == HASHES_BEFORE_KEEP_MODELS  # it changes no result
+    suite = Suite.model_validate(on)
+    assert suite.finetune_settings(suite.targets[0]).keep_models
+    per_target = Suite.model_validate({**SUITE, "targets": [
+        {"name": "lfw-faces", "finetune": {"keep_models": True}}]})
+    assert per_target.finetune_settings(per_target.targets[0]).keep_models
+    assert not Suite.model_validate(SUITE).finetune_settings(suite.targets[0]).keep_models
+
+
+@pytest.mark.slow
+def test_a_kept_fold_model_is_published_by_its_run(published, monkeypatch, cli, tmp_path):
+    """keep_models on: each fold run keeps its fine-tuned model and `bench publish SOURCE
+    --run FOLD_RUN` publishes it; the published folder gives the kept weights' outputs. A
+    fold run of a suite without it is refused, naming the setting."""
+    import mlflow.artifacts
+    import timm
+    from safetensors.torch import load_file
+
+    from registry.store import RegistryStore
+    from test_run import client
+
+    home = published["home"]
+    monkeypatch.setenv("BENCH_HOME", str(home))
+    c = client(home)
+    plain = c.search_runs([c.get_experiment_by_name("transfer-bench/pub").experiment_id],
+                          "tags.level = 'fold' and tags.source = 'digits'")[0]
+    refused = cli("publish", "digits", "--run", plain.info.run_id, "--out", tmp_path / "no")
+    assert refused.exit_code == 1
+    assert f"Fold run {plain.info.run_id} (digits -> lfw-faces" in refused.stderr
+    assert "kept no fine-tuned model" in refused.stderr and "keep_models: true" in refused.stderr
+    assert not (tmp_path / "no").exists()
+
+    suite = write_suite(tmp_path, **{**SUITE, "name": "keep", "probes": [], "targets": [
+        {"name": "lfw-faces", "finetune": {"keep_models": True, "epochs": 1}}]})
+    res = cli("run", "--suite", suite, "--json")  # digits' pretraining is reused
+    assert res.exit_code == 0, res.stderr
+    exp = c.get_experiment_by_name("transfer-bench/keep").experiment_id
+    folds = c.search_runs([exp], "tags.level = 'fold' and tags.source = 'digits'")
+    assert len(folds) == 2 and all(r.data.tags["kept_model"] == "1" for r in folds)
+    fold = folds[0]
+    wrong = cli("publish", "lfw-faces", "--run", fold.info.run_id, "--out", tmp_path / "w")
+    assert wrong.exit_code == 1 and "fine-tuned from 'digits'" in wrong.stderr
+    pub = cli("publish", "digits", "--run", fold.info.run_id, "--out", tmp_path / "ft", "--json")
+    assert pub.exit_code == 0, pub.stderr
+    doc = pub.json()
+    assert doc["name"] == "tb-keep-digits-to-lfw-faces" and doc["run_id"]
+
+    kept = Path(mlflow.artifacts.download_artifacts(
+        run_id=fold.info.run_id, artifact_path="model/model.safetensors",
+        dst_path=str(tmp_path / "kept"), tracking_uri=f"sqlite:///{home / 'mlflow.db'}"))
+    classes = RegistryStore(home / "registry.db").get("lfw-faces").classes
+    direct = timm.create_model("resnet10t", num_classes=len(classes))
+    direct.load_state_dict(load_file(str(kept)))
+    x = batch()
+    with torch.no_grad():
+        from_folder = timm.create_model(f"local-dir:{tmp_path / 'ft'}", pretrained=True).eval()
+        assert torch.equal(from_folder(x), direct.eval()(x))
+    cfg = json.loads((tmp_path / "ft" / "config.json").read_text())
+    assert cfg["label_names"] == list(classes)
+    assert cfg["transfer_bench"]["target"] == "lfw-faces"
+    assert cfg["transfer_bench"]["run_id"] == fold.info.run_id
+    card = (tmp_path / "ft" / "README.md").read_text()
+    auc = fold.data.metrics["test_auc"]
+    assert "fine-tuned** from **digits** to **lfw-faces** (digits -> lfw-faces)" in card
+    assert f"fold {fold.data.tags['fold']}, repeat 0, test AUC **{auc:.4f}**" in card
