@@ -76,6 +76,7 @@ class FoldOutcome:
     transferability: float | None = None
     generality: float | None = None
     repeat: int = 0
+    shift: dict[str, float] = field(default_factory=dict, compare=False)  # shift_<label>_<m>
 
 
 @dataclass(frozen=True)
@@ -302,9 +303,31 @@ def _fold(env: JobEnv, task: FoldTask, deps: dict, tracker: Tracker,
                     "train_images_per_s": result.train_images_per_s}
         metrics |= _shift_metrics(env, task, tracker, model, data, split, device)
         mlflow.log_metrics(metrics)
+        if job.settings.keep_models:
+            _keep_model(env, task, model, data.classes, run.info.run_id)
     log.info("%s %s: test AUC %.4f (%.0f images/s)", job.label, name, result.test["auc"],
              result.train_images_per_s)
     return fold_outcome(i, metrics, run.info.run_id, r)
+
+
+def _keep_model(env: JobEnv, task: FoldTask, model, classes, run_id: str) -> None:
+    """``keep_models``: the fine-tuned model (its best epoch, as fit leaves it) as the fold
+    run's artifacts ``model/model.safetensors`` and ``model/config.json`` (the layout of a
+    published folder; label names: the target's classes), and the run tagged
+    ``kept_model=1``, for ``bench publish SOURCE --run RUN_ID``."""
+    import tempfile
+
+    from benchmark.publish import KEPT_DIR, KEPT_TAG, save_timm_files
+
+    job = task.pair
+    i, r = job.slot(task.fold)
+    ours = {"source": job.source, "target": job.target, "suite": env.suite,
+            "config_hash": task.config_hash, "run_id": run_id, "fold": i, "repeat": r,
+            "kind": job.kind}
+    with tempfile.TemporaryDirectory() as tmp:
+        save_timm_files(model, Path(tmp), job.settings.image_size, classes, ours)
+        mlflow.log_artifacts(tmp, KEPT_DIR)
+    mlflow.set_tag(KEPT_TAG, "1")
 
 
 def settings_params(arch: Architecture, folds: Folds, baseline: str, pair: PairJob
@@ -322,31 +345,62 @@ REPEAT_SEED_STRIDE = 1000  # repeat r of fold i trains with seed + i + 1000 r
 def _shift_metrics(env: JobEnv, task: FoldTask, tracker: Tracker, model, data, split,
                    device) -> dict[str, float]:
     """The fine-tuned model's AUC and accuracy on each shifted test set of the target, as
-    ``shift_<name>_auc`` / ``shift_<name>_accuracy``; each set is recorded on the run (a
-    dataset as an input, a transform as a param)."""
+    ``shift_<name>_auc`` / ``shift_<name>_accuracy``, and the images behind them
+    (``shift_<name>_n``; ``shift_<name>_n_orig``: the fold's test split). Each set is an input
+    of the run: a dataset by its digest, a transform as a derived dataset (its derivation in
+    the input's tags and ``shifts/<name>.yaml``, the digest of its pixels)."""
     from benchmark.shifts import metric_key
     from benchmark.train import evaluate_on
 
-    out = {}
+    out, run_id = {}, mlflow.active_run().info.run_id
     for spec in task.pair.shifts:
         shifted, idx = _shifted_set(env, task, spec, data, split, device)
         if spec.dataset:
-            log_dataset_input(tracker, mlflow.active_run().info.run_id,
-                              task.shift_records[spec.dataset], f"shift:{spec.label}")
+            log_dataset_input(tracker, run_id, task.shift_records[spec.dataset],
+                              f"shift:{spec.label}")
         else:
-            mlflow.log_param(f"shift.{spec.label}", f"{spec.transform} level={spec.level:g} "
-                             f"seed={spec.seed} of the test split")
+            _log_transform_input(tracker, run_id, spec, task.record.name, shifted)
         scores = evaluate_on(model, shifted, idx, task.pair.settings, device)
         out |= {metric_key(spec, k): v for k, v in scores.items() if k != "loss"}
+        out |= {metric_key(spec, "n"): float(len(idx)),
+                metric_key(spec, "n_orig"): float(len(split.test))}
     return out
+
+
+def _log_transform_input(tracker: Tracker, run_id: str, spec, target: str, shifted) -> None:
+    """A transform shift recorded like a derived dataset: an MLflow dataset input named
+    ``<target>+<label>`` (context ``shift:<label>``) whose digest is the sha256 of its pixels
+    and labels, its derivation as input tags, the derivation card as an artifact."""
+    import yaml
+    from mlflow.data.http_dataset_source import HTTPDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import DatasetInput, InputTag
+
+    from benchmark.shifts import pixels_fingerprint, transform_derivation
+
+    derivation = transform_derivation(spec, target).model_dump(mode="json")
+    source = HTTPDatasetSource(f"bench://{target}/shift/{spec.label}")
+    dataset = MetaDataset(source, name=shifted.name,
+                          digest=pixels_fingerprint(shifted.images, shifted.labels_np)[:16])
+    tags = [InputTag("mlflow.data.context", f"shift:{spec.label}")]
+    tags += [InputTag(f"derived_from.{k}", str(v)) for k, v in derivation.items()
+             if k != "params" and v is not None]
+    tags += [InputTag(f"derived_from.params.{k}", str(v))
+             for k, v in derivation["params"].items()]
+    tracker.client.log_inputs(run_id, [DatasetInput(dataset._to_mlflow_entity(), tags)])
+    mlflow.log_text(yaml.safe_dump({"name": shifted.name, "derived_from": derivation},
+                                   sort_keys=False), f"shifts/{spec.label}.yaml")
+    mlflow.log_param(f"shift.{spec.label}", f"{spec.transform} level={spec.level:g} "
+                     f"seed={spec.seed} of the test split")
 
 
 def _shifted_set(env: JobEnv, task: FoldTask, spec, data, split, device):
     """The shifted images and the indices to test on: the transformed test split; a dataset
-    derived from the target with the same samples, at the test split's indices (paired);
-    any other dataset whole."""
+    holding the target's own images (:func:`benchmark.shifts.paired`: derived from the target,
+    its parent, a sibling) at the counterparts of the test split's indices; any other dataset
+    whole."""
     from bench_core.data import DeviceData
-    from benchmark.shifts import transform_images
+    from benchmark.shifts import paired, transform_images
 
     if spec.transform:
         test = torch.as_tensor(split.test, device=data.images.device)
@@ -355,20 +409,9 @@ def _shifted_set(env: JobEnv, task: FoldTask, spec, data, split, device):
                           data.labels_np[split.test], data.classes), np.arange(len(split.test))
     record = task.shift_records[spec.dataset]
     other = env.data.get(record, task.pair.settings.image_size, device)
-    if paired(record, task.record) and len(other.labels_np) == len(data.labels_np):
+    if paired(record, task.record):  # raises when they share images and cannot be matched
         return other, split.test
     return other, np.arange(len(other.labels_np))
-
-
-def paired(shifted: DatasetRecord, target: DatasetRecord) -> bool:
-    """True when ``shifted`` holds the target's own samples, changed: derived from the target,
-    or from the same parent dataset (mnist-5k-rotated-background-image and mnist-5k-rotated
-    both come from mnist-5k, sample for sample)."""
-    def parent(record: DatasetRecord) -> str | None:
-        return (record.card.get("derived_from") or {}).get("parent")
-
-    return parent(shifted) == target.name or (parent(shifted) is not None
-                                               and parent(shifted) == parent(target))
 
 
 def _split(env: JobEnv, task: FoldTask, labels: np.ndarray, fold: int, repeat: int):
@@ -393,7 +436,8 @@ def fold_name(job: PairJob, fold: int, repeat: int) -> str:
 
 def fold_outcome(i: int, m: dict[str, float], run_id: str = "", repeat: int = 0) -> FoldOutcome:
     return FoldOutcome(i, m["test_auc"], m["test_accuracy"], run_id, m.get("transferability"),
-                       m.get("generality"), repeat)
+                       m.get("generality"), repeat,
+                       {k: v for k, v in m.items() if k.startswith("shift_")})
 
 
 def _pair(env: JobEnv, task: PairTask, deps: dict, tracker: Tracker,
@@ -416,7 +460,7 @@ def _pair(env: JobEnv, task: PairTask, deps: dict, tracker: Tracker,
         for name, value in extra.items():
             tracker.client.log_metric(f.run_id, name, value)
         folds.append(FoldOutcome(f.fold, f.auc, f.accuracy, f.run_id, **extra, repeat=f.repeat))
-    metrics = aggregate(folds)
+    metrics = aggregate(folds) | shift_means([deps[k] for k in task.fold_keys])
     for r, values in repeat_means(folds).items():  # one point per repeat, step = repeat
         for name, value in values.items():
             tracker.client.log_metric(task.parent_run_id, f"repeat_{name}", value, step=r)
@@ -440,6 +484,17 @@ def repeat_means(folds: list[FoldOutcome]) -> dict[int, dict[str, float]]:
                   for n in ("auc", "transferability")
                   if (v := [getattr(f, n) for f in folds
                             if f.repeat == r and getattr(f, n) is not None])}
+    return out
+
+
+def shift_means(folds: list[FoldOutcome]) -> dict[str, float]:
+    """Mean and (population) standard deviation over folds and repeats of each shifted
+    score (``shift_<label>_<auc|accuracy>_mean`` / ``_std``), for the pair's parent run."""
+    keys = sorted({k for f in folds for k in f.shift if k.endswith(("_auc", "_accuracy"))})
+    out = {}
+    for key in keys:
+        values = [f.shift[key] for f in folds if key in f.shift]
+        out |= {f"{key}_mean": float(np.mean(values)), f"{key}_std": float(np.std(values))}
     return out
 
 

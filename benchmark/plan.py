@@ -179,7 +179,9 @@ def _check_targets(suite: Suite, records: dict[str, DatasetRecord]) -> None:
 
 def _check_shift(target: DatasetRecord, shift: ShiftSpec,
                  records: dict[str, DatasetRecord]) -> None:
-    """A shifted dataset must have the target's classes, in the same order."""
+    """A shifted dataset must have the target's classes, in the same order, and when its
+    lineage says it holds the target's images, the same samples in the same order (else a
+    model would be tested on its own training images; :func:`benchmark.shifts.paired`)."""
     if shift.dataset is None:
         return
     other = records[shift.dataset]
@@ -189,6 +191,9 @@ def _check_shift(target: DatasetRecord, shift: ShiftSpec,
                          f"{list(target.classes)}: a model of the target cannot be tested on it.",
                          "Name a dataset with the target's classes (a variant or a second site "
                          "of the same task), or a transform (noise, blur, contrast, resolution).")
+    from benchmark.shifts import paired
+
+    paired(other, target)  # raises when it shares the target's images and cannot be matched
 
 
 def _check_official_split(record: DatasetRecord) -> None:
@@ -271,8 +276,11 @@ def _pair(suite: Suite, records: dict[str, DatasetRecord], spec: TargetSpec, sou
 
 
 def _shift_key(shift: ShiftSpec, records: dict[str, DatasetRecord]) -> dict:
-    """What identifies a shift in config hashes: its spec, and the data of a shifted dataset."""
+    """What identifies a shift in config hashes: its spec, and the data of a shifted dataset
+    with the version of how it is paired with the target (2: by lineage, test counterparts
+    only; scores of version 1 could include a model's own training images and are redone)."""
     key = shift.model_dump(mode="json")
     if shift.dataset:
         key["data"] = records[shift.dataset].fingerprint
+        key["pairing"] = 2
     return key

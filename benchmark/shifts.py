@@ -16,8 +16,87 @@ import pandas as pd
 from scipy import stats
 
 from benchmark.config import ShiftSpec
+from registry.card import Derivation
+from registry.errors import BenchError
+from registry.store import DatasetRecord
 
-EPS = 1e-4  # scores are clipped to [EPS, 1 - EPS] before Phi^-1 (a perfect score is infinite)
+EPS = 1e-4  # clip of scores with no known count (AUC): [EPS, 1 - EPS] before Phi^-1
+N_BOOT = 1000  # bootstrap resamples of the models for the line's band and the residuals
+BOOT_SEED = 0
+
+
+def paired(shifted: DatasetRecord, target: DatasetRecord) -> bool:
+    """True when ``shifted`` holds the target's own images sample for sample, in the same
+    order, so a model must be tested on the counterparts of its fold's test images only: the
+    same dataset, derived from the target, the target's parent, or from the same parent
+    (mnist-5k-rotated-background-image and mnist-5k-rotated both come from mnist-5k). False
+    for a dataset of other images (a second site): it is tested whole.
+
+    Raises :class:`BenchError` when the lineage says the two share images and they cannot be
+    matched sample for sample (other sizes, or a subset on the way): testing on all of it
+    would test models on their own training images."""
+    link = _relation(shifted, target)
+    if link is None:
+        return False
+    relation, steps = link
+    subsets = [r.name for r in steps if "subset" in _derivation(r).get("method", "")]
+    if shifted.n_samples != target.n_samples or subsets:
+        why = (f"it has {shifted.n_samples} samples and the target {target.n_samples}"
+               if shifted.n_samples != target.n_samples else
+               f"'{subsets[0]}' is a subset of its parent")
+        raise BenchError(
+            f"Shifted test set '{shifted.name}' of target '{target.name}' shares its images "
+            f"with the target ({relation}), but {why}: the counterparts of a fold's test images "
+            "cannot be found, and testing on all of it would test each model on its own "
+            "training images.",
+            "Name a variant that changes each target image in place (same samples, same "
+            "order), a dataset of other images (a second site), or a transform.")
+    return True
+
+
+def _derivation(record: DatasetRecord) -> dict:
+    return record.card.get("derived_from") or {}
+
+
+def _relation(shifted: DatasetRecord, target: DatasetRecord
+              ) -> tuple[str, list[DatasetRecord]] | None:
+    """How the lineage (``derived_from.parent``) links the two, and the records whose
+    derivation makes the link; None when it does not link them."""
+    up_s, up_t = _derivation(shifted).get("parent"), _derivation(target).get("parent")
+    if shifted.name == target.name:
+        return "the same dataset", []
+    if up_s == target.name:
+        return f"derived from '{target.name}'", [shifted]
+    if up_t == shifted.name:
+        return f"the target is derived from '{shifted.name}'", [target]
+    if up_s is not None and up_s == up_t:
+        return f"both derived from '{up_s}'", [shifted, target]
+    return None
+
+
+def transform_derivation(spec: ShiftSpec, target: str) -> Derivation:
+    """The derivation card of a transform shift of ``target``'s test split (as for any
+    derived dataset: parent, method, params, seed)."""
+    params = {"level": spec.level}
+    what = {"noise": f"Gaussian noise of std {spec.level:g} x 255 added (torch generator seed "
+                     f"{spec.seed}), rounded and clipped to 0..255",
+            "blur": f"Gaussian blur of sigma {spec.level:g} pixels",
+            "contrast": f"contrast scaled by {spec.level:g} about each image's mean",
+            "resolution": f"downsampled to {spec.level:g} of the side (bilinear, antialiased) "
+                          "and upsampled back"}[spec.transform]
+    return Derivation(parent=target, method=f"shift-{spec.transform}", params=params,
+                      seed=spec.seed if spec.transform == "noise" else None,
+                      description=f"the test split of a fold of {target}: {what}.")
+
+
+def pixels_fingerprint(images, labels) -> str:
+    """sha256 of uint8 images (N, C, H, W) and their int64 labels, as stored bytes."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(images.cpu().numpy()).tobytes())
+    digest.update(np.ascontiguousarray(np.asarray(labels, dtype=np.int64)).tobytes())
+    return digest.hexdigest()
 
 
 def transform_images(images, spec: ShiftSpec):
@@ -54,7 +133,8 @@ def metric_key(spec: ShiftSpec, metric: str) -> str:
 
 @dataclass(frozen=True)
 class ProbitFit:
-    """Phi^-1(shift) = u * Phi^-1(orig) + v over n models, with (1 - alpha) intervals."""
+    """Phi^-1(shift) = u * Phi^-1(orig) + v over n models, with (1 - alpha) t-intervals of u
+    and v, the correlation r and the residual standard deviation (probit units)."""
 
     u: float
     v: float
@@ -62,86 +142,200 @@ class ProbitFit:
     v_ci: tuple[float, float]
     n: int
     r: float
+    resid_std: float = float("nan")
 
     def predict(self, orig: np.ndarray) -> np.ndarray:
         """The shifted score the line predicts for original scores ``orig``."""
         return stats.norm.cdf(self.u * probit(orig) + self.v)
 
 
-def probit(p: np.ndarray) -> np.ndarray:
-    return stats.norm.ppf(np.clip(np.asarray(p, dtype=float), EPS, 1 - EPS))
+def probit(p: np.ndarray, n: np.ndarray | float | None = None) -> np.ndarray:
+    """Phi^-1 of scores clipped away from 0 and 1. With ``n`` (the images an accuracy was
+    measured on) the clip is half a count, [0.5/n, 1 - 0.5/n] (the continuity correction: a
+    perfect score on 100 images is 0.995, probit 2.58, not the 3.72 of a fixed 1e-4, which
+    gave such models undue leverage on the line); without it (AUC) [EPS, 1 - EPS]."""
+    p = np.asarray(p, dtype=float)
+    low = EPS if n is None else 0.5 / np.asarray(n, dtype=float)
+    low = np.where(np.isfinite(low), low, EPS)
+    return stats.norm.ppf(np.clip(p, low, 1 - low))
 
 
-def probit_fit(orig: np.ndarray, shifted: np.ndarray, alpha: float = 0.05) -> ProbitFit | None:
+def clopper_pearson(accuracy: np.ndarray, n: np.ndarray, alpha: float = 0.05
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Exact binomial (Clopper-Pearson) (1 - alpha) interval of accuracies measured on ``n``
+    images (k = round(accuracy * n) correct), from beta quantiles, as Recht et al. draw for
+    each model."""
+    n = np.asarray(n, dtype=float)
+    k = np.round(np.asarray(accuracy, dtype=float) * n)
+    with np.errstate(invalid="ignore"):
+        low = np.where(k > 0, stats.beta.ppf(alpha / 2, k, n - k + 1), 0.0)
+        high = np.where(k < n, stats.beta.ppf(1 - alpha / 2, k + 1, n - k), 1.0)
+    return low, high
+
+
+def probit_fit(orig: np.ndarray, shifted: np.ndarray, alpha: float = 0.05,
+               n_orig: np.ndarray | None = None, n_shift: np.ndarray | None = None
+               ) -> ProbitFit | None:
     """Least squares in probit space with t-intervals of slope and intercept; None with fewer
-    than 3 models or no spread in the original scores."""
-    x, y = probit(orig), probit(shifted)
+    than 3 models or no spread in the original scores. ``n_orig``/``n_shift``: images behind
+    each accuracy (the clip of :func:`probit`).
+
+    The t-intervals treat the models as independent draws. The folds and repeats of one
+    source are not (same pretrained network, overlapping training data), so they are narrower
+    than the truth; the bootstrap over models (:func:`line_band`) shares that caveat."""
+    x, y = probit(orig, n_orig), probit(shifted, n_shift)
     if len(x) < 3 or np.ptp(x) == 0:
         return None
     res = stats.linregress(x, y)
     t = stats.t.ppf(1 - alpha / 2, len(x) - 2)
+    resid = y - (res.slope * x + res.intercept)
     return ProbitFit(float(res.slope), float(res.intercept),
                      (float(res.slope - t * res.stderr), float(res.slope + t * res.stderr)),
                      (float(res.intercept - t * res.intercept_stderr),
                       float(res.intercept + t * res.intercept_stderr)),
-                     len(x), float(res.rvalue))
+                     len(x), float(res.rvalue), float(np.sqrt(resid @ resid / (len(x) - 2))))
 
 
-def shift_analysis(models: pd.DataFrame, metric: str = "accuracy"
+def _boot_lines(x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_boot: int, seed: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Slopes and intercepts (n_boot,) of least-squares lines on resamples of the models,
+    drawn with replacement within each group (so every source is in every resample), and the
+    resampled indices (n_boot, n). NaN where a resample has no spread in x."""
+    rng = np.random.default_rng(seed)
+    idx = np.empty((n_boot, len(x)), dtype=int)
+    for g in np.unique(groups):
+        members = np.flatnonzero(groups == g)
+        idx[:, members] = rng.choice(members, size=(n_boot, len(members)))
+    xb, yb = x[idx], y[idx]
+    dx = xb - xb.mean(axis=1, keepdims=True)
+    var = (dx * dx).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        u = np.where(var > 0, (dx * (yb - yb.mean(axis=1, keepdims=True))).sum(axis=1) / var,
+                     np.nan)
+    return np.stack([u, yb.mean(axis=1) - u * xb.mean(axis=1)], axis=1), idx
+
+
+def line_band(x: np.ndarray, y: np.ndarray, grid: np.ndarray, alpha: float = 0.05,
+              n_boot: int = N_BOOT, seed: int = BOOT_SEED,
+              groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap (1 - alpha) band of the fitted line at ``grid`` (all in probit units):
+    percentiles of the lines refitted on ``n_boot`` resamples of the models (seeded; within
+    ``groups`` when given), as Recht et al.'s band around the fit."""
+    groups = np.zeros(len(x)) if groups is None else np.asarray(groups)
+    lines, _ = _boot_lines(np.asarray(x, float), np.asarray(y, float), groups, n_boot, seed)
+    pred = lines[:, :1] * np.asarray(grid)[None, :] + lines[:, 1:]
+    return tuple(np.nanpercentile(pred, [100 * alpha / 2, 100 * (1 - alpha / 2)], axis=0))
+
+
+def _source_residuals(x: np.ndarray, y: np.ndarray, sources: np.ndarray, alpha: float,
+                      n_boot: int, seed: int) -> dict[str, tuple[float, float]]:
+    """Per source, the bootstrap (1 - alpha) interval of its mean residual from the line,
+    refitting the line on each resample of all models (resampled within each source)."""
+    lines, idx = _boot_lines(x, y, sources, n_boot, seed)
+    resid = y[idx] - (lines[:, :1] * x[idx] + lines[:, 1:])
+    out = {}
+    for s in np.unique(sources):
+        cols = np.flatnonzero(sources == s)  # a source's slots hold its own resampled models
+        low, high = np.nanpercentile(resid[:, cols].mean(axis=1),
+                                     [100 * alpha / 2, 100 * (1 - alpha / 2)])
+        out[str(s)] = (float(low), float(high))
+    return out
+
+
+def robustness(low: float, high: float) -> str | None:
+    """'above' (effectively robust) or 'below' the line when the residual's interval excludes
+    0, else 'on the line'; None without an interval."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return None
+    return "above" if low > 0 else "below" if high < 0 else "on the line"
+
+
+def counts(models: pd.DataFrame, metric: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The images behind each model's original and shifted score when the score is an
+    accuracy with known counts (columns orig_n, shift_n); None otherwise (AUC, old runs)."""
+    if metric != "accuracy" or not {"orig_n", "shift_n"} <= set(models.columns):
+        return None, None
+    n_orig, n_shift = (models[c].to_numpy(float) for c in ("orig_n", "shift_n"))
+    if np.isnan(n_orig).any() or np.isnan(n_shift).any():
+        return None, None
+    return n_orig, n_shift
+
+
+def shift_analysis(models: pd.DataFrame, metric: str = "accuracy", alpha: float = 0.05,
+                   n_boot: int = N_BOOT, seed: int = BOOT_SEED
                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per (target, shift): the probit line over all models; per source: mean original and
-    shifted score, mean drop and mean residual from the line in probit units (above the line =
-    effectively robust).
+    shifted score, mean drop, and mean residual from the line in probit units with its
+    bootstrap interval; ``effective_robustness`` is 'above' (effectively robust), 'below' or
+    'on the line' (interval holds 0).
 
     ``models``: one row per fine-tuned model with columns target, shift, source, orig_<metric>,
-    shift_<metric>."""
+    shift_<metric> (and orig_n, shift_n: the images behind an accuracy)."""
     lines, sources = [], []
     for (target, shift), g in models.groupby(["target", "shift"], sort=True):
+        n_orig, n_shift = counts(g, metric)
         orig, new = g[f"orig_{metric}"].to_numpy(float), g[f"shift_{metric}"].to_numpy(float)
-        fit = probit_fit(orig, new)
+        fit = probit_fit(orig, new, alpha, n_orig, n_shift)
         lines.append({"target": target, "shift": shift, "metric": metric, "models": len(g),
                       **_fit_row(fit)})
-        residual = probit(new) - (fit.u * probit(orig) + fit.v) if fit else np.full(len(g), np.nan)
+        x, y = probit(orig, n_orig), probit(new, n_shift)
+        names = g["source"].to_numpy(str)
+        residual = y - (fit.u * x + fit.v) if fit else np.full(len(g), np.nan)
+        bands = _source_residuals(x, y, names, alpha, n_boot, seed) if fit else {}
         part = g.assign(drop=orig - new, residual=residual)
         for source, s in part.groupby("source", sort=True):
+            low, high = bands.get(str(source), (np.nan, np.nan))
             sources.append({"target": target, "shift": shift, "metric": metric,
                             "source": source, "models": len(s),
                             "orig": s[f"orig_{metric}"].mean(),
                             "shifted": s[f"shift_{metric}"].mean(),
                             "drop": s["drop"].mean(), "residual": s["residual"].mean(),
-                            "above_line": None if fit is None
-                            else bool(s["residual"].mean() > 0)})
+                            "residual_low": low, "residual_high": high,
+                            "effective_robustness": robustness(low, high)})
     return pd.DataFrame(lines), pd.DataFrame(sources)
 
 
 def _fit_row(fit: ProbitFit | None) -> dict:
     if fit is None:
-        return dict.fromkeys(["u", "u_low", "u_high", "v", "v_low", "v_high", "r"])
+        return dict.fromkeys(["u", "u_low", "u_high", "v", "v_low", "v_high", "r",
+                              "resid_std"])
     return {"u": fit.u, "u_low": fit.u_ci[0], "u_high": fit.u_ci[1], "v": fit.v,
-            "v_low": fit.v_ci[0], "v_high": fit.v_ci[1], "r": fit.r}
+            "v_low": fit.v_ci[0], "v_high": fit.v_ci[1], "r": fit.r,
+            "resid_std": fit.resid_std}
 
 
 def shift_figure(models: pd.DataFrame, lines: pd.DataFrame, target: str, shift: str,
                  metric: str = "accuracy"):
-    """Seed 001's plot: each model's original against shifted score on probit-scaled axes,
-    y = x and the fitted line."""
+    """Seed 001's plot on probit-scaled axes: each model's original against shifted score
+    (with Clopper-Pearson 95 % error bars when the score is an accuracy with known counts),
+    y = x, the fitted line and its bootstrap 95 % band."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     g = models[(models["target"] == target) & (models["shift"] == shift)]
+    n_orig, n_shift = counts(g, metric)
+    x = probit(g[f"orig_{metric}"], n_orig)
+    y = probit(g[f"shift_{metric}"], n_shift)
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
-    for source, s in g.groupby("source"):
-        ax.scatter(probit(s[f"orig_{metric}"]), probit(s[f"shift_{metric}"]), s=18, label=source)
-    lo = float(min(probit(g[f"orig_{metric}"]).min(), probit(g[f"shift_{metric}"]).min())) - 0.2
-    hi = float(max(probit(g[f"orig_{metric}"]).max(), probit(g[f"shift_{metric}"]).max())) + 0.2
+    for source in sorted(g["source"].unique()):
+        mask = (g["source"] == source).to_numpy()
+        bars = {}
+        if n_orig is not None:
+            bars = {"xerr": _probit_err(g[f"orig_{metric}"][mask], n_orig[mask], x[mask]),
+                    "yerr": _probit_err(g[f"shift_{metric}"][mask], n_shift[mask], y[mask])}
+        ax.errorbar(x[mask], y[mask], fmt="o", ms=4, elinewidth=0.6, capsize=0, label=source,
+                    **bars)
+    lo, hi = float(min(x.min(), y.min())) - 0.2, float(max(x.max(), y.max())) + 0.2
     xs = np.linspace(lo, hi, 50)
     ax.plot(xs, xs, color="grey", lw=0.8, ls="--", label="y = x")
     row = lines[(lines["target"] == target) & (lines["shift"] == shift)]
     if len(row) and pd.notna(row.iloc[0]["u"]):
-        ax.plot(xs, row.iloc[0]["u"] * xs + row.iloc[0]["v"], color="black", lw=1,
-                label=f"fit: u={row.iloc[0]['u']:.2f}, v={row.iloc[0]['v']:.2f}")
+        u, v = float(row.iloc[0]["u"]), float(row.iloc[0]["v"])
+        band = line_band(x, y, xs, groups=g["source"].to_numpy(str))
+        ax.fill_between(xs, *band, color="black", alpha=0.12, lw=0, label="95 % bootstrap band")
+        ax.plot(xs, u * xs + v, color="black", lw=1, label=f"fit: u={u:.2f}, v={v:.2f}")
     ticks = [t for t in (0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99) if lo <= probit(t) <= hi]
     ax.set_xticks(probit(ticks), [f"{t:g}" for t in ticks])
     ax.set_yticks(probit(ticks), [f"{t:g}" for t in ticks])
@@ -150,3 +344,9 @@ def shift_figure(models: pd.DataFrame, lines: pd.DataFrame, target: str, shift: 
     ax.legend(fontsize=6)
     fig.tight_layout()
     return fig
+
+
+def _probit_err(p: pd.Series, n: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Asymmetric error bars (2, m) in probit units of the Clopper-Pearson intervals."""
+    low, high = clopper_pearson(p.to_numpy(float), n)
+    return np.stack([at - probit(low, n), probit(high, n) - at]).clip(min=0)
