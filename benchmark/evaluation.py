@@ -265,7 +265,7 @@ def _row_means(values: np.ndarray) -> np.ndarray:
     return np.divide(sums, counts, out=np.full(len(values), np.nan), where=counts > 0)
 
 
-def _split_tau(values: np.ndarray, order: np.ndarray) -> float | None:
+def _split_tau(values: np.ndarray, order: np.ndarray, statistic=kendalltau) -> float | None:
     """Kendall tau between the per-source means of two halves of the repeat columns.
 
     The first half holds floor(R/2) repeats, the second the rest. Sources without a repeat in
@@ -279,7 +279,7 @@ def _split_tau(values: np.ndarray, order: np.ndarray) -> float | None:
         return None
     if np.array_equal(rankdata(a), rankdata(b)):
         return 1.0  # identical rankings; tau-b with ties can come out 1 - 1e-16 in floats
-    return _stat(kendalltau(a, b).statistic)
+    return _stat(statistic(a, b).statistic)
 
 
 def _target_ceiling(rows: pd.DataFrame, splits: int, rng: np.random.Generator) -> dict:
@@ -328,6 +328,35 @@ def noise_ceiling(results: pd.DataFrame, splits: int = 200, seed: int = 0,
     table = pd.DataFrame([*per_target, pooled], columns=list(CEILING_COLUMNS))
     counts = ["n_sources", "n_repeats", "n_splits"]
     return table.astype(dict.fromkeys(counts, "Int64") | {"noise_ceiling": float})
+
+
+def transferability_ceiling(rows: pd.DataFrame, splits: int = 200, seed: int = 0
+                            ) -> dict[str, float | None]:
+    """Split-half noise ceiling of the Spearman rho that ``probes.correlation`` reports: per
+    target and pooled over all pairs, the Spearman rho between the mean Eq. 1 transferability of
+    two random halves of the repeats (as in :func:`noise_ceiling`), averaged over ``splits``.
+
+    ``rows``: (source, target, repeat, transferability), one per repeat. A probe's rho against
+    the truth cannot be expected to exceed the truth's agreement with itself. Keys: each target
+    and 'pooled'; None where undefined (fewer than 2 repeats, fewer than 2 pairs or a constant
+    half).
+    """
+    rng = np.random.default_rng(seed)
+
+    def ceiling(part: pd.DataFrame) -> float | None:
+        wide = part.pivot_table(index=["source", "target"], columns="repeat",
+                                values="transferability", aggfunc="mean")
+        values = wide.to_numpy(dtype=float)
+        if values.shape[1] < 2 or len(values) < 2:
+            return None
+        rhos = [_split_tau(values, rng.permutation(values.shape[1]), spearmanr)
+                for _ in range(splits)]
+        rhos = [r for r in rhos if r is not None]
+        return float(np.mean(rhos)) if rhos else None
+
+    out = {str(t): ceiling(part) for t, part in sorted(rows.groupby("target"))}
+    out["pooled"] = ceiling(rows) if len(rows) else None
+    return out
 
 
 # --- evaluation of probes and baselines -------------------------------------------------------

@@ -116,11 +116,24 @@ def _markdown(table: pd.DataFrame, digits: int = 4) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _beside_ceiling(corr: pd.DataFrame, folds: pd.DataFrame) -> pd.DataFrame:
+    """Each correlation row with the split-half Spearman ceiling of its scope (None without
+    repeats): how high a probe's rho could go given the noise of the truth."""
+    from benchmark.evaluation import transferability_ceiling
+
+    rows = repeat_results(folds)
+    rows = rows[rows["source"] != rows["target"]].dropna(subset=["transferability"])
+    ceiling = transferability_ceiling(rows) if len(rows) else {}
+    corr = corr.copy()
+    corr["rho_ceiling"] = [ceiling.get(str(scope)) for scope in corr["scope"]]
+    return corr
+
+
 def _correlations(probes: dict[str, tuple[list[str], np.ndarray]], table: pd.DataFrame,
-                  out_dir: Path, files: dict[str, Path]
+                  folds: pd.DataFrame, out_dir: Path, files: dict[str, Path]
                   ) -> tuple[pd.DataFrame | None, dict[str, pd.DataFrame] | None]:
     """Transferability vs each logged probe's distances: CSV, markdown and Fig. 4; the
-    correlations and the pairs each probe scored."""
+    correlations (beside the noise ceiling of Spearman's rho) and the pairs each probe scored."""
     from probes.correlation import correlations, scatter_figure
 
     transfers = table[table["kind"] == "transfer"][["source", "target", "transferability_mean"]]
@@ -130,6 +143,7 @@ def _correlations(probes: dict[str, tuple[list[str], np.ndarray]], table: pd.Dat
     corr, joined = correlations(transfers, probes)
     if corr.empty:
         return None, joined
+    corr = _beside_ceiling(corr, folds)
     files["correlations_csv"] = out_dir / "correlations.csv"
     files["correlations_markdown"] = out_dir / "correlations.md"
     files["fig4"] = out_dir / "fig4_transferability_vs_distance.png"
@@ -203,17 +217,23 @@ def evaluation_markdown(summary: pd.DataFrame, ceiling: pd.DataFrame,
 
 def shift_models(folds: pd.DataFrame) -> pd.DataFrame:
     """One row per fine-tuned model (fold run, freezing excluded) and shifted set: its
-    original and shifted accuracy and AUC."""
+    original and shifted accuracy and AUC, and the images behind them (orig_n, shift_n; NaN
+    for runs logged before they were)."""
+    import re
+
+    key = re.compile(r"^shift_(.+)_(accuracy|auc|n_orig|n)$")
     rows = []
     for _, f in folds[folds["kind"] != "freeze"].iterrows():
         shifted = f["shift_metrics"] or {}
-        labels = {k.removeprefix("shift_").rsplit("_", 1)[0] for k in shifted}
+        labels = {m.group(1) for k in shifted if (m := key.match(k))}
         for label in sorted(labels):
             rows.append({"target": f["target"], "shift": label, "source": f["source"],
                          "fold": f["fold"], "repeat": f["repeat"],
                          "orig_accuracy": f["accuracy"], "orig_auc": f["auc"],
                          "shift_accuracy": shifted.get(f"shift_{label}_accuracy"),
-                         "shift_auc": shifted.get(f"shift_{label}_auc")})
+                         "shift_auc": shifted.get(f"shift_{label}_auc"),
+                         "orig_n": shifted.get(f"shift_{label}_n_orig", np.nan),
+                         "shift_n": shifted.get(f"shift_{label}_n", np.nan)})
     return pd.DataFrame(rows)
 
 
@@ -238,7 +258,8 @@ def _shifts(folds: pd.DataFrame, out_dir: Path, files: dict[str, Path]
     files["shift_markdown"].write_text(
         "## Distribution shift: probit lines (all models of a target)\n\n"
         + _markdown(lines, digits=3)
-        + "\n## Per source: mean drop and residual from the line (above = effectively robust)"
+        + "\n## Per source: mean drop and residual from the line with its bootstrap 95 % "
+        "interval (above = effectively robust; 'on the line' when the interval holds 0)"
         "\n\n" + _markdown(sources, digits=3))
     for (target, shift), _ in models.groupby(["target", "shift"]):
         fig = shift_figure(models, lines[lines["metric"] == "accuracy"], target, shift)
@@ -269,7 +290,7 @@ def write_report(tracker: Tracker, suite: str, out_dir: Path,
     from probes.logging import load_probe_matrices
 
     probes = load_probe_matrices(tracker, suite)  # downloaded once, used twice
-    corr, scatter = _correlations(probes, table, out_dir, files)
+    corr, scatter = _correlations(probes, table, folds, out_dir, files)
     evaluation, summary = _evaluation(probes, folds, sizes or {}, out_dir, files, include_self)
     shift_lines, shift_sources, shift_models_ = _shifts(folds, out_dir, files)
     report = Report(table, files, None, corr, evaluation, summary, shift_lines, shift_sources,
@@ -291,19 +312,30 @@ def write_report(tracker: Tracker, suite: str, out_dir: Path,
                     if row["spearman_rho"] is not None and not pd.isna(row["spearman_rho"]):
                         mlflow.log_metric(f"spearman_rho_{row['probe']}", row["spearman_rho"])
             _log_summary(summary)
-            _log_shift_lines(shift_lines)
+            _log_shift_lines(shift_lines, shift_sources)
             run_id = run.info.run_id
     return dataclasses.replace(report, run_id=run_id)
 
 
-def _log_shift_lines(lines: pd.DataFrame | None) -> None:
-    """Slope u and intercept v of each probit line as report-run metrics."""
+def _log_shift_lines(lines: pd.DataFrame | None, sources: pd.DataFrame | None) -> None:
+    """Each probit line (u, v and their intervals, r, the residual std) and, per source, the
+    mean drop and residual with its interval and the effective robustness (+1 above the
+    line, -1 below, 0 on it) as report-run metrics, keyed <target>_<shift>_<metric>."""
     if lines is None:
         return
     for _, row in lines.dropna(subset=["u"]).iterrows():
         key = f"{row['target']}_{row['shift']}_{row['metric']}"
-        mlflow.log_metrics({f"probit_u_{key}": float(row["u"]),
-                            f"probit_v_{key}": float(row["v"])})
+        mlflow.log_metrics({f"probit_{name}_{key}": float(row[name])
+                            for name in ("u", "u_low", "u_high", "v", "v_low", "v_high", "r",
+                                         "resid_std") if pd.notna(row[name])})
+    sign = {"above": 1.0, "below": -1.0, "on the line": 0.0}
+    for _, row in sources.iterrows():
+        key = f"{row['target']}_{row['shift']}_{row['metric']}_{row['source']}"
+        values = {f"shift_{name}_{key}": row[name]
+                  for name in ("drop", "residual", "residual_low", "residual_high")}
+        values[f"shift_robustness_{key}"] = sign.get(row["effective_robustness"])
+        mlflow.log_metrics({k: float(v) for k, v in values.items()
+                            if v is not None and pd.notna(v)})
 
 
 def _log_summary(summary: pd.DataFrame | None) -> None:

@@ -146,13 +146,16 @@ LABELS = {"beats_random_weighted_tau": "beats random",
           "weighted_tau": "weighted tau", "kendall_tau": "Kendall tau",
           "spearman_rho": "Spearman rho", "spearman_p": "p", "pearson_r": "Pearson r",
           "paper_r": "paper's r", "top1_regret": "top-1 regret", "noise_ceiling": "noise ceiling",
-          "n_targets": "targets", "above_line": "above the line"}
+          "rho_ceiling": "rho ceiling", "n_targets": "targets",
+          "effective_robustness": "effective robustness"}
 TITLES = {"beats random": "higher mean weighted tau than a random ranking (expected value)",
           "beats best-on-average": "higher mean weighted tau than ranking by the mean AUC over "
                                    "the other targets",
           "beats largest source": "higher mean weighted tau than ranking by training images",
           "noise ceiling": "split-half Kendall tau of the ground truth with itself",
-          "top-1 regret": "AUC of the best source minus AUC of the method's first choice"}
+          "top-1 regret": "AUC of the best source minus AUC of the method's first choice",
+          "rho ceiling": "split-half Spearman rho of the Eq. 1 transferability with itself: "
+                         "the most a probe's rho can be expected to reach"}
 
 
 def frame_view(frame: pd.DataFrame, id_: str, columns: list[str], digits: int = 3,
@@ -291,8 +294,8 @@ def tables(report) -> dict[str, TableView | None]:
     if report.correlations is not None:
         out["correlations"] = frame_view(
             report.correlations, "correlations",
-            ["probe", "scope", "n", "spearman_rho", "spearman_p", "kendall_tau", "pearson_r",
-             "paper_r"], target_column="scope")
+            ["probe", "scope", "n", "spearman_rho", "rho_ceiling", "spearman_p", "kendall_tau",
+             "pearson_r", "paper_r"], target_column="scope")
     if report.summary is not None:
         out["evaluation"] = frame_view(
             report.summary, "evaluation",

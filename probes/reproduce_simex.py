@@ -7,7 +7,10 @@ baseline trains a LeNet-5 classifier on Y, freezes its convolutions, retrains it
 connected layers on each X and orders by test accuracy relative to the base's own accuracy.
 Spearman's rho between the two orderings per base, next to the paper's Table 1, and the latency
 of one SimEx comparison against one transfer-learning (retraining) run. Every dataset is split
-5:1 into training and test data, as in the paper. Writes results.md and a figure to --out.
+5:1 into training and test data per class (stratified, so both parts stay class-balanced, as the
+paper's datasets are), as in the paper. With several ``--seeds`` (split, initialisation and
+sampling all follow the seed) it reports rho per seed, their mean and range. Writes results.md,
+results.json and a figure (first seed) to --out.
 """
 
 from __future__ import annotations
@@ -105,12 +108,25 @@ def _splits(names: list[str], paths: BenchPaths, seed: int):
         data = load_device_data(store.get(name), (SIDE, SIDE), torch.device("cpu"))
         x = _prepare(data.images, grayscale=True)
         y = torch.as_tensor(data.labels_np)
-        order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
-        cut = len(order) * 5 // 6
-        train.append((x[order[:cut]], y[order[:cut]]))
-        test.append((x[order[cut:]], y[order[cut:]]))
+        tr, te = stratified_split(y, seed)
+        train.append((x[tr], y[tr]))
+        test.append((x[te], y[te]))
         classes.append(data.n_classes)
     return train, test, classes
+
+
+def stratified_split(y: torch.Tensor, seed: int, test_share: float = 1 / 6):
+    """Indices of a seeded 5:1 split made per class: each class gives round(n_c / 6) test
+    samples, so a balanced dataset stays balanced in both parts."""
+    gen = torch.Generator().manual_seed(seed)
+    train, test = [], []
+    for c in torch.unique(y).tolist():
+        idx = torch.nonzero(y == c).flatten()
+        idx = idx[torch.randperm(len(idx), generator=gen)]
+        n_test = round(len(idx) * test_share)
+        test.append(idx[:n_test])
+        train.append(idx[n_test:])
+    return torch.cat(train).sort().values, torch.cat(test).sort().values
 
 
 def run(names: list[str], paths: BenchPaths, ae_epochs: int, clf_epochs: int, seed: int) -> dict:
@@ -132,13 +148,30 @@ def run(names: list[str], paths: BenchPaths, ae_epochs: int, clf_epochs: int, se
     return out
 
 
+def run_seeds(names: list[str], paths: BenchPaths, ae_epochs: int, clf_epochs: int,
+              seeds: list[int]) -> dict:
+    """``run`` once per seed; per loss the rho of every seed, their mean and range per base."""
+    runs = [run(names, paths, ae_epochs, clf_epochs, s) for s in seeds]
+    out = {"datasets": names, "seeds": seeds, "runs": runs}
+    for loss in ("mse", "issim"):
+        rho = np.array([r[loss]["rho"] for r in runs])
+        out[loss] = {"rho": rho.mean(0).tolist(), "rho_min": rho.min(0).tolist(),
+                     "rho_max": rho.max(0).tolist(), "mean_rho": float(rho.mean()),
+                     "compare_seconds": float(np.mean([r[loss]["compare_seconds"] for r in runs]))}
+    out["transfer_seconds"] = float(np.mean([r["transfer_seconds"] for r in runs]))
+    return out
+
+
 def _markdown(res: dict) -> str:
-    names = res["datasets"]
-    lines = ["| base dataset | " + " | ".join(names) + " | mean |",
+    names, seeds = res["datasets"], res["seeds"]
+    lines = [f"Spearman's rho per base dataset, mean over seeds {seeds} (min to max):", "",
+             "| base dataset | " + " | ".join(names) + " | mean |",
              "|---|" + "---|" * (len(names) + 1)]
     for loss in ("mse", "issim"):
         r = res[loss]
-        lines.append(f"| rho (AEs w/ {loss.upper()}) | " + " | ".join(f"{v:.2f}" for v in r["rho"])
+        cells = [f"{m:.2f} ({lo:.1f} to {hi:.1f})" if len(seeds) > 1 else f"{m:.2f}"
+                 for m, lo, hi in zip(r["rho"], r["rho_min"], r["rho_max"])]
+        lines.append(f"| rho (AEs w/ {loss.upper()}) | " + " | ".join(cells)
                      + f" | {r['mean_rho']:.2f} |")
     paper = PAPER_TABLE1
     if names == DEFAULT:
@@ -166,10 +199,10 @@ def _figure(res: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = res["datasets"]
-    panels = [("SimEx Delta, MSE (rows X, cols A(Y))", np.array(res["mse"]["delta"])),
-              ("SimEx Delta, iSSIM", np.array(res["issim"]["delta"])),
-              ("retrained accuracy / base (rows base)", np.array(res["retrain_accuracy"]))]
+    names, first = res["datasets"], res["runs"][0]
+    panels = [("SimEx Delta, MSE (rows X, cols A(Y))", np.array(first["mse"]["delta"])),
+              ("SimEx Delta, iSSIM", np.array(first["issim"]["delta"])),
+              ("retrained accuracy / base (rows base)", np.array(first["retrain_accuracy"]))]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
     for ax, (title, m) in zip(axes, panels):
         ax.imshow(m, cmap="viridis")
@@ -185,11 +218,12 @@ def main(argv: list[str]) -> None:
     p.add_argument("--datasets", default=",".join(DEFAULT))
     p.add_argument("--ae-epochs", type=int, default=12)
     p.add_argument("--clf-epochs", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
     p.add_argument("--out", type=Path, default=Path("simex-reproduction"))
     args = p.parse_args(argv)
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
-    res = run(names, BenchPaths(resolve_home()), args.ae_epochs, args.clf_epochs, args.seed)
+    seeds = [int(v) for v in args.seeds.split(",") if v.strip()]
+    res = run_seeds(names, BenchPaths(resolve_home()), args.ae_epochs, args.clf_epochs, seeds)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(res, indent=2))
     md = _markdown(res)

@@ -352,3 +352,26 @@ def test_bad_input_is_a_bench_error():
     twice = pd.concat([scores_table({("a", "t"): 1.0})] * 2)
     with pytest.raises(EvaluationError, match="more than one row"):
         evaluate_probes(results, {"p": twice}, {})
+
+
+def test_transferability_ceiling_is_the_two_repeats_spearman_and_one_when_they_agree():
+    from benchmark.evaluation import transferability_ceiling
+
+    rep0 = {("a", "t"): 3.0, ("b", "t"): 1.0, ("c", "t"): 2.0, ("d", "t"): 5.0,
+            ("a", "u"): -1.0, ("b", "u"): 4.0, ("c", "u"): 0.5}
+    rep1 = {("a", "t"): 2.0, ("b", "t"): 1.5, ("c", "t"): 4.0, ("d", "t"): 6.0,
+            ("a", "u"): -2.0, ("b", "u"): 3.0, ("c", "u"): 1.0}
+    rows = pd.DataFrame([{"source": s, "target": t, "repeat": r, "transferability": v[(s, t)]}
+                         for r, v in enumerate((rep0, rep1)) for (s, t) in v])
+    got = transferability_ceiling(rows, splits=20)
+    # two repeats: every split puts one in each half, so the ceiling is their Spearman rho
+    for target in ("t", "u"):
+        keys = [k for k in rep0 if k[1] == target]
+        want = spearmanr([rep0[k] for k in keys], [rep1[k] for k in keys]).statistic
+        assert got[target] == pytest.approx(want)
+    assert got["pooled"] == pytest.approx(spearmanr(list(rep0.values()),
+                                                    list(rep1.values())).statistic)
+    same = rows.copy()
+    same["transferability"] = [rep0[(s, t)] for s, t in zip(same["source"], same["target"])]
+    assert transferability_ceiling(same, splits=5) == {"t": 1.0, "u": 1.0, "pooled": 1.0}
+    assert transferability_ceiling(rows[rows["repeat"] == 0])["pooled"] is None  # one repeat

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +54,44 @@ def test_variants_are_deterministic_and_match_their_cards(name):
     assert np.bincount(a.labels).tolist() == [500] * 10
 
 
+# sha256 of images + labels, computed once in a fresh process with the pinned constraints.txt
+# (numpy, Pillow, scikit-image, matplotlib's bundled FreeType): a change of any builder, seed or
+# pinned library that alters one pixel shows here. Update only on purpose, with a card change.
+PINNED = {
+    "mnist-5k": "1f75c140503b3082c96134f5593303f3133e59989a92e21f060c644c655c3722",
+    "mnist-5k-rotated": "28cdba727563e6222bac870e5cd581fd91753718f3602749c9b1b2c52eb668b3",
+    "mnist-5k-background-random":
+        "d67a560ba85e762b4d152a9e64fc24ffa83cebd314d2ee0bf0c8c84c5ceecfc7",
+    "mnist-5k-background-image":
+        "b0d7b5e6a2e934fdb65d8d282ee0aa290dc0a89af65a38f8cdb51918e6245588",
+    "mnist-5k-rotated-background-image":
+        "1b961bcf4b578a146a986078524f114d3811350da01b67766003a36013ae905e",
+    "font-letters": "8e5386ca7bd3350ac6491ff174e6d40e6a57f28cd509e27d963ae8308ba7f11a",
+    "picture-crops": "1fbdb569c979fc268a342775b0292fcb928a66c20d4972b969f61172679c72f3",
+}
+
+
+@pytest.mark.slow
+def test_same_bytes_in_a_fresh_process_as_pinned():
+    code = ("import json; from tests.test_mnist_sets import NEW, build, digest; "
+            "print(json.dumps({n: digest(build(n)) for n in NEW}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).parent.parent, check=True)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == PINNED
+
+
+@pytest.mark.parametrize("name", NEW[1:5])
+def test_variant_cards_say_how_they_were_made(name):
+    card = Catalog.load().cards[name]
+    opts = card.format.options
+    method = {"mnist-5k-rotated": "rotate", "mnist-5k-background-random": "background-random",
+              "mnist-5k-background-image": "background-image",
+              "mnist-5k-rotated-background-image": "rotate+background-image"}[name]
+    assert card.derived_from.parent == "mnist-5k" and card.derived_from.method == method
+    assert card.derived_from.params == opts.get("params", {})  # the builder's own parameters
+    assert f"default_rng({opts['seed']})" in card.derived_from.description
+
+
 def test_rotation_by_zero_degrees_is_the_original():
     np.testing.assert_array_equal(build("mnist-5k-rotated", angle_range=[0.0, 0.0]).images,
                                   build("mnist-5k").images)
@@ -81,3 +122,23 @@ def test_stand_ins_never_carry_the_real_datasets_names():
         assert name not in ("emnist-letters", "fashion-mnist")
     assert cards["emnist-letters"].obtain.kind == "download"  # the real ones stay real
     assert cards["fashion-mnist"].obtain.kind == "download"
+
+
+@pytest.mark.slow
+def test_the_default_suite_plans_on_the_real_mnist_family(cli, bench_home):
+    """`bench run` with no suite: real MNIST-derived targets, every source against every target
+    beside the scratch baseline, with repeats; a dry run registers what it needs, writes no
+    tracking store and counts every run as to do."""
+    res = cli("run", "--dry-run", "--json")
+    assert res.exit_code == 0, res.stderr
+    plan = res.json()
+    assert plan["suite"] == "mnist" and plan["pretrain_finished"] == []
+    targets = {p["target"] for p in plan["pairs"]}
+    assert {"mnist-5k-rotated", "mnist-5k-background-image"} <= targets
+    for target in targets:
+        kinds = [(p["source"], p["kind"]) for p in plan["pairs"] if p["target"] == target]
+        assert ("scratch", "scratch") in kinds
+        assert {s for s, k in kinds if k == "transfer"} == set(plan["pretrain"]) - {target}
+    assert all(p["folds"] >= 2 and p["repeats"] >= 2 for p in plan["pairs"])
+    assert plan["runs_to_do"] == plan["runs"] > 0
+    assert not (bench_home / "mlflow.db").exists()

@@ -114,6 +114,9 @@ def test_repeats_end_to_end_give_spread_ceiling_and_baselines(cli, tmp_path, ben
     methods = {r["method"] for r in doc["evaluation"]}
     assert {"random", "best-on-average", "largest-source", "expert"} <= methods
     assert "noise_ceiling" in doc["evaluation"][0]
+    corr = pd.read_csv(files["correlations_csv"])  # each rho beside its own ceiling
+    pooled = corr[corr["scope"] == "pooled"]
+    assert len(pooled) and pooled["rho_ceiling"].between(-1, 1).all()
     json.dumps(doc, allow_nan=False)  # strict JSON: no NaN
 
 
