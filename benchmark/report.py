@@ -234,7 +234,12 @@ def shift_models(folds: pd.DataFrame) -> pd.DataFrame:
                          "shift_auc": shifted.get(f"shift_{label}_auc"),
                          "orig_n": shifted.get(f"shift_{label}_n_orig", np.nan),
                          "shift_n": shifted.get(f"shift_{label}_n", np.nan)})
-    return pd.DataFrame(rows)
+    if not rows:
+        return pd.DataFrame(rows)
+    # a canonical order: the seeded bootstrap of the analysis resamples by position, and the
+    # tracking store returns runs in no fixed order (two stores of the same results disagreed)
+    return pd.DataFrame(rows).sort_values(["target", "shift", "source", "repeat", "fold"],
+                                          ignore_index=True)
 
 
 def _shifts(folds: pd.DataFrame, out_dir: Path, files: dict[str, Path]

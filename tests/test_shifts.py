@@ -412,3 +412,28 @@ def test_a_related_shifted_set_of_another_size_fails_at_plan_time(cli, tmp_path,
     assert "Shifted test set 'digits-rotated-half' of target 'digits' shares its images" in \
         res.stderr
     assert not (paths.home / "mlflow.db").exists()
+
+
+def test_the_bootstrap_verdicts_do_not_depend_on_the_order_runs_come_back_in():
+    """The tracking store returns fold runs in no fixed order; the seeded bootstrap must give
+    the same intervals and verdicts for the same results in any order."""
+    from benchmark.report import shift_models
+    from benchmark.shifts import shift_analysis
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for source, gain in (("a", 0.3), ("b", 0.0), ("c", -0.2), ("scratch", -0.1)):
+        for repeat in range(2):
+            for fold in range(3):
+                acc = float(rng.uniform(0.55, 0.9))
+                shifted = min(0.99, max(0.01, acc - 0.2 + gain * 0.3 + rng.normal(0, 0.03)))
+                rows.append({"kind": "transfer", "target": "t", "source": source, "fold": fold,
+                             "repeat": repeat, "accuracy": acc, "auc": acc,
+                             "shift_metrics": {"shift_s_accuracy": shifted,
+                                               "shift_s_auc": shifted, "shift_s_n": 100.0,
+                                               "shift_s_n_orig": 100.0}})
+    folds = pd.DataFrame(rows)
+    shuffled = folds.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    first = shift_analysis(shift_models(folds))[1]
+    again = shift_analysis(shift_models(shuffled))[1]
+    pd.testing.assert_frame_equal(first, again)
