@@ -154,14 +154,22 @@ def _device(env: JobEnv):
 def log_dataset_input(tracker: Tracker, run_id: str, record: DatasetRecord, context: str
                       ) -> None:
     """The dataset as an MLflow input of the run (its card's homepage and its digest)."""
+    log_input(tracker, run_id, record.card.get("homepage") or f"bench://{record.name}",
+              record.name, record.fingerprint[:16], context)
+
+
+def log_input(tracker: Tracker, run_id: str, uri: str, name: str, digest: str, context: str,
+              tags: dict[str, str] | None = None) -> None:
+    """An MLflow dataset input of the run: ``name`` at ``uri`` with ``digest``, its context and
+    any further input ``tags``."""
     from mlflow.data.http_dataset_source import HTTPDatasetSource
     from mlflow.data.meta_dataset import MetaDataset
     from mlflow.entities import DatasetInput, InputTag
 
-    source = HTTPDatasetSource(record.card.get("homepage") or f"bench://{record.name}")
-    dataset = MetaDataset(source, name=record.name, digest=record.fingerprint[:16])
-    tracker.client.log_inputs(run_id, [DatasetInput(dataset._to_mlflow_entity(),
-                                                    [InputTag("mlflow.data.context", context)])])
+    dataset = MetaDataset(HTTPDatasetSource(uri), name=name, digest=digest)
+    input_tags = [InputTag("mlflow.data.context", context)]
+    input_tags += [InputTag(k, v) for k, v in (tags or {}).items()]
+    tracker.client.log_inputs(run_id, [DatasetInput(dataset._to_mlflow_entity(), input_tags)])
 
 
 def _start(tracker: Tracker, env: JobEnv, **kwargs: Any):
@@ -372,22 +380,16 @@ def _log_transform_input(tracker: Tracker, run_id: str, spec, target: str, shift
     ``<target>+<label>`` (context ``shift:<label>``) whose digest is the sha256 of its pixels
     and labels, its derivation as input tags, the derivation card as an artifact."""
     import yaml
-    from mlflow.data.http_dataset_source import HTTPDatasetSource
-    from mlflow.data.meta_dataset import MetaDataset
-    from mlflow.entities import DatasetInput, InputTag
 
     from benchmark.shifts import pixels_fingerprint, transform_derivation
 
     derivation = transform_derivation(spec, target).model_dump(mode="json")
-    source = HTTPDatasetSource(f"bench://{target}/shift/{spec.label}")
-    dataset = MetaDataset(source, name=shifted.name,
-                          digest=pixels_fingerprint(shifted.images, shifted.labels_np)[:16])
-    tags = [InputTag("mlflow.data.context", f"shift:{spec.label}")]
-    tags += [InputTag(f"derived_from.{k}", str(v)) for k, v in derivation.items()
-             if k != "params" and v is not None]
-    tags += [InputTag(f"derived_from.params.{k}", str(v))
-             for k, v in derivation["params"].items()]
-    tracker.client.log_inputs(run_id, [DatasetInput(dataset._to_mlflow_entity(), tags)])
+    tags = {f"derived_from.{k}": str(v) for k, v in derivation.items()
+            if k != "params" and v is not None}
+    tags |= {f"derived_from.params.{k}": str(v) for k, v in derivation["params"].items()}
+    log_input(tracker, run_id, f"bench://{target}/shift/{spec.label}", shifted.name,
+              pixels_fingerprint(shifted.images, shifted.labels_np)[:16], f"shift:{spec.label}",
+              tags)
     mlflow.log_text(yaml.safe_dump({"name": shifted.name, "derived_from": derivation},
                                    sort_keys=False), f"shifts/{spec.label}.yaml")
     mlflow.log_param(f"shift.{spec.label}", f"{spec.transform} level={spec.level:g} "
