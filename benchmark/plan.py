@@ -14,11 +14,11 @@ from typing import Any, Literal
 import numpy as np
 
 from bench_core.hashing import config_hash
-from benchmark.config import ShiftSpec, SourceSpec, Suite, TargetSpec, TrainSettings
+from benchmark.config import (ShiftSpec, SourceSpec, Suite, TargetSpec, TrainSettings,
+                              check_dataset_names)
 from bench_core.weights import WeightsError, weights_file
 from benchmark.splits import check_splittable
-from registry.errors import BenchError, DatasetFormatError, RegistryError, UnknownNameError
-from registry.names import unknown_name_message
+from registry.errors import BenchError, DatasetFormatError, RegistryError
 from registry.store import DatasetRecord, RegistryStore
 
 SCRATCH = "scratch"
@@ -118,23 +118,15 @@ def _needs_weights_message(source: SourceSpec) -> WeightsError:
 
 def _records(suite: Suite, store: RegistryStore, where: str, known: tuple[str, ...]
              ) -> dict[str, DatasetRecord]:
-    needed = [s.name for s in suite.sources if s.weights is None] + [t.name for t in suite.targets]
-    needed += [s.dataset for t in suite.targets for s in t.shifts if s.dataset]
     records, missing = {}, []
-    for name in dict.fromkeys(needed):
+    for name in suite.dataset_names():
         rec = store.get(name)
         if rec is None:
             missing.append(name)
         else:
             records[name] = rec
-    registered = store.names()
-    for name in missing:  # a name neither registered nor in the catalog: most likely a typo
-        if known and name not in known:
-            raise UnknownNameError(
-                unknown_name_message("dataset", name, sorted({*known, *registered})).replace(
-                    "Unknown dataset", f"{where} names an unknown dataset", 1),
-                "Fix the name in the suite, or register your own data with `bench add-dataset "
-                f"{name} --path DIR --format LOADER`.")
+    if missing and known:  # a name neither registered nor in the catalog: most likely a typo
+        check_dataset_names(suite, {*known, *store.names()}, where)
     if missing:
         cmds = "; ".join(f"`bench add-dataset {n}`" for n in missing)
         raise RegistryError(f"{where} needs datasets that are not registered: "
