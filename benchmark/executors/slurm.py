@@ -96,6 +96,10 @@ class _SubmititExecutor:
         if self.array_parallelism < 1:
             raise ExecutorError(f"--array-parallelism must be at least 1, got "
                                 f"{self.array_parallelism}.", "Pass how many jobs may run at once.")
+        self._check_cluster()
+
+    def _check_cluster(self) -> None:
+        """Slurm's tools are here, and the compute nodes can reach the tracking store."""
         missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
         if missing:
             raise ExecutorError(f"--executor slurm needs Slurm's {' and '.join(missing)}, "
@@ -126,11 +130,8 @@ class SlurmLocalExecutor(_SubmititExecutor):
     def slots(self) -> int | None:
         return self.array_parallelism
 
-    def _check(self) -> None:
-        import_extra("submitit", "slurm")
-        if self.array_parallelism < 1:
-            raise ExecutorError(f"--array-parallelism must be at least 1, got "
-                                f"{self.array_parallelism}.", "Pass how many jobs may run at once.")
+    def _check_cluster(self) -> None:
+        """Nothing to check: jobs are processes on this machine, which holds the store."""
 
 
 class _SubmititEngine:
