@@ -7,6 +7,9 @@ asks for a size the cache does not hold, the largest cached size is resized once
 
 from __future__ import annotations
 
+from pathlib import Path
+import socket
+
 import logging
 from dataclasses import dataclass
 
@@ -73,8 +76,6 @@ def load_device_data(record: DatasetRecord, size: tuple[int, int], device: torch
 
 def _check_present(record: DatasetRecord, paths: list[str]) -> None:
     """The cache files exist on this machine (a cluster worker sees the driver's paths)."""
-    import socket
-    from pathlib import Path
 
     missing = [p for p in paths if not Path(p).is_file()]
     if missing:

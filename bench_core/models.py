@@ -1,4 +1,4 @@
-"""Model builders (timm), source weights, and the layer-freezing protocol of seed 000.
+"""Model builders (timm), source weights, and the layer-freezing protocol of Venkatesan et al. 2016.
 
 The architecture is timm's ResNet family: global average pooling -> Dropout(drop_rate) ->
 Linear, as the paper's modified ResNet50 head. Fine-tuning replaces the prediction layer and

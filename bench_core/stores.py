@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from registry.paths import BenchPaths
+
 
 @dataclass(frozen=True)
 class TrackingTarget:
@@ -28,13 +30,20 @@ class TrackingTarget:
         return Path(self.uri[len(prefix):]) if self.uri.startswith(prefix) else None
 
 
-def tracking_target(home: Path, uri: str | None, experiment: str) -> TrackingTarget:
+def tracking_target(paths: BenchPaths, uri: str | None, experiment: str) -> TrackingTarget:
     """``uri`` (e.g. from MLFLOW_TRACKING_URI), else the SQLite store in BENCH_HOME. Artifacts
     of experiments created in a local store go to ``BENCH_HOME/mlartifacts`` (never to
     ``./mlruns`` of the current folder); a server decides for itself."""
-    uri = uri or f"sqlite:///{home / 'mlflow.db'}"
-    probe = TrackingTarget(uri, experiment)
-    return TrackingTarget(uri, experiment, str(home / "mlartifacts") if probe.local_only else None)
+    uri = uri or f"sqlite:///{paths.mlflow_db}"
+    local = TrackingTarget(uri, experiment).local_only
+    return TrackingTarget(uri, experiment, str(paths.mlartifacts_dir) if local else None)
+
+
+def store_uri(paths: BenchPaths, tracking_uri: str | None) -> str:
+    """``tracking_uri``, else BENCH_HOME's SQLite store: where ``models:/`` weights are looked
+    up. Never None, which MLflow would read as its own default store (``./mlflow.db`` of the
+    current folder, or whatever store this process opened last)."""
+    return tracking_target(paths, tracking_uri, "").uri
 
 
 @dataclass(frozen=True)

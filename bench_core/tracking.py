@@ -14,6 +14,8 @@ live run of the same job in another process is waited for, never duplicated.
 
 from __future__ import annotations
 
+from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
 import json
 import logging
 import os
@@ -32,7 +34,9 @@ from mlflow.entities import Run, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from bench_core.stores import ResumePolicy, TrackingTarget, tracking_target  # noqa: F401
+from bench_core.logs import quiet_libraries
+from bench_core.stores import ResumePolicy, TrackingTarget, tracking_target
+from registry.paths import BenchPaths
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +94,6 @@ def _create_store(target: TrackingTarget) -> None:
     """Create a new local SQLite store with its artifact root under BENCH_HOME: MLflow makes
     the store's Default experiment (id 0) on creation, with the artifact root it was given,
     which for a plain ``MlflowClient(uri)`` is ``./mlruns`` of the current folder."""
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
     if target.artifact_root is None:
         return
@@ -275,3 +278,15 @@ class Tracker:
         finally:
             stop.set()
             thread.join()
+
+
+def open_tracker(paths: BenchPaths, experiment: str, tracking_uri: str | None = None,
+                 session: str = "", policy: ResumePolicy = ResumePolicy()) -> Tracker:
+    """The experiment in ``tracking_uri``, or in the SQLite store of BENCH_HOME (artifacts in
+    ``BENCH_HOME/mlartifacts``)."""
+    target = tracking_target(paths, tracking_uri, experiment)
+    if tracking_uri is None:
+        paths.home.mkdir(parents=True, exist_ok=True)
+    tracker = Tracker(target, session, policy)
+    quiet_libraries(logging.getLogger().level <= logging.DEBUG)  # mlflow resets its loggers
+    return tracker

@@ -21,6 +21,11 @@ whose SHA-256 is not the one its folder records, or weights of another architect
 
 from __future__ import annotations
 
+import os
+import pickle
+import re
+import tempfile
+
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,15 +117,12 @@ def from_folder(folder: Path, spec: str) -> ResolvedWeights:
 
 
 def _from_registry(spec: str, cache: Path | None, tracking_uri: str | None) -> ResolvedWeights:
-    import os
-    import tempfile
-
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri)
-    name, version = _registry_version(client, spec)
+    name, version = registry_version(client, spec)
     folder = (cache or Path.home() / ".cache" / "transfer-bench" / "registry") / name / version
     if not (folder / WEIGHTS).is_file():
         folder.parent.mkdir(parents=True, exist_ok=True)
@@ -145,7 +147,6 @@ def _from_registry(spec: str, cache: Path | None, tracking_uri: str | None) -> R
 
 def _from_hub(repo: str, spec: str, cache: Path | None) -> ResolvedWeights:
     """A published folder on the Hugging Face Hub, downloaded (online) into ``cache``."""
-    import os
 
     from huggingface_hub import snapshot_download
 
@@ -160,7 +161,7 @@ def _from_hub(repo: str, spec: str, cache: Path | None) -> ResolvedWeights:
     return from_folder(Path(folder), spec)
 
 
-def _registry_version(client, spec: str) -> tuple[str, str]:
+def registry_version(client, spec: str) -> tuple[str, str]:
     from mlflow.exceptions import MlflowException
 
     ref = spec.removeprefix("models:/")
@@ -182,7 +183,6 @@ def _registry_version(client, spec: str) -> tuple[str, str]:
 
 def load_state(path: Path) -> dict:
     """The tensors of a weights file, never unpickling code."""
-    import pickle
 
     import torch
 
@@ -218,7 +218,6 @@ def source_model(spec: str, cache: Path | None = None, tracking_uri: str | None 
     a bare weights file (``SOURCE=PATH.safetensors``) says none of them: the source comes from
     ``SOURCE=``, the architecture and input size from ``arch`` and ``image_size`` (the caller's
     suite), and without them it fails clearly."""
-    import re
 
     from bench_core.sources import SourceModel
 

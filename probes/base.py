@@ -1,5 +1,9 @@
 """The probe contract: a registered probe turns registered datasets into a distance matrix.
 
+A new probe is one module in this package (or an installed plugin's, by the entry point group
+``transfer_bench.probes``) holding a ``@register_probe`` class with ``name = "..."``; see
+docs/contributing.md.
+
 Every probe is a class registered under its name with a pydantic ``Options`` model; ``compute``
 takes the datasets' registry records (in the order asked) and returns a :class:`ProbeResult`
 whose ``distances`` is a square matrix in that order (smaller = more similar). Probes that
@@ -18,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from bench_core.sources import SourceModel
 from registry.errors import BenchError
-from registry.names import Registry, validate_options
+from registry.names import LazyRegistry, validate_options
 from registry.paths import BenchPaths
 from registry.progress import ProgressFactory, no_progress
 from registry.store import DatasetRecord
@@ -74,6 +78,9 @@ class Probe(ABC):
     # bumped when a change of the method changes its results, so that results stored by an
     # earlier version are not reused (part of a suite probe's config hash from version 2 on)
     version: ClassVar[int] = 1
+    # options that make it run in seconds on three tiny datasets: what the contract test
+    # (tests/test_contracts.py) runs every registered probe with
+    smoke_options: ClassVar[dict[str, Any]] = {}
 
     @classmethod
     def wants_probe_network(cls, options: Mapping[str, Any]) -> bool:
@@ -91,10 +98,14 @@ class Probe(ABC):
         """Distances between the datasets of ``records`` (square, in their order)."""
 
 
-PROBES: Registry[type[Probe]] = Registry("probe")
+# every @register_probe class of this package, found by name without importing it (the CLI
+# lists them without loading torch); installed plugins add theirs by entry point
+PROBES: LazyRegistry[type[Probe]] = LazyRegistry("probe", "probes", "register_probe",
+                                                 entry_points="transfer_bench.probes")
 
 
 def register_probe(cls: type[Probe]) -> type[Probe]:
+    """Class decorator: register ``cls`` under ``cls.name``."""
     PROBES.add(cls.name, cls)
     return cls
 

@@ -1,13 +1,14 @@
-"""Transferability against probe distances (seed 004, Fig. 4): Spearman rho with its p-value,
+"""Transferability against probe distances (van den Brandt et al. 2021, Fig. 4): Spearman rho with its p-value,
 Kendall tau and Pearson r, pooled over all source -> target pairs and per target."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from scipy.stats import kendalltau, pearsonr, spearmanr
 
-# seed 004 with its public code (anchors.md): a Pearson fit labelled "rho" in their figures
+# van den Brandt et al. 2021 with its public code (anchors.md): a Pearson fit labelled "rho" in their figures
 PAPER = {"task2vec": {"r": -0.11, "p": 0.61}, "expert": {"r": 0.24, "p": 0.26}}
 
 
@@ -53,14 +54,9 @@ def correlations(transfers: pd.DataFrame, probes: dict[str, tuple[list[str], np.
 
 def scatter_figure(joined: dict[str, pd.DataFrame]):
     """Fig. 4: transferability against each probe's distance, one panel per probe."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     panels = [(m, d) for m, d in joined.items() if not d.empty]
-    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(3.4 * max(len(panels), 1), 3.2),
-                             squeeze=False)
+    fig = Figure(figsize=(3.4 * max(len(panels), 1), 3.2))
+    axes = fig.subplots(1, max(len(panels), 1), squeeze=False)
     for ax, (method, data) in zip(axes[0], panels):
         for target, g in data.groupby("target"):
             ax.scatter(g["distance"], g["transferability_mean"], label=target, s=22)

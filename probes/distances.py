@@ -108,7 +108,7 @@ def asymmetric(e_a: np.ndarray, e_b: np.ndarray, trivial: np.ndarray, alpha: flo
 
 def dataset_distance(embs_a: list[np.ndarray], embs_b: list[np.ndarray], fn, pairs: int,
                      rng: np.random.Generator) -> float:
-    """Mean of ``fn`` over ``pairs`` random pairs of subset embeddings (seed 004's protocol)."""
+    """Mean of ``fn`` over ``pairs`` random pairs of subset embeddings (van den Brandt et al.'s (2021) protocol)."""
     if len(embs_a) == 1 and len(embs_b) == 1:
         return float(fn(embs_a[0], embs_b[0]))
     i = rng.integers(len(embs_a), size=pairs)

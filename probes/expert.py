@@ -1,4 +1,4 @@
-"""Expert meta-features (seed 004): Hamming distance between the cards' six properties."""
+"""Expert meta-features (van den Brandt et al. 2021): Hamming distance between the cards' six properties."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ def hamming_matrix(vectors: list[tuple[str, ...]]) -> np.ndarray:
 
 @register_probe
 class ExpertProbe(Probe):
+    """Distance between the expert meta-features of the dataset cards (Cheplygina et al.)."""
+
     name = "expert"
     needs_data = False
 

@@ -1,4 +1,4 @@
-"""Feature-behaviour probe (seed 002): how many of a source network's features describe each
+"""Feature-behaviour probe (Garcia-Gasulla et al. 2018): how many of a source network's features describe each
 class of a target dataset by their presence or by their absence.
 
 After Garcia-Gasulla et al., "On the Behavior of Convolutional Nets for Feature Extraction"
@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 from pydantic import model_validator
+from matplotlib.figure import Figure
 from scipy.stats import false_discovery_control, norm, rankdata
 
 from bench_core.batches import BatchPrep
@@ -216,6 +217,9 @@ class FeatureOptions(ModelScoringOptions):
 
 @register_probe
 class FeatureBehaviourProbe(ModelScoringProbe):
+    """Share of a source model's features discriminative on the target, by presence or
+    absence, at every stage (Garcia-Gasulla et al.'s (2018) feature behaviour)."""
+
     name = "features"
     Options = FeatureOptions
 
@@ -250,19 +254,14 @@ class FeatureBehaviourProbe(ModelScoringProbe):
 def counts_figure(details: dict[str, Any], source: str, target: str):
     """Heatmaps (layers x classes) of the share of features present- and absent-discriminative
     for each class, side by side, for ``source`` scored on ``target`` (a matplotlib figure)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     try:
         found = details["counts"][source][target]
     except KeyError:
         raise ProbeError(f"No counts for source '{source}' on target '{target}'.",
                          "Pick a source with a model and another dataset as target.") from None
     layers, classes = found["layers"], found["counts"][0]["classes"] if found["counts"] else []
-    fig, axes = plt.subplots(1, 2, figsize=(2.5 + 0.9 * max(len(classes), 1),
-                                            1.2 + 0.45 * len(layers)), sharey=True)
+    fig = Figure(figsize=(2.5 + 0.9 * max(len(classes), 1), 1.2 + 0.45 * len(layers)))
+    axes = fig.subplots(1, 2, sharey=True)
     for ax, kind in zip(axes, ("present", "absent")):
         share = np.array([np.asarray(c[f"n_{kind}"], float) / max(c["n_features"], 1)
                           for c in found["counts"]]).reshape(len(layers), len(classes))

@@ -3,24 +3,24 @@ artifact, a heatmap figure and the embeddings (npz)."""
 
 from __future__ import annotations
 
+import mlflow.artifacts
+
 import tempfile
 from pathlib import Path
 
-import matplotlib
+import mlflow
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import mlflow  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from bench_core.tracking import Tracker, flatten  # noqa: E402
-from probes.base import ProbeResult  # noqa: E402
+from bench_core.tracking import Tracker, flatten
+from probes.base import ProbeResult
 
 
 def heatmap(result: ProbeResult):
     n = len(result.datasets)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * n, 0.8 + 0.7 * n))
+    fig = Figure(figsize=(1.0 + 0.8 * n, 0.8 + 0.7 * n))
+    ax = fig.add_subplot()
     im = ax.imshow(result.distances, cmap="viridis")
     ax.set_xticks(range(n), result.datasets, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(n), result.datasets, fontsize=8)
@@ -45,13 +45,9 @@ def log_probe(tracker: Tracker, result: ProbeResult, options: dict,
         frame = pd.DataFrame(result.distances, index=result.datasets, columns=result.datasets)
         mlflow.log_table(frame.reset_index(names="dataset"), "distances.json")
         mlflow.log_text(frame.to_csv(), "distances.csv")
-        fig = heatmap(result)
-        mlflow.log_figure(fig, "heatmap.png")
-        plt.close(fig)
+        mlflow.log_figure(heatmap(result), "heatmap.png")
         for name, draw in result.figures.items():
-            fig = draw()
-            mlflow.log_figure(fig, name)
-            plt.close(fig)
+            mlflow.log_figure(draw(), name)
         if result.details:
             mlflow.log_dict(result.details, "details.json")
         if result.embeddings:
@@ -64,7 +60,6 @@ def log_probe(tracker: Tracker, result: ProbeResult, options: dict,
 
 def load_probe_matrices(tracker: Tracker, suite: str) -> dict[str, tuple[list[str], np.ndarray]]:
     """The latest finished probe run of each method logged for ``suite``: names and matrix."""
-    import mlflow.artifacts
 
     runs = tracker.client.search_runs(
         [tracker.experiment_id],

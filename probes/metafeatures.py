@@ -32,6 +32,8 @@ def standardized_distances(table: np.ndarray) -> np.ndarray:
 
 @register_probe
 class MetaFeatureProbe(Probe):
+    """Distance between the statistical meta-features of the registered datasets."""
+
     name = "metafeatures"
     Options = MetaFeatureOptions
 

@@ -31,6 +31,8 @@ class ModelScoringOptions(ProbeOptions):
 class ModelScoringProbe(Probe):
     """Scores each source model on each target's data (higher = better transfer)."""
 
+    smoke_options = {"max_samples": 120}
+
     Options = ModelScoringOptions
     symmetric = False
     uses_source_models = True

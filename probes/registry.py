@@ -1,7 +1,6 @@
-"""Importing this module registers every built-in probe."""
+"""The registry of probes (:data:`probes.base.PROBES`): every ``@register_probe`` class of this
+package, found by name without importing its module; ``PROBES.get(name)`` imports it."""
 
-from probes import (expert, features, metafeatures, otdd, simex, task2vec,  # noqa: F401
-                    transfer_estimators)
 from probes.base import PROBES
 
 __all__ = ["PROBES"]

@@ -1,4 +1,4 @@
-"""Reproduce seed 003 section 5.1 (inter-dataset similarity) offline on real MNIST.
+"""Reproduce Hwang et al. 2020 section 5.1 (inter-dataset similarity) offline on real MNIST.
 
     python -m probes.reproduce_simex [--datasets digits,digits-rotated,...] [--out DIR]
 
@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib.figure import Figure
 from scipy.stats import spearmanr
 from torch import nn
 
@@ -196,16 +197,12 @@ def _markdown(res: dict) -> str:
 
 
 def _figure(res: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     names, first = res["datasets"], res["runs"][0]
     panels = [("SimEx Delta, MSE (rows X, cols A(Y))", np.array(first["mse"]["delta"])),
               ("SimEx Delta, iSSIM", np.array(first["issim"]["delta"])),
               ("retrained accuracy / base (rows base)", np.array(first["retrain_accuracy"]))]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    fig = Figure(figsize=(15, 4.6))
+    axes = fig.subplots(1, 3)
     for ax, (title, m) in zip(axes, panels):
         ax.imshow(m, cmap="viridis")
         ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=7)

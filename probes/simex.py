@@ -1,4 +1,4 @@
-"""SimEx (seed 003): similarity from reconstruction by a fleet of autoencoders.
+"""SimEx (Hwang et al. 2020): similarity from reconstruction by a fleet of autoencoders.
 
 One autoencoder per reference set Y_k (a dataset, or a class); Delta(X | Y_k) is the mean over
 x in X of delta(x, A_k(x)) with delta = MSE or iSSIM = 1 - SSIM; smaller = more similar. To
@@ -294,7 +294,7 @@ def delta_matrix(fleet: Fleet, queries: list[torch.Tensor], loss: str, chunk: in
 
 
 def greedy_pairing(delta: np.ndarray) -> list[tuple[int, int]]:
-    """Pair rows with columns greedily by smallest Delta, each used once (seed 003)."""
+    """Pair rows with columns greedily by smallest Delta, each used once (Hwang et al. 2020)."""
     d = np.array(delta, dtype=float)
     pairs = []
     for _ in range(min(d.shape)):
@@ -307,6 +307,10 @@ def greedy_pairing(delta: np.ndarray) -> list[tuple[int, int]]:
 
 @register_probe
 class SimExProbe(Probe):
+    """SimEx (Hwang et al. 2020): how well autoencoders of one dataset reconstruct another."""
+
+    smoke_options = {"epochs": 2, "check_every": 1, "max_per_set": 200, "eval_per_set": 50}
+
     name = "simex"
     Options = SimExOptions
     symmetric = False

@@ -1,4 +1,4 @@
-"""Task2Vec (Achille et al. 2019) as used by seed 004, following aws-cv-task2vec's protocol.
+"""Task2Vec (Achille et al. 2019) as used by van den Brandt et al. 2021, following aws-cv-task2vec's protocol.
 
 For a dataset (or each of its subsets): the frozen probe network (timm; BatchNorm in eval mode
 by default, see ``batchnorm``) extracts penultimate features once; a new classifier head is
@@ -201,13 +201,20 @@ class Task2VecEmbedder:
 
 
 def subset_indices(n: int, fraction: float, minimum: int, index: int) -> np.ndarray:
-    """Subset ``index`` (random state = index, as in seed 004) of fraction * n samples."""
+    """Subset ``index`` (random state = index, as in van den Brandt et al. 2021) of fraction * n samples."""
     size = min(n, max(minimum, int(round(fraction * n))))
     return np.sort(np.random.default_rng(index).choice(n, size=size, replace=False))
 
 
 @register_probe
 class Task2VecProbe(Probe):
+    """Task2Vec (Achille et al. 2019): cosine distance of Fisher embeddings of a probe
+    network."""
+
+    smoke_options = {"arch": "resnet10t", "weights": "random", "image_size": [16, 16],
+                     "subsets": 2, "min_subset": 40, "max_draws": 24, "head_epochs": 2,
+                     "head_draws": 320}
+
     name = "task2vec"
     # 2: the reference's head protocol, weights-only embedding, the reference's distances
     # 3: the head over given weights starts from the probe's seed (before: torch's global state)

@@ -1,7 +1,7 @@
 """The dataset card: declarative, typed metadata for one dataset, validated from YAML.
 
 Cards are frozen pydantic models; lookups hand out copies. The six expert meta-features follow
-seed 004 (natural/medical, grayscale/color, objects/textures, type, diversity, number of classes).
+van den Brandt et al. 2021 (natural/medical, grayscale/color, objects/textures, type, diversity, number of classes).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class FormatSpec(_Frozen):
 
 
 class ExpertFeatures(_Frozen):
-    """The six expert meta-features of seed 004 (majority vote of raters)."""
+    """The six expert meta-features of van den Brandt et al. 2021 (majority vote of raters)."""
 
     origin: Literal["natural", "medical"]
     color: Literal["grayscale", "color"]

@@ -1,12 +1,28 @@
 """Registries keyed by name, filled by decorator (as timm's model registry is).
 
 A duplicate name raises; an unknown name raises an error that lists close matches.
+
+:class:`LazyRegistry` is how extensions (dataset loaders, probes, estimators, executors, shift
+transforms) are found: every module of one package folder that holds a class decorated with the
+registry's decorator and carrying ``name = "..."`` is one extension. Their names (and the first
+line of their docstrings) are read from the source without importing anything, so the CLI lists
+them without loading torch; a module is imported when its extension is first used, and its
+decorator registers it. Installed plugins add theirs through an entry-point group.
 """
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
+import ast
 import difflib
+import importlib
+import importlib.metadata
+import importlib.util
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from registry.errors import CardError, DuplicateNameError, UnknownNameError
@@ -66,8 +82,8 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             raise UnknownNameError(
-                unknown_name_message(self.kind, name, sorted(self._items)),
-                f"Known {self.kind}s: {', '.join(sorted(self._items))}.",
+                unknown_name_message(self.kind, name, self.names()),
+                f"Known {self.kind}s: {', '.join(self.names())}.",
             ) from None
 
     def names(self) -> list[str]:
@@ -80,12 +96,118 @@ class Registry(Generic[T]):
         return iter(self.names())
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self.names())
+
+
+@dataclass(frozen=True)
+class Extension:
+    """Where an extension lives, found without importing it: ``module:attr`` and the first
+    line of its docstring."""
+
+    name: str
+    target: str  # "package.module:Class"
+    summary: str = ""
+
+    @property
+    def module(self) -> str:
+        return self.target.partition(":")[0]
+
+
+def scan_source(path: Path, module: str, decorator: str) -> list[Extension]:
+    """The classes of one source file decorated with ``decorator`` (``@decorator`` or
+    ``@x.decorator``) that set ``name = "literal"`` in their body."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    found = []
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef) or not any(
+                _decorator_name(d) == decorator for d in node.decorator_list):
+            continue
+        for stmt in node.body:
+            target = stmt.targets[0] if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 \
+                else stmt.target if isinstance(stmt, ast.AnnAssign) else None
+            value = getattr(stmt, "value", None)
+            if isinstance(target, ast.Name) and target.id == "name" and \
+                    isinstance(value, ast.Constant) and isinstance(value.value, str):
+                doc = (ast.get_docstring(node) or "").strip().split("\n\n")[0]
+                found.append(Extension(value.value, f"{module}:{node.name}",
+                                       " ".join(doc.split())))
+                break
+    return found
+
+
+def _decorator_name(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return None
+
+
+class LazyRegistry(Registry[T]):
+    """A registry whose entries are the extension modules of ``package`` (and of the
+    ``entry_points`` group of installed plugins), listed without importing them.
+
+    ``names()`` and ``extensions()`` read the source; ``get(name)`` imports the one module that
+    holds ``name``, whose ``decorator`` registers it. Objects registered directly (a notebook,
+    a test) are listed too."""
+
+    def __init__(self, kind: str, package: str, decorator: str,
+                 entry_points: str | None = None) -> None:
+        super().__init__(kind)
+        self.package, self.decorator, self.group = package, decorator, entry_points
+
+    @cached_property
+    def _found(self) -> dict[str, Extension]:
+        found: dict[str, Extension] = {}
+        spec = importlib.util.find_spec(self.package)
+        roots = list(spec.submodule_search_locations or []) if spec else []
+        for root in map(Path, roots):
+            for path in sorted(root.rglob("*.py")):
+                rel = path.relative_to(root).with_suffix("")
+                module = ".".join((self.package, *rel.parts)).removesuffix(".__init__")
+                for ext in scan_source(path, module, self.decorator):
+                    self._add_found(found, ext)
+        for ep in importlib.metadata.entry_points(group=self.group) if self.group else ():
+            self._add_found(found, Extension(ep.name, ep.value))
+        return found
+
+    def _add_found(self, found: dict[str, Extension], ext: Extension) -> None:
+        if ext.name in found and found[ext.name].target != ext.target:
+            raise DuplicateNameError(
+                f"Two {self.kind}s are named '{ext.name}': {found[ext.name].target} and "
+                f"{ext.target}.", "Rename one of them.")
+        found[ext.name] = ext
+
+    def extensions(self) -> dict[str, Extension]:
+        """Every extension by name (registered objects without a module scan included)."""
+        out = dict(self._found)
+        for name, obj in self._items.items():
+            out.setdefault(name, Extension(name, f"{obj.__module__}:{obj.__qualname__}"))
+        return dict(sorted(out.items()))
+
+    def get(self, name: str) -> T:
+        ext = self._found.get(name)
+        if name not in self._items and ext is not None:
+            module, _, attr = ext.target.partition(":")
+            obj = getattr(importlib.import_module(module), attr)
+            if name not in self._items:  # a plugin's entry point, or a module not decorated
+                self.add(name, obj)
+        return super().get(name)
+
+    def add(self, name: str, obj: T) -> None:
+        if name in self._items and self._items[name] is obj:
+            return  # a module imported twice under one name registers once
+        super().add(name, obj)
+
+    def names(self) -> list[str]:
+        return sorted({*self._found, *self._items})
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items or name in self._found
 
 
 def validate_options(model: type, options: dict, what: str, hint: str):
     """``options`` validated into the pydantic ``model``; a CardError naming every bad field."""
-    from pydantic import ValidationError
 
     try:
         return model.model_validate(options)

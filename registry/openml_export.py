@@ -11,6 +11,9 @@ folder and renamed into place. ``publish_export`` uploads it with the user's API
 
 from __future__ import annotations
 
+from urllib.parse import urlparse
+import socket
+
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,8 +136,6 @@ def publish_export(export: Export, apikey: str | None, server: str | None = None
     """Upload the export with the user's OpenML API key to ``server`` (default openml-python's
     configured server); without a key, or with the server out of reach, it fails at once, and
     an HTTP error of the upload fails clearly too, the folder kept either way."""
-    import socket
-    from urllib.parse import urlparse
 
     import openml
 

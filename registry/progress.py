@@ -5,6 +5,12 @@ The CLI passes :func:`rich_progress` (bars on stderr); library callers get silen
 
 from __future__ import annotations
 
+from datetime import timedelta
+from rich.console import Console
+from rich.progress import ProgressColumn
+from rich.text import Text
+import sys
+
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import ContextManager
@@ -22,12 +28,10 @@ def no_progress(description: str, total: int | None) -> Iterator[Advance]:
 def rich_progress(description: str, total: int | None) -> Iterator[Advance]:
     """A rich progress bar on stderr with rate and time left; none when stderr is not a
     terminal (a log file gets the commands' log lines instead)."""
-    import sys
 
     if not sys.stderr.isatty():
         yield lambda n: None
         return
-    from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn,
                                TextColumn, TimeRemainingColumn, TransferSpeedColumn)
 
@@ -51,10 +55,7 @@ def time_left(elapsed: float | None, completed: float, total: float | None) -> f
 def _pace_column():
     """A rich column with :func:`time_left` of its task. Rich's own time-left column forgets
     advances older than 30 s, so a plan whose jobs finish minutes apart would show none."""
-    from datetime import timedelta
 
-    from rich.progress import ProgressColumn
-    from rich.text import Text
 
     class PaceTimeLeft(ProgressColumn):
         def render(self, task) -> Text:
@@ -73,8 +74,6 @@ class RichBoard:
     tests."""
 
     def __init__(self, console=None, clock: Callable[[], float] | None = None) -> None:
-        import sys
-
         self._console = console
         self._clock = clock
         self.live = console is not None or sys.stderr.isatty()
@@ -82,7 +81,6 @@ class RichBoard:
 
     def __enter__(self) -> RichBoard:
         if self.live:
-            from rich.console import Console
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress,
                                        TaskProgressColumn, TextColumn, TimeElapsedColumn)
 

@@ -58,3 +58,17 @@ def _registered_view(rec: DatasetRecord) -> dict[str, Any]:
         "cache_files": [{"role": f.role, "path": f.path, "sha256": f.sha256,
                          "shape": list(f.shape) if f.shape else None} for f in rec.files],
     }
+
+
+def dataset_sizes(paths: BenchPaths, catalog: Catalog | None = None) -> dict[str, int]:
+    """Images per dataset: registered datasets as registered, the rest as their cards say
+    (weight-only sources such as ImageNet), for the largest-source baseline."""
+    catalog = catalog or Catalog.load()
+    sizes = {name: card.n_samples for name, card in catalog.cards.items() if card.n_samples}
+    if paths.registry_db.is_file():
+        store = RegistryStore(paths.registry_db)
+        for name in store.names():
+            rec = store.get(name)
+            if rec is not None:
+                sizes[name] = rec.n_samples
+    return sizes

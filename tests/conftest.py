@@ -114,3 +114,28 @@ def stop_group(proc, sig: int, grace_s: float = 20.0) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+@pytest.fixture
+def three(paths):
+    """Three small registered datasets (two related, one not), in that order."""
+    from registry.register import AddRequest, add_dataset
+    from registry.store import RegistryStore
+
+    catalog = Catalog.load()
+    for name in ("digits", "digits-noise", "lfw-faces"):
+        add_dataset(AddRequest(name), paths, catalog)
+    store = RegistryStore(paths.registry_db)
+    return [store.get(n) for n in ("digits", "digits-noise", "lfw-faces")]
+
+
+@pytest.fixture
+def closed_port():
+    """A local TCP port bound but not listening: every connection to it is refused at once,
+    whether or not this machine is online."""
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    yield sock.getsockname()[1]
+    sock.close()

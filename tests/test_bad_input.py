@@ -258,7 +258,7 @@ def test_every_bad_image_is_reported_in_one_error(cli, tmp_path, bench_home):
 
 
 def test_bad_per_target_and_per_source_settings_name_the_suite_file(tmp_path):
-    from benchmark.config import resolve_suite
+    from benchmark.suite.files import resolve_suite
     from registry.errors import CardError
     from test_run import TINY
 
@@ -274,7 +274,7 @@ def test_bad_per_target_and_per_source_settings_name_the_suite_file(tmp_path):
 
 
 def test_a_missing_suite_file_is_named_with_the_built_in_suites(tmp_path):
-    from benchmark.config import resolve_suite, suite_names
+    from benchmark.suite.files import resolve_suite, suite_names
     from registry.errors import BenchError
 
     (tmp_path / "folder.yml").mkdir()

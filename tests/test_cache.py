@@ -8,7 +8,7 @@ from PIL import Image
 
 import formats
 from registry.cache import build_cache, resize, to_channels
-from registry.embedded.builders import BUILDERS
+from registry.loaders.embedded import BUILDERS  # importing the loader fills the registry
 from registry.loaders import LOADERS, LoaderContext
 from registry.paths import BenchPaths
 

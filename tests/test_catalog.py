@@ -62,7 +62,7 @@ def _hamming(a: DatasetCard, b: DatasetCard) -> int:
 
 
 def test_expert_features_reproduce_the_published_distances(catalog):
-    """seed 004 / anchors.md: ImageNet -> ISIC 5, -> Chest 6, -> PCam-middle 4."""
+    """van den Brandt et al. 2021 / anchors.md: ImageNet -> ISIC 5, -> Chest 6, -> PCam-middle 4."""
     imagenet = catalog.get("imagenet")
     assert _hamming(imagenet, catalog.get("isic")) == 5
     assert _hamming(imagenet, catalog.get("chest")) == 6

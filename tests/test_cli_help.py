@@ -5,10 +5,8 @@ from __future__ import annotations
 
 
 def test_probe_help_lists_every_registered_probe(cli):
-    from benchmark.cli import PROBE_NAMES
     from probes.registry import PROBES
 
-    assert sorted(PROBE_NAMES) == PROBES.names()
     res = cli("probe", "--help")
     assert res.exit_code == 0
     flat = " ".join(res.stdout.split())
@@ -65,7 +63,7 @@ def test_a_new_store_puts_the_default_experiment_under_bench_home(tmp_path, monk
     monkeypatch.chdir(cwd)
     team = f"sqlite:///{tmp_path / 'team.db'}"
     api.open_tracker(BenchPaths(home), "transfer-bench/x", team)  # MLFLOW_TRACKING_URI's file
-    open_client(tracking_target(home, None, ""))  # BENCH_HOME's store, as `--dry-run` opens it
+    open_client(tracking_target(BenchPaths(home), None, ""))  # BENCH_HOME's store, as `--dry-run` opens it
     for uri in (team, f"sqlite:///{home / 'mlflow.db'}"):
         default = MlflowClient(uri).get_experiment("0")
         assert default.name == "Default"
@@ -179,9 +177,11 @@ def test_a_run_opens_the_plan_bar_with_its_job_total(tmp_path):
     from rich.console import Console
 
     from benchmark import api
-    from benchmark.executors.base import Job
-    from benchmark.executors.local import LocalExecutor
-    from benchmark.graph import SuiteGraph
+    from benchmark.engine.executors.base import Job
+    from benchmark.engine.executors import ExecutorContext
+    from benchmark.engine.executors.local import LocalExecutor
+    from benchmark.engine.session import execute
+    from benchmark.engine.graph import SuiteGraph
     from registry.paths import BenchPaths
     from registry.progress import RichBoard
 
@@ -192,7 +192,7 @@ def test_a_run_opens_the_plan_bar_with_its_job_total(tmp_path):
         for i in range(3):
             graph.add(Job(f"job{i}", f"job {i}", "probe", lambda deps: seen.append(board.tasks())))
         tracker = api.open_tracker(BenchPaths(tmp_path / "home"), "transfer-bench/bar")
-        outcomes = api._execute(LocalExecutor(), graph, tracker, board.factory)
+        outcomes = execute(LocalExecutor(ExecutorContext()), graph, tracker, board.factory)
         assert board.tasks() == []  # the plan bar goes with the run
     assert [o.ok for o in outcomes] == [True, True, True]
     assert seen == [[("jobs (local)", done, 3)] for done in (0, 1, 2)]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark.config import Scheduler, resolve_suite, suite_names
+from benchmark.suite.settings import Scheduler
+from benchmark.suite.files import resolve_suite, suite_names
 from registry.errors import CardError, UnknownNameError
 
 

@@ -242,9 +242,9 @@ def test_fit_on_cuda_bf16_channels_last(paths):
     test AUC (bf16 logits: ~3 significant digits; on ~70 test images a few near-ties may
     swap: within 0.05) and loss (within 10%)."""
     from bench_core.data import load_device_data
-    from benchmark.config import Optimizer, TrainSettings
-    from benchmark.splits import fold_splits
-    from benchmark.train import evaluate_on, fit
+    from benchmark.suite.settings import Optimizer, TrainSettings
+    from benchmark.suite.splits import fold_splits
+    from benchmark.engine.train import evaluate_on, fit
     from registry.catalog import Catalog
     from registry.register import AddRequest, add_dataset
     from registry.store import RegistryStore
@@ -281,7 +281,7 @@ def test_fit_on_cuda_bf16_channels_last(paths):
 
 
 def _blobs(n: int, d: int, k: int, seed: int, shift: float = 0.0):
-    from probes.otdd import Labelled
+    from probes.otdd_costs import Labelled
 
     rng = np.random.default_rng(seed)
     y = np.arange(n) % k
@@ -290,7 +290,7 @@ def _blobs(n: int, d: int, k: int, seed: int, shift: float = 0.0):
 
 
 def _on(data, device):
-    from probes.otdd import Labelled
+    from probes.otdd_costs import Labelled
 
     return Labelled.of(data.x.to(device), data.y.cpu().numpy())
 
@@ -307,7 +307,8 @@ def test_otdd_on_cuda_equals_the_cpu(opts, rel, d):
     """float64 throughout: eigh / svdvals by cuSOLVER, cost matrices by cuBLAS, Sinkhorn by
     POT's torch backend on CUDA, against the CPU; the same to ~1e-9 (Sinkhorn: the same
     iterations in another library, stopping at 1e-7 marginal error: 1e-6)."""
-    from probes.otdd import OTDDOptions, dataset_distance
+    from probes.otdd import OTDDOptions
+    from probes.otdd_costs import dataset_distance
 
     o = OTDDOptions(**opts)
     a, b = _blobs(60, d, 3, seed=0), _blobs(45, d, 3, seed=1, shift=0.5)

@@ -10,18 +10,10 @@ import pandas as pd
 import pytest
 from scipy.stats import kendalltau, spearmanr, weightedtau
 
-from benchmark.evaluation import (
-    EVALUATION_COLUMNS,
-    EvaluationError,
-    best_on_average_scores,
-    evaluate_probes,
-    largest_source_scores,
-    noise_ceiling,
-    pair_spread,
-    random_expectation,
-    ranking_agreement,
-    summarize,
-)
+from benchmark.analysis.ranking import EVALUATION_COLUMNS, EvaluationError, ranking_agreement
+from benchmark.analysis.baselines import (best_on_average_scores, largest_source_scores, random_expectation)
+from benchmark.analysis.evaluation import evaluate_probes, summarize
+from benchmark.analysis.ceiling import noise_ceiling, pair_spread
 from registry.errors import BenchError
 
 TRUTH = pd.Series({"a": 0.9, "b": 0.8, "c": 0.7, "d": 0.6})
@@ -355,7 +347,7 @@ def test_bad_input_is_a_bench_error():
 
 
 def test_transferability_ceiling_is_the_two_repeats_spearman_and_one_when_they_agree():
-    from benchmark.evaluation import transferability_ceiling
+    from benchmark.analysis.ceiling import transferability_ceiling
 
     rep0 = {("a", "t"): 3.0, ("b", "t"): 1.0, ("c", "t"): 2.0, ("d", "t"): 5.0,
             ("a", "u"): -1.0, ("b", "u"): 4.0, ("c", "u"): 0.5}

@@ -130,14 +130,16 @@ def test_ray_retries_a_job_that_raises_once(tmp_path, paths, local_reference):
     import ray
 
     from benchmark import api
-    from benchmark.executors.ray import RayExecutor
-    from benchmark.graph import build_graph
+    from benchmark.engine.executors import ExecutorContext
+    from benchmark.engine.executors.ray import RayExecutor
+    from benchmark.engine.graph import build_graph
+    from benchmark.engine.session import execute, job_env
     from registry.catalog import Catalog
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     plan = api.plan_suite(write_suite(tmp_path, **SUITE), paths)
     tracker = api.open_tracker(paths, "transfer-bench/exec", None, "sess-flaky")
-    env = api._env(plan, paths, tracker, api.RunOptions(), None)
+    env = job_env(plan, paths, tracker, api.RunOptions(), None)
     graph = build_graph(plan, env, tracker, Catalog.load(), accelerated=False)
     marker = tmp_path / "calls"
     flaky = next(j for j in graph.jobs if j.kind == "fold" and "digits" in j.label)
@@ -145,7 +147,7 @@ def test_ray_retries_a_job_that_raises_once(tmp_path, paths, local_reference):
                                                               call=FlakyOnce(flaky.call, marker))
     ray.init(num_cpus=2, include_dashboard=False)
     try:
-        outcomes = api._execute(RayExecutor(max_retries=2), graph, tracker)
+        outcomes = execute(RayExecutor(ExecutorContext(), max_retries=2), graph, tracker)
     finally:
         ray.shutdown()
     assert marker.read_text() == "2"
@@ -200,7 +202,7 @@ def test_a_job_killed_mid_training_is_redone_once(tmp_path, executor, sig):
 
 
 def test_engines_are_registered_and_their_flags_checked(cli, tmp_path):
-    from benchmark.executors import EXECUTORS
+    from benchmark.engine.executors import EXECUTORS
 
     assert EXECUTORS.names() == ["local", "ray", "slurm", "slurm-local"]
     res = cli("run", "--suite", write_suite(tmp_path, **SUITE), "--executor", "ray",
@@ -220,7 +222,7 @@ def test_slurm_without_sbatch_says_what_to_do(cli, tmp_path, bench_home):
 
 
 def test_a_missing_engine_names_its_extra():
-    from benchmark.executors.base import ExecutorError, import_extra
+    from benchmark.engine.executors.base import ExecutorError, import_extra
 
     with pytest.raises(ExecutorError, match=r'pip install -e "\.\[ray\]"'):
         import_extra("ray_is_not_this_module", "ray")
@@ -291,7 +293,7 @@ def test_a_live_run_elsewhere_is_waited_for_and_a_silent_one_taken_over(paths):
     from bench_core.tracking import ResumePolicy, Tracker, tracking_target
 
     policy = ResumePolicy(heartbeat_s=0.2, stale_after_s=30, wait_poll_s=0.1)
-    tracker = Tracker(tracking_target(paths.home, None, "t"), "session-b", policy)
+    tracker = Tracker(tracking_target(paths, None, "t"), "session-b", policy)
     other = {"host": "other-host", "pid": "1", "session": "session-a", "config_hash": "h1"}
     now = time.time()
     live = tracker.client.create_run(tracker.experiment_id,
@@ -351,7 +353,7 @@ def test_ray_refuses_a_local_store_for_workers_on_other_machines(cli, tmp_path, 
 def test_ray_knows_which_addresses_are_this_machine():
     import socket
 
-    from benchmark.executors.ray import is_this_host, remote_address
+    from benchmark.engine.executors.ray import is_this_host, remote_address
 
     for local in (None, "auto", "127.0.0.1:6379", "localhost:6379", "[::1]:6379",
                   "ray://127.0.0.1:10001", f"{socket.gethostname()}:6379"):
@@ -391,60 +393,3 @@ def test_the_cli_without_an_engine_names_its_extra(tmp_path, executor, module, e
     assert f"needs {module}, which is not installed" in res.stderr
     assert f'pip install -e ".[{extra}]"' in res.stderr
     assert not (tmp_path / "home" / "mlflow.db").exists()  # failed before any work
-
-
-def _record_sbatch(tmp_path: Path, monkeypatch) -> Path:
-    """An sbatch on PATH that keeps each submission script and answers as Slurm does (and
-    an srun that must not be called: submitit looks for it)."""
-    bin_dir, seen = tmp_path / "bin", tmp_path / "sbatch-scripts"
-    bin_dir.mkdir()
-    seen.mkdir()
-    (bin_dir / "srun").write_text("#!/bin/sh\necho 'srun must not be called' >&2\nexit 3\n")
-    (bin_dir / "srun").chmod(0o755)
-    (bin_dir / "sbatch").write_text(
-        "#!/bin/sh\n"
-        f'n=$(ls "{seen}" | wc -l)\n'
-        f'cp "$1" "{seen}/$n.sh"\n'
-        'echo "Submitted batch job $((1000 + n))"\n')
-    (bin_dir / "sbatch").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    return seen
-
-
-def test_slurm_submits_the_ready_jobs_as_arrays_slurm_throttles(tmp_path, monkeypatch):
-    """Five ready jobs, three wanting a GPU: two sbatch calls, each one array whose
-    ``%P`` is --array-parallelism; the card-only ones ask for no GPU. The driver itself keeps
-    no cap for Slurm (only for slurm-local, whose executor has no arrays)."""
-    from benchmark.executors import make_executor
-    from benchmark.executors.base import Job
-    from benchmark.executors.slurm import _SubmititEngine
-
-    seen = _record_sbatch(tmp_path, monkeypatch)
-    ex = make_executor("slurm", folder=str(tmp_path / "submitit"), partition="gpu",
-                       gpus_per_job=1, array_parallelism=2)
-    local = make_executor("slurm-local", folder=str(tmp_path / "local"), array_parallelism=2)
-    assert (ex.slots, local.slots) == (None, 2)
-    jobs = [Job(f"k{i}", f"job {i}", "fold" if i < 3 else "probe", call=len,
-                gpus=1.0 if i < 3 else 0.0) for i in range(5)]
-    handles = _SubmititEngine(ex).submit([(j, []) for j in jobs])
-    assert [h.job_id for h in handles] == ["1000_0", "1000_1", "1000_2", "1001_0", "1001_1"]
-    gpu, cpu = (s.read_text() for s in sorted(seen.iterdir()))
-    assert "#SBATCH --array=0-2%2" in gpu and "#SBATCH --gpus-per-node=1" in gpu
-    assert "#SBATCH --array=0-1%2" in cpu and "gpus" not in cpu
-    assert "#SBATCH --partition=gpu" in gpu and "#SBATCH --partition=gpu" in cpu
-
-
-def test_slurm_without_gpus_warns_that_jobs_train_on_cpu(tmp_path, monkeypatch, caplog):
-    import logging
-
-    from benchmark.executors import make_executor
-    from benchmark.executors.base import Job
-
-    _record_sbatch(tmp_path, monkeypatch)
-    ex = make_executor("slurm", folder=str(tmp_path / "submitit"))
-    with caplog.at_level(logging.WARNING, logger="benchmark.executors.slurm"):
-        ex._warn_without_gpus([Job("p", "probe", "probe", call=len)])
-        assert not caplog.records  # nothing wanted a GPU: no warning
-        ex._warn_without_gpus([Job("f", "fold", "fold", call=len, gpus=1.0)])
-    (record,) = caplog.records
-    assert "without --gpus-per-job" in record.message and "train on CPU" in record.message

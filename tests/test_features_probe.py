@@ -1,4 +1,4 @@
-"""The feature-behaviour probe (seed 002): planted presence / absence / below-threshold features
+"""The feature-behaviour probe (Garcia-Gasulla et al. 2018): planted presence / absence / below-threshold features
 are found and noise is not, the discretization and the rank test against hand values and
 scipy, and the probe end to end on a small network and through the CLI."""
 
@@ -171,7 +171,7 @@ def test_probe_end_to_end(paths, two, source):
     from bench_core.tracking import Tracker, tracking_target
     from probes.logging import log_probe
 
-    tracker = Tracker(tracking_target(paths.home, None, "transfer-bench/probes"))
+    tracker = Tracker(tracking_target(paths, None, "transfer-bench/probes"))
     run_id = log_probe(tracker, result, opts)
     logged = {a.path for a in tracker.client.list_artifacts(run_id)}
     assert {"counts", "details.json", "heatmap.png"} <= logged  # counts heatmaps and numbers

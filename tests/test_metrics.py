@@ -7,8 +7,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from sklearn.utils.class_weight import compute_class_weight
 
-from benchmark.metrics import MetricError, accuracy, auc, binary_auc, transferability
-from benchmark.splits import check_splittable, fold_splits, single_split
+from benchmark.engine.metrics import MetricError, accuracy, auc, binary_auc, transferability
+from benchmark.suite.splits import check_splittable, fold_splits, single_split
 from registry.errors import DatasetFormatError
 
 
@@ -57,7 +57,7 @@ def test_accuracy():
 
 
 def test_transferability_eq1_by_hand():
-    # seed 004 / anchors.md: imagenet -> isic 0.9463 against the baseline 0.8803
+    # van den Brandt et al. 2021 / anchors.md: imagenet -> isic 0.9463 against the baseline 0.8803
     assert transferability(0.9463, 0.8803) == pytest.approx((0.9463 - 0.8803) / 0.8803 * 100)
     assert transferability(0.9463, 0.8803) == pytest.approx(7.4975, abs=1e-3)
     assert transferability(0.9, 0.9) == 0.0

@@ -14,9 +14,9 @@ import torch
 from scipy.stats import spearmanr
 
 from probes.base import ProbeContext, ProbeError
-from probes.otdd import (Labelled, OTDDOptions, OTDDProbe, bures_w2, class_factors,
-                         dataset_distance, exact_w2, otdd_cost, stratified_subsample,
-                         w2_squared_1d)
+from probes.otdd import OTDDOptions, OTDDProbe
+from probes.otdd_costs import (Labelled, bures_w2, class_factors, dataset_distance, exact_w2,
+                               otdd_cost, stratified_subsample, w2_squared_1d)
 from registry.catalog import Catalog
 from registry.errors import CardError
 from registry.register import AddRequest, add_dataset

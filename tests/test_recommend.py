@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.recommend import evaluate, rank, recommend
+from benchmark.analysis.recommend import evaluate, rank, recommend
 from registry.errors import BenchError
 
 SOURCES = ["s1", "s2", "s3"]

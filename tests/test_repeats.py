@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from benchmark import api
-from benchmark.plan import target_subset
+from benchmark.suite.splits import target_subset
 from registry.errors import BenchError
 from stores import store_client
 from test_run import write_suite
@@ -52,12 +52,13 @@ def test_max_samples_larger_than_the_target_fails_at_plan_time(cli, tmp_path):
 
 
 def _probe_job(tmp_path, paths, options):
-    from benchmark.graph import build_graph
+    from benchmark.engine.graph import build_graph
+    from benchmark.engine.session import job_env
     from registry.catalog import Catalog
 
     p = plan(tmp_path, paths, probes=[{"method": "task2vec", "options": options}])
     tracker = api.open_tracker(paths, "transfer-bench/tiny", None, "sess")
-    env = api._env(p, paths, tracker, api.RunOptions(), None)
+    env = job_env(p, paths, tracker, api.RunOptions(), None)
     graph = build_graph(p, env, tracker, Catalog.load(), accelerated=False, grid=False)
     return p, next(j for j in graph.jobs if j.kind == "probe")
 
@@ -121,7 +122,7 @@ def test_repeats_end_to_end_give_spread_ceiling_and_baselines(cli, tmp_path, ben
 
 
 def test_official_split_is_one_fold_and_needs_a_published_split(cli, tmp_path, paths):
-    from benchmark.splits import official_split
+    from benchmark.suite.splits import official_split
     from test_add_dataset import fixture_card
 
     import formats
@@ -141,14 +142,15 @@ def test_official_split_is_one_fold_and_needs_a_published_split(cli, tmp_path, p
 
 
 def test_a_probe_whose_method_changed_is_not_reused(tmp_path, paths, monkeypatch):
-    from benchmark.graph import build_graph
+    from benchmark.engine.graph import build_graph
+    from benchmark.engine.session import job_env
     from probes.simex import SimExProbe
     from registry.catalog import Catalog
 
     def probe_key():
         p = plan(tmp_path, paths, probes=[{"method": "simex"}])
         tracker = api.open_tracker(paths, "transfer-bench/tiny", None, "sess")
-        env = api._env(p, paths, tracker, api.RunOptions(), None)
+        env = job_env(p, paths, tracker, api.RunOptions(), None)
         graph = build_graph(p, env, tracker, Catalog.load(), accelerated=False, grid=False)
         return next(j.key for j in graph.jobs if j.kind == "probe")
 

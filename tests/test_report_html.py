@@ -19,9 +19,11 @@ from PIL import Image
 from bench_core.stores import tracking_target
 from bench_core.tracking import MODEL_TRAINING, PAIRS_VIEW_STATE, Tracker, experiment_url
 from benchmark import api
-from benchmark.graph import pair_params
-from benchmark.report import COLUMNS, Report
-from benchmark.report_html import HtmlContext, dataset_cards, html_report
+from benchmark.engine.graph import pair_params
+from benchmark.analysis.results import COLUMNS
+from benchmark.report.writer import Report
+from benchmark.report.html import HtmlContext, dataset_cards, html_report
+from registry.paths import BenchPaths
 from registry.store import RegistryStore
 from stores import store_client
 
@@ -53,12 +55,13 @@ def _report() -> Report:
     corr = pd.DataFrame([{"probe": "expert", "scope": "pooled", "n": 4, "spearman_rho": -0.8,
                           "spearman_p": 0.2, "kendall_tau": -0.67, "pearson_r": -0.9,
                           "paper_r": 0.24}])
-    return Report(table, {}, None, correlations=corr, scatter=scatter)
+    return Report(table=table, files={}, correlations=corr, scatter=scatter)
 
 
 def _context(records=None, datasets=("s1", "s2", "a", "b")) -> HtmlContext:
-    return HtmlContext(records or {}, {}, [], BASE, EXP, "sqlite:///x/mlflow.db", "abc123",
-                       list(datasets))
+    return HtmlContext(records=records or {}, cards={}, models=[], mlflow_url=BASE,
+                       experiment_id=EXP, tracking_uri="sqlite:///x/mlflow.db", commit="abc123",
+                       datasets=list(datasets))
 
 
 class _Collect(HTMLParser):
@@ -114,8 +117,9 @@ def test_dataset_card_shows_real_sample_images(cli, paths, tmp_path):
     assert cli("add-dataset", "digits").exit_code == 0
     record = RegistryStore(paths.registry_db).get("digits")
     cards = dataset_cards(["digits", "imagenet"], HtmlContext(
-        {"digits": record}, {"imagenet": {"description": "weights only", "license": "custom"}},
-        [], BASE, EXP, "u"))
+        records={"digits": record},
+        cards={"imagenet": {"description": "weights only", "license": "custom"}},
+        models=[], mlflow_url=BASE, experiment_id=EXP, tracking_uri="u"))
     digits, imagenet = cards
     facts = dict(digits["facts"])
     assert facts["classes"] == 10 and facts["images"] == 1797 and "license" in facts
@@ -154,7 +158,7 @@ def test_parent_params_are_what_differs_between_pairs(paths, tmp_path):
 
 
 def test_suite_experiment_opens_as_model_training_with_the_pairs_view(bench_home):
-    target = tracking_target(bench_home, None, "transfer-bench/tagged")
+    target = tracking_target(BenchPaths(bench_home), None, "transfer-bench/tagged")
     tracker = Tracker(target)
     tags = tracker.client.get_experiment(tracker.experiment_id).tags
     assert tags["mlflow.experimentKind"] == MODEL_TRAINING
@@ -163,7 +167,7 @@ def test_suite_experiment_opens_as_model_training_with_the_pairs_view(bench_home
     client = store_client(bench_home)  # an experiment made before these tags existed
     old = client.create_experiment("transfer-bench/old")
     client.set_experiment_tag(old, "mlflow.note.content", "my own notes")
-    Tracker(tracking_target(bench_home, None, "transfer-bench/old"))
+    Tracker(tracking_target(BenchPaths(bench_home), None, "transfer-bench/old"))
     tags = client.get_experiment(old).tags
     assert tags["mlflow.experimentKind"] == MODEL_TRAINING
     assert "mlflow.sharedViewState.pairs" in tags

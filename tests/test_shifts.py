@@ -1,4 +1,4 @@
-"""Distribution shift (seed 001): shifted test sets, the probit fit and the report."""
+"""Distribution shift (Recht et al. 2019): shifted test sets, the probit fit and the report."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import torch
 import yaml
 from scipy import stats
 
-from benchmark.config import ShiftSpec
-from benchmark.figures import close_figure
-from benchmark.shifts import (clopper_pearson, line_band, probit, probit_fit, shift_analysis,
-                              shift_figure, transform_images)
+from benchmark.suite.spec import ShiftSpec
+from benchmark.analysis.shift_stats import (clopper_pearson, line_band, probit, probit_fit, shift_analysis)
+from benchmark.report.figures import shift_figure
+from benchmark.transforms import transform_images
 from registry.errors import BenchError
 from stores import store_client
 from test_run import write_suite
@@ -111,7 +111,6 @@ def test_the_plot_draws_each_model_with_error_bars_y_equals_x_the_line_and_its_b
     assert len(bars) == 2 and all(c.has_xerr and c.has_yerr for c in bars)
     xs = np.concatenate([c.lines[0].get_xdata() for c in bars])
     np.testing.assert_allclose(np.sort(xs), np.sort(probit(models["orig_accuracy"], 200)))
-    close_figure(fig)
 
 
 def test_transforms_are_deterministic_and_do_what_they_say():
@@ -151,7 +150,7 @@ def test_a_shifted_set_with_other_classes_fails_at_plan_time(cli, tmp_path, benc
 def shifted_run(tmp_path_factory):
     """One tiny suite run shared by the tests below (its own BENCH_HOME and MLflow store):
     target digits (300 images, 2 folds) with a dataset shift and a transform shift, two
-    sources and the scratch baseline, and the features probe (seed 002)."""
+    sources and the scratch baseline, and the features probe (Garcia-Gasulla et al. 2018)."""
     from typer.testing import CliRunner
 
     from benchmark.cli import app
@@ -251,8 +250,8 @@ def _transform_shift_is_a_recorded_derived_dataset(client, folds, bench_home):
     import hashlib
 
     from bench_core.data import load_device_data
-    from benchmark.plan import target_subset
-    from benchmark.splits import fold_splits
+    from benchmark.suite.splits import target_subset
+    from benchmark.suite.splits import fold_splits
     from registry.store import RegistryStore
 
     record = RegistryStore(bench_home / "registry.db").get("digits")
@@ -321,20 +320,23 @@ def _report_logs_the_fit(cli, client, exp):
 def _fold_env(plan, paths):
     """What a fold task sees, for the plan's first pair: its JobEnv and FoldTask (no run)."""
     from bench_core.stores import TrackingTarget
-    from benchmark.jobs import FoldTask, JobEnv
+    from benchmark.engine.tasks import FoldTask, JobEnv
 
     suite, pair = plan.suite, plan.pairs[0]
-    env = JobEnv(str(paths.home), TrackingTarget("sqlite://", "x"), "s", "cpu", suite.name, "",
-                 suite.seed, suite.architecture, suite.folds, suite.baseline)
-    task = FoldTask(pair, 1, plan.records[pair.target], "", None,
-                    {s.dataset: plan.records[s.dataset] for s in pair.shifts if s.dataset})
+    env = JobEnv(paths=paths, tracking=TrackingTarget("sqlite://", "x"), session="s",
+                 device="cpu", suite=suite.name, suite_yaml="", seed=suite.seed,
+                 arch=suite.architecture, folds=suite.folds, baseline=suite.baseline)
+    task = FoldTask(pair=pair, fold=1, record=plan.records[pair.target], parent_run_id="",
+                    shift_records={s.dataset: plan.records[s.dataset]
+                                   for s in pair.shifts if s.dataset})
     return env, task
 
 
 def _evaluated(plan, paths):
     """Per shift label of the plan's first pair: the fold's test indices, the labels of the
     target there, and the images and indices a model of fold 1 is tested on."""
-    from benchmark.jobs import _shifted_set, _split
+    from benchmark.engine.shifted import _shifted_set
+    from benchmark.engine.fold import _split
 
     env, task = _fold_env(plan, paths)
     data = env.data.get(task.record, task.pair.settings.image_size, torch.device("cpu"))
@@ -370,8 +372,8 @@ def test_a_variant_of_the_targets_own_images_is_tested_on_the_fold_test_split_on
 def test_lineage_pairs_a_parent_a_child_and_a_sibling_and_not_other_images(tmp_path, paths):
     import dataclasses
 
-    from benchmark.api import register_embedded
-    from benchmark.shifts import paired
+    from benchmark.suite.prepare import register_embedded
+    from benchmark.suite.lineage import paired
     from registry.catalog import Catalog
     from registry.store import RegistryStore
 
@@ -396,7 +398,7 @@ def test_lineage_pairs_a_parent_a_child_and_a_sibling_and_not_other_images(tmp_p
 def test_a_related_shifted_set_of_another_size_fails_at_plan_time(cli, tmp_path, paths):
     import dataclasses
 
-    from benchmark.api import register_embedded
+    from benchmark.suite.prepare import register_embedded
     from registry.catalog import Catalog
     from registry.store import RegistryStore
 
@@ -417,8 +419,8 @@ def test_a_related_shifted_set_of_another_size_fails_at_plan_time(cli, tmp_path,
 def test_the_bootstrap_verdicts_do_not_depend_on_the_order_runs_come_back_in():
     """The tracking store returns fold runs in no fixed order; the seeded bootstrap must give
     the same intervals and verdicts for the same results in any order."""
-    from benchmark.report import shift_models
-    from benchmark.shifts import shift_analysis
+    from benchmark.analysis.results import shift_models
+    from benchmark.analysis.shift_stats import shift_analysis
 
     rng = np.random.default_rng(0)
     rows = []

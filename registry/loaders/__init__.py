@@ -1,8 +1,8 @@
-"""Registered on-disk formats. Importing this package registers every built-in loader."""
+"""Registered on-disk formats, one module each: a ``@register_loader`` class with
+``name = "..."``, found by name without importing it (:data:`LOADERS`); ``LOADERS.get(name)``
+imports the one module that holds it. A new format is one new module here; see
+docs/contributing.md."""
 
-from registry.loaders import (amat, chest_xray, dtd, embedded, idx, imagefolder,  # noqa: F401
-                              imagenet_subset, isic2018, kimia960, medmnist, openml_images, pcam,
-                              stl10)
 from registry.loaders.base import LOADERS, Loader, LoaderContext, SampleTable, register_loader
 
 __all__ = ["LOADERS", "Loader", "LoaderContext", "SampleTable", "register_loader"]

@@ -20,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict
 
 from registry.errors import DatasetFormatError
-from registry.names import Registry, validate_options
+from registry.names import LazyRegistry, validate_options
 from registry.paths import BenchPaths
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp",
@@ -119,7 +119,8 @@ class Loader(ABC):
         return [r for r in table.refs if isinstance(r, Path)]
 
 
-LOADERS: Registry[type[Loader]] = Registry("loader")
+LOADERS: LazyRegistry[type[Loader]] = LazyRegistry("loader", "registry.loaders", "register_loader",
+                                                   entry_points="transfer_bench.loaders")
 
 
 def register_loader(cls: type[Loader]) -> type[Loader]:

@@ -108,7 +108,7 @@ def main(argv: list[str]) -> None:
 
 def _deps(plan) -> dict[str, tuple[str, ...]]:
     """Each job's dependencies, keyed as benchmark.graph keys them."""
-    from benchmark.graph import fold_keys, pair_key
+    from benchmark.engine.graph import fold_keys, pair_key
 
     out: dict[str, tuple[str, ...]] = {f"pretrain:{j.config_hash}": () for j in plan.pretrain}
     for pair in plan.pairs:

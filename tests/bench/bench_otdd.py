@@ -27,7 +27,9 @@ from scipy.stats import spearmanr
 
 from bench_core.devices import resolve_device
 from probes.base import ProbeContext
-from probes.otdd import Labelled, OTDDProbe, dataset_distance, sliced_cost_of_points, sliced_points
+from probes.otdd import OTDDProbe  # noqa: E402
+from probes.otdd_costs import (Labelled, dataset_distance, sliced_cost_of_points,  # noqa: E402
+                               sliced_points)
 from registry.catalog import Catalog
 from registry.paths import BenchPaths
 from registry.register import AddRequest, add_dataset

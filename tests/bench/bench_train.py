@@ -28,13 +28,13 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_cache import make_jpegs  # noqa: E402
 
-from benchmark.config import Augmentation, Optimizer, TrainSettings  # noqa: E402
+from benchmark.suite.settings import Augmentation, Optimizer, TrainSettings  # noqa: E402
 from bench_core.data import load_device_data  # noqa: E402
 from bench_core.devices import resolve_device  # noqa: E402
 from bench_core.models import build_model  # noqa: E402
-from benchmark.splits import Split  # noqa: E402
+from benchmark.suite.splits import Split  # noqa: E402
 from bench_core.batches import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
-from benchmark.train import fit  # noqa: E402
+from benchmark.engine.train import fit  # noqa: E402
 from registry.catalog import Catalog  # noqa: E402
 from registry.paths import BenchPaths  # noqa: E402
 from registry.register import AddRequest, add_dataset  # noqa: E402

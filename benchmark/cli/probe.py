@@ -1,0 +1,93 @@
+"""``bench probe`` and ``bench recommend``: distances between datasets, and which source to
+start from for a target."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from benchmark.cli.console import handles_errors, print_json, records
+from benchmark.cli.options import (JsonFlag, dataset_names, extension_help, parse_options,
+                                   tracking_uri)
+from benchmark.suite.files import DEFAULT_SUITE
+from probes.base import PROBES
+from registry.catalog import Catalog
+from registry.progress import rich_progress
+
+
+@handles_errors
+def probe_cmd(
+    ctx: typer.Context,
+    method: Annotated[str, typer.Argument(
+        help=f"The probe: {extension_help(PROBES.extensions())}.")],
+    datasets: Annotated[str, typer.Option(help="Comma-separated registered datasets.")],
+    option: Annotated[list[str], typer.Option(help="Probe option KEY=VALUE (YAML).")] = [],
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    json_out: JsonFlag = False,
+) -> None:
+    """Dataset-similarity probe: distance matrix between datasets, logged to MLflow."""
+    from benchmark import api  # torch and MLflow: loaded once the flags are known good
+
+    catalog = Catalog.load()
+    run = api.probe_datasets(method, dataset_names(datasets, catalog) or [], ctx.find_root().obj,
+                             options=parse_options(option), device=device,
+                             tracking_uri=tracking_uri(), catalog=catalog,
+                             progress=rich_progress)
+    result = run.result
+    if json_out:
+        print_json({**result.as_json(), "run_id": run.run_id, "tracking_uri": run.tracking_uri})
+        return
+    width = max(len(n) for n in result.datasets)
+    typer.echo(" " * width + "  " + "  ".join(f"{n[:10]:>10}" for n in result.datasets))
+    for name, row in zip(result.datasets, result.distances):
+        typer.echo(f"{name:>{width}}  " + "  ".join(f"{v:10.4f}" for v in row))
+
+
+@handles_errors
+def recommend_cmd(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Option(help="The dataset to find a source for.")],
+    suite: Annotated[str, typer.Option(help="Suite whose results and probes to use.")] = DEFAULT_SUITE,
+    method: Annotated[str, typer.Option(help="A probe name, or 'learned'.")] = "learned",
+    estimator: Annotated[str, typer.Option(
+        help="The probe that scores published models beside the suite's (an estimator such "
+             "as logme, or features).")] = "logme",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    include_self: Annotated[bool, typer.Option(
+        "--include-self", help="Let the target be its own candidate source.")] = False,
+    json_out: JsonFlag = False,
+) -> None:
+    """Rank the suite's sources for a target; report each method's leave-one-target-out regret
+    and weighted Kendall tau beside the baselines (random, best on average, largest source);
+    rank published models beside the suite's pretrained ones by an estimator."""
+    from benchmark import api  # torch and MLflow: loaded once the flags are known good
+
+    rec = api.recommend_sources(target, ctx.find_root().obj, suite=suite, method=method,
+                                estimator=estimator, tracking_uri=tracking_uri(),
+                                device=device, include_self=include_self)
+    summary = rec.evaluation.groupby(["method", "kind"], sort=False).agg(
+        mean_regret=("regret", "mean"), mean_weighted_tau=("weighted_tau", "mean"),
+        targets=("target", "nunique")).reset_index()
+    if json_out:
+        print_json({"target": rec.target, "method": method,
+                    "ranking": records(rec.ranking), "regret": records(summary),
+                    "evaluation": records(rec.evaluation),
+                    "models": None if rec.models is None else records(rec.models)})
+        return
+    typer.echo(f"Sources for {rec.target} by {method} (best first):")
+    for i, row in rec.ranking.iterrows():
+        typer.echo(f"  {i + 1}. {row['source']:<20} score {row['score']:+.4f}")
+    typer.echo("\nLeave-one-target-out (regret: AUC of the best source - AUC of the pick; "
+               "weighted Kendall tau of the ranking):")
+    for _, row in summary.iterrows():
+        wtau = row["mean_weighted_tau"]
+        tau = "" if wtau is None or wtau != wtau else f"{wtau:+.3f}"
+        typer.echo(f"  {row['method']:<16} {row['kind']:<9} regret {row['mean_regret']:.4f}  "
+                   f"wtau {tau:>6}  over {int(row['targets'])} targets")
+    if rec.models is not None:
+        typer.echo(f"\nSource models by {estimator} on {rec.target} (suite-pretrained and "
+                   "published; higher is better):")
+        for i, row in rec.models.iterrows():
+            typer.echo(f"  {i + 1}. {row['model']:<40} {row['kind']:<14} "
+                       f"{row[estimator]:+.4f}")

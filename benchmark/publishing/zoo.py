@@ -1,0 +1,57 @@
+"""The published models as a zoo: a suite's pretrained models and every published model,
+scored by a transferability estimator on a target's data (``bench recommend``'s second
+table)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bench_core.devices import resolve_device
+from bench_core.stores import store_uri
+from bench_core.weights import source_model
+from benchmark.engine.probing import suite_models
+from benchmark.publishing.publish import published_models
+from benchmark.suite.files import DEFAULT_SUITE, resolve_suite
+from probes.base import ProbeContext
+from probes.registry import PROBES
+from registry.errors import BenchError
+from registry.paths import BenchPaths
+from registry.store import RegistryStore
+
+
+def rank_models(target: str, paths: BenchPaths, *, suite: str = DEFAULT_SUITE,
+                estimator: str = "logme", tracking_uri: str | None = None,
+                device: str = "auto") -> pd.DataFrame | None:
+    """The suite's pretrained models and every published model, scored by ``estimator`` on
+    ``target``'s data (best first); None when there is no published model or the target is
+    not registered."""
+    published = published_models(paths, tracking_uri)
+    record = RegistryStore(paths.registry_db).get(target)
+    if not published or record is None:
+        return None
+    candidates, rows = {}, {}
+    try:
+        for src, m in suite_models(suite, paths).items():
+            candidates[src] = m
+            rows[src] = {"model": src, "kind": f"suite {resolve_suite(suite).name}",
+                         "source": src}
+    except BenchError:
+        pass  # the suite has no pretrained models here: published ones only
+    uri = store_uri(paths, tracking_uri)
+    for p in published:
+        candidates[p["name"]] = source_model(p["uri"], paths.registry_models_dir, uri)
+        rows[p["name"]] = {"model": p["uri"], "kind": "published", "source": p["source"]}
+    probe = PROBES.get(estimator)({}, ProbeContext(paths, resolve_device(device),
+                                                   tracking_uri=uri))
+    if not hasattr(probe, "score_models"):
+        raise BenchError(f"'{estimator}' is not a transferability estimator.",
+                         f"Use one that scores models: {', '.join(model_scorers())}.")
+    scores = probe.score_models(candidates, record)
+    frame = pd.DataFrame([{**rows[k], estimator: v} for k, v in scores.items()])
+    return frame.sort_values(estimator, ascending=False).reset_index(drop=True)
+
+
+def model_scorers() -> list[str]:
+    """The probes that score source models on a target (estimators and feature probes)."""
+    return [name for name in PROBES.names() if getattr(PROBES.get(name), "uses_source_models",
+                                                       False)]

@@ -1,0 +1,154 @@
+"""`bench report`: the results table (CSV and markdown) and Fig. 3 of van den Brandt et al. 2021 from the
+finished pair runs of a suite's MLflow experiment; transferability against every probe's
+distances, the probes against the baselines beside the noise ceiling, the distribution shift;
+the HTML page; logged to MLflow as a ``report`` run too."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench_core.tracking import Tracker
+from benchmark.analysis.ceiling import noise_ceiling, pair_spread, transferability_ceiling
+from benchmark.analysis.evaluation import evaluate_probes, summarize
+from benchmark.analysis.results import probe_scores, repeat_results, results_tables, shift_models
+from benchmark.analysis.shift_stats import shift_analysis
+from benchmark.report.figures import auc_bars_figure, shift_figure
+from benchmark.report.html import HtmlContext, html_report
+from benchmark.report.markdown import evaluation_markdown, markdown_table
+from benchmark.report.mlflow_log import log_report
+from probes.correlation import correlations, scatter_figure
+from probes.logging import load_probe_matrices
+
+
+@dataclass(frozen=True, kw_only=True)
+class Report:
+    table: pd.DataFrame
+    files: dict[str, Path]
+    run_id: str | None = None
+    correlations: pd.DataFrame | None = None
+    evaluation: pd.DataFrame | None = None  # each probe and baseline per target
+    summary: pd.DataFrame | None = None     # means over targets beside the noise ceiling
+    shift_lines: pd.DataFrame | None = None    # probit line per target, shift and metric
+    shift_sources: pd.DataFrame | None = None  # drop and effective robustness per source
+    scatter: dict[str, pd.DataFrame] | None = None  # per probe: pairs with their distance
+    shift_models: pd.DataFrame | None = None   # per model and shifted set: both scores
+
+
+def _beside_ceiling(corr: pd.DataFrame, folds: pd.DataFrame) -> pd.DataFrame:
+    """Each correlation row with the split-half Spearman ceiling of its scope (None without
+    repeats): how high a probe's rho could go given the noise of the truth."""
+    rows = repeat_results(folds)
+    rows = rows[rows["source"] != rows["target"]].dropna(subset=["transferability"])
+    ceiling = transferability_ceiling(rows) if len(rows) else {}
+    corr = corr.copy()
+    corr["rho_ceiling"] = [ceiling.get(str(scope)) for scope in corr["scope"]]
+    return corr
+
+
+def _correlations(probes: dict[str, tuple[list[str], np.ndarray]], table: pd.DataFrame,
+                  folds: pd.DataFrame, out_dir: Path, files: dict[str, Path]
+                  ) -> tuple[pd.DataFrame | None, dict[str, pd.DataFrame] | None]:
+    """Transferability vs each logged probe's distances: CSV, markdown and Fig. 4; the
+    correlations (beside the noise ceiling of Spearman's rho) and the pairs each probe scored."""
+    transfers = table[table["kind"] == "transfer"][["source", "target", "transferability_mean"]]
+    transfers = transfers.dropna()
+    if not probes or transfers.empty:
+        return None, None
+    corr, joined = correlations(transfers, probes)
+    if corr.empty:
+        return None, joined
+    corr = _beside_ceiling(corr, folds)
+    files["correlations_csv"] = out_dir / "correlations.csv"
+    files["correlations_markdown"] = out_dir / "correlations.md"
+    files["fig4"] = out_dir / "fig4_transferability_vs_distance.png"
+    corr.to_csv(files["correlations_csv"], index=False)
+    files["correlations_markdown"].write_text(markdown_table(corr, digits=3))
+    scatter_figure(joined).savefig(files["fig4"], dpi=120)
+    return corr, joined
+
+
+
+def _evaluation(probes: dict[str, tuple[list[str], np.ndarray]], folds: pd.DataFrame,
+                sizes: dict[str, int], out_dir: Path, files: dict[str, Path], include_self: bool
+                ) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """Every probe against the baselines (random, best on average over the other targets,
+    largest source) and beside the noise ceiling: CSV and markdown; the spread over repeats."""
+    results = repeat_results(folds)
+    if results.empty:
+        return None, None
+    ceiling = noise_ceiling(results, include_self=include_self)
+    spread = pair_spread(results, include_self=include_self)
+    evaluation = evaluate_probes(results, probe_scores(probes), sizes,
+                                 include_self=include_self)
+    summary = summarize(evaluation, ceiling)
+    for name, frame in (("evaluation", evaluation), ("evaluation_summary", summary),
+                        ("noise_ceiling", ceiling), ("spread", spread)):
+        files[f"{name}_csv"] = out_dir / f"{name}.csv"
+        frame.to_csv(files[f"{name}_csv"], index=False)
+    files["evaluation_markdown"] = out_dir / "evaluation.md"
+    files["evaluation_markdown"].write_text(evaluation_markdown(summary, ceiling, spread))
+    return evaluation, summary
+
+
+
+def _shifts(folds: pd.DataFrame, out_dir: Path, files: dict[str, Path]
+            ) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
+    """Seed 001 per target and shifted set: the probit line over all models (accuracy, the
+    paper's metric, and AUC), each source's drop and effective robustness, the plot."""
+    models = shift_models(folds) if len(folds) else pd.DataFrame()
+    if models.empty:
+        return None, None, None
+    parts = [shift_analysis(models, metric) for metric in ("accuracy", "auc")]
+    lines = pd.concat([p[0] for p in parts], ignore_index=True)
+    sources = pd.concat([p[1] for p in parts], ignore_index=True)
+    for name, frame in (("shift_models", models), ("shift_lines", lines),
+                        ("shift_sources", sources)):
+        files[f"{name}_csv"] = out_dir / f"{name}.csv"
+        frame.to_csv(files[f"{name}_csv"], index=False)
+    files["shift_markdown"] = out_dir / "shift.md"
+    files["shift_markdown"].write_text(
+        "## Distribution shift: probit lines (all models of a target)\n\n"
+        + markdown_table(lines, digits=3)
+        + "\n## Per source: mean drop and residual from the line with its bootstrap 95 % "
+        "interval (above = effectively robust; 'on the line' when the interval holds 0)"
+        "\n\n" + markdown_table(sources, digits=3))
+    for (target, shift), _ in models.groupby(["target", "shift"]):
+        fig = shift_figure(models, lines[lines["metric"] == "accuracy"], target, shift)
+        files[f"shift_fig_{target}_{shift}"] = out_dir / f"shift_{target}_{shift}.png"
+        fig.savefig(files[f"shift_fig_{target}_{shift}"], dpi=120)
+    return lines, sources, models
+
+
+
+def write_report(tracker: Tracker, suite: str, out_dir: Path,
+                 hashes: set[str] | None = None, log_to_mlflow: bool = True,
+                 sizes: dict[str, int] | None = None, include_self: bool = False,
+                 html: HtmlContext | None = None) -> Report:
+    """Write results.csv, results.md and fig3_auc.png (and, when probes were logged for the
+    suite, correlations.csv/.md and the Fig. 4 scatter; the probes against the baselines and
+    the noise ceiling, evaluation*.csv/.md) into ``out_dir``; log them to MLflow. ``sizes``:
+    training images per source, for the largest-source baseline."""
+    table, folds = results_tables(tracker, suite, hashes)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {"csv": out_dir / "results.csv", "markdown": out_dir / "results.md",
+             "fig3": out_dir / "fig3_auc.png"}
+    table.to_csv(files["csv"], index=False)
+    files["markdown"].write_text(markdown_table(table))
+    auc_bars_figure(table[table["kind"] != "freeze"]).savefig(files["fig3"], dpi=120)
+    probes = load_probe_matrices(tracker, suite)  # downloaded once, used twice
+    corr, scatter = _correlations(probes, table, folds, out_dir, files)
+    evaluation, summary = _evaluation(probes, folds, sizes or {}, out_dir, files, include_self)
+    shift_lines, shift_sources, shift_models_ = _shifts(folds, out_dir, files)
+    report = Report(table=table, files=files, correlations=corr, evaluation=evaluation,
+                    summary=summary, shift_lines=shift_lines, shift_sources=shift_sources,
+                    scatter=scatter, shift_models=shift_models_)
+    if html is not None:
+        files["html"] = html_report(report, suite, html, out_dir / "report.html")
+    if not log_to_mlflow:
+        return report
+    return dataclasses.replace(report, run_id=log_report(tracker, suite, report))

@@ -1,0 +1,136 @@
+"""Everything about a suite that can be checked before any job runs, so a bad suite fails in
+seconds with what to do: datasets registered and single-label, folds stratifiable (every class
+in every val and test split), subsets and shifted sets that fit their target, weights of
+weight-only sources (ImageNet) present, per-source target lists valid.
+
+MLflow is imported only where a ``models:/`` source needs it: a suite without registry
+weights never loads it, and its errors come fast."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bench_core.weights import WeightsError, from_folder, registry_version, weights_file
+from benchmark.suite.lineage import paired
+from benchmark.suite.spec import ShiftSpec, SourceSpec, Suite, check_dataset_names
+from benchmark.suite.splits import check_splittable, target_subset
+from registry.errors import BenchError, DatasetFormatError, RegistryError
+from registry.store import DatasetRecord, RegistryStore
+
+
+def weights_fingerprint(spec: str, tracking_uri: str | None = None) -> str:
+    """What identifies the weights of ``spec`` in config hashes (a missing file fails here):
+    a file's path, size and mtime; a published folder's SHA-256; a registry model's version
+    (an alias that moves changes the hash); a hub name as given."""
+    kind, sep, ref = spec.partition(":")
+    if kind in ("hub", "hf-hub") and sep:
+        return spec
+    if spec.startswith("models:/"):
+        from mlflow.tracking import MlflowClient
+
+        name, version = registry_version(MlflowClient(tracking_uri), spec)
+        return f"models:/{name}/{version}"
+    if kind == "local-dir" and sep:
+        resolved = from_folder(Path(ref).expanduser(), spec)
+        return resolved.info.get("weights_sha256") or _stat(resolved.path)
+    if kind == "file" and sep or not sep and spec.endswith((".safetensors", ".pth", ".pt", ".bin")):
+        return _stat(weights_file(ref if sep else spec, "Check the path given to "
+                                  "--imagenet-weights or sources.*.weights."))
+    raise WeightsError(f"Weights spec '{spec}' is not one of file:PATH, PATH.safetensors, "
+                       "local-dir:PATH, models:/NAME@ALIAS, hf-hub:ORG/REPO or hub:NAME.",
+                       "Example: --imagenet-weights ~/weights/resnet50_a1_0-14fe96d1.pth")
+
+
+def _stat(path: Path) -> str:
+    stat = path.stat()
+    return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+def needs_weights_message(source: SourceSpec) -> WeightsError:
+    return WeightsError(
+        f"Source '{source.name}' means pretrained {source.name} weights, and none were given.",
+        "Pass --imagenet-weights PATH (a timm ResNet50 ImageNet state dict such as "
+        "resnet50_a1_0-14fe96d1.pth or a .safetensors file), or when online "
+        f"--set sources.{source.name}.weights=hub:timm/resnet50.a1_in1k.")
+
+
+def suite_records(suite: Suite, store: RegistryStore, where: str, known: tuple[str, ...]
+             ) -> dict[str, DatasetRecord]:
+    records, missing = {}, []
+    for name in suite.dataset_names():
+        rec = store.get(name)
+        if rec is None:
+            missing.append(name)
+        else:
+            records[name] = rec
+    if missing and known:  # a name neither registered nor in the catalog: most likely a typo
+        check_dataset_names(suite, {*known, *store.names()}, where)
+    if missing:
+        cmds = "; ".join(f"`bench add-dataset {n}`" for n in missing)
+        raise RegistryError(f"{where} needs datasets that are not registered: "
+                            f"{', '.join(missing)}.",
+                            f"Register them first ({cmds}; gated data needs --path DIR).")
+    for name, rec in records.items():
+        if rec.card.get("task") == "multilabel":
+            raise DatasetFormatError(f"'{name}' is multilabel; the benchmark trains single-label "
+                                     "classifiers.", "Remove it from the suite.")
+    return records
+
+
+def check_targets(suite: Suite, records: dict[str, DatasetRecord]) -> None:
+    names = {t.name for t in suite.targets}
+    for s in suite.sources:
+        unknown = set(s.only_targets) - names
+        if unknown:
+            raise BenchError(f"Source '{s.name}' lists only_targets {sorted(unknown)} that are "
+                             "not targets of the suite.", "Fix only_targets in the suite.")
+    for t in suite.targets:
+        labels = np.load(records[t.name].file_path("labels"))
+        if t.max_samples is not None:
+            if t.max_samples > len(labels):
+                raise BenchError(f"Target '{t.name}' asks for max_samples={t.max_samples}, and "
+                                 f"it has {len(labels)} samples.",
+                                 f"Lower targets.{t.name}.max_samples or remove it.")
+            labels = labels[target_subset(labels, t.max_samples, suite.seed)]
+        for shift in t.shifts:
+            _check_shift(records[t.name], shift, records)
+        if suite.folds.scheme == "official":
+            _check_official_split(records[t.name])
+        else:
+            check_splittable(labels, suite.folds.n, t.name)
+    if suite.baseline == "self":
+        pretrained = {s.name for s in suite.sources if s.weights is None}
+        lacking = [t.name for t in suite.targets if t.name not in pretrained]
+        if lacking:
+            raise BenchError(f"Baseline 'self' needs each target pretrained as a source; "
+                             f"{lacking} are not sources of the suite.",
+                             "Add them as sources, or use --set baseline=scratch.")
+
+
+def _check_shift(target: DatasetRecord, shift: ShiftSpec,
+                 records: dict[str, DatasetRecord]) -> None:
+    """A shifted dataset must have the target's classes, in the same order, and when its
+    lineage says it holds the target's images, the same samples in the same order (else a
+    model would be tested on its own training images; :func:`benchmark.shifts.paired`)."""
+    if shift.dataset is None:
+        return
+    other = records[shift.dataset]
+    if list(other.classes) != list(target.classes):
+        raise BenchError(f"Shifted test set '{shift.dataset}' of target '{target.name}' has "
+                         f"classes {list(other.classes)}, the target has "
+                         f"{list(target.classes)}: a model of the target cannot be tested on it.",
+                         "Name a dataset with the target's classes (a variant or a second site "
+                         "of the same task), or a transform (noise, blur, contrast, resolution).")
+    paired(other, target)  # raises when it shares the target's images and cannot be matched
+
+
+def _check_official_split(record: DatasetRecord) -> None:
+    if record.file_path("split") is None:
+        raise BenchError(f"Target '{record.name}' has no official train/val/test split in the "
+                         "registry (folds.scheme=official needs one, as MedMNIST publishes).",
+                         "Use --set folds.scheme=kfold, or register a dataset that ships its "
+                         "split (re-register MedMNIST with `bench add-dataset NAME --force` "
+                         "if it was registered before splits were kept).")
+

@@ -1,0 +1,229 @@
+"""Every extension registered by name passes the same contract, found by walking its registry:
+each probe and estimator on three tiny datasets, each shift transform on a batch, each
+executor on a small graph of jobs; names are listed without importing the modules that hold
+them; and a new probe is one new module (in the package, or an installed plugin's)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bench_core.models import build_model
+from bench_core.sources import SourceModel
+from benchmark.engine.executors import EXECUTORS, ExecutorContext, Job, make_executor
+from benchmark.transforms import TRANSFORMS, transform_derivation, transform_images
+from probes.base import PROBES, ProbeContext
+from registry.errors import CardError
+from registry.loaders import LOADERS
+from registry.names import LazyRegistry
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = {"task2vec", "simex"}  # train networks: the slow tier
+
+
+def _probe_params():
+    return [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in PROBES.names()]
+
+
+@pytest.fixture
+def source_models(tmp_path, three):
+    """A small random network per dataset, as a suite's pretrained models look to a probe."""
+    from safetensors.torch import save_file
+
+    models = {}
+    for i, rec in enumerate(three):
+        torch.manual_seed(i)
+        net = build_model("resnet10t", len(rec.classes), 0.0)
+        path = tmp_path / f"{rec.name}.safetensors"
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
+        models[rec.name] = SourceModel(rec.name, "resnet10t", str(path), (32, 32))
+    return models
+
+
+@pytest.mark.parametrize("name", _probe_params())
+def test_probe_contract(name, paths, three, source_models):
+    cls = PROBES.get(name)
+    context = ProbeContext(paths, source_models=source_models if cls.uses_source_models else {})
+    result = cls(cls.smoke_options, context).compute(three)
+    d = result.distances
+    assert result.method == name
+    assert result.datasets == ["digits", "digits-noise", "lfw-faces"] and d.shape == (3, 3)
+    assert np.allclose(np.diag(d), 0) and np.all(np.isfinite(d))
+    if cls.symmetric:
+        assert np.all(d[~np.eye(3, dtype=bool)] >= 0)
+        assert np.allclose(d, d.T, atol=1e-9 if name != "task2vec" else 0.2)
+    again = cls(cls.smoke_options, context).compute(three)
+    np.testing.assert_allclose(again.distances, d)  # deterministic (and cached for task2vec)
+    with pytest.raises(CardError, match=f"Options for probe '{name}' are invalid"):
+        cls({**cls.smoke_options, "bogus": 1}, context)
+
+
+@pytest.mark.parametrize("name", TRANSFORMS.names())
+def test_transform_contract(name):
+    cls = TRANSFORMS.get(name)
+    images = torch.randint(0, 256, (4, 3, 16, 16), generator=torch.Generator().manual_seed(0),
+                           dtype=torch.uint8)
+    low, high = cls.level_range
+    level = (low + high) / 2 if high is not None else low + 0.5
+
+    class Spec:
+        transform, seed = name, 3
+
+    Spec.level = level
+    out = transform_images(images, Spec)
+    assert out.dtype == torch.uint8 and out.shape == images.shape
+    assert torch.equal(out, transform_images(images, Spec))  # deterministic
+    assert not torch.equal(out, images)  # it does change the images
+    derivation = transform_derivation(Spec, "target")
+    assert derivation.parent == "target" and derivation.method == f"shift-{name}"
+    assert cls.describe(level, 3) in derivation.description
+    with pytest.raises(ValueError, match=f"a {name} shift needs"):
+        cls.check_level(low)
+
+
+def _add(deps):
+    return sum(deps.values()) + 1
+
+
+def _boom(deps):
+    from registry.errors import BenchError
+
+    raise BenchError("boom")
+
+
+def _executor_params():
+    marks = {"ray": [pytest.mark.slow], "slurm-local": [pytest.mark.slow],
+             "slurm": [pytest.mark.skip(reason="needs a Slurm cluster (sbatch); its submission "
+                                               "is tested with a recording sbatch in "
+                                               "test_executors.py")]}
+    return [pytest.param(n, marks=marks.get(n, [])) for n in EXECUTORS.names()]
+
+
+@pytest.mark.parametrize("name", _executor_params())
+def test_executor_contract(name, tmp_path):
+    """Dependencies first, results passed on, a failure fails its dependents only, inline
+    jobs run by the driver: the same outcomes on every engine."""
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests
+    if name == "ray":
+        import ray
+
+        ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+        ray.init(num_cpus=2, include_dashboard=False)
+    jobs = [Job("a", "a", "fold", _add), Job("b", "b", "fold", _add, deps=("a",)),
+            Job("c", "c", "pair", _add, deps=("a", "b"), inline=True),
+            Job("x", "x", "fold", _boom), Job("y", "y", "pair", _add, deps=("x",), inline=True),
+            Job("z", "z", "fold", _add, deps=("done-earlier",))]
+    seen = []
+    try:
+        ex = make_executor(name, ExecutorContext(folder=tmp_path / "engine"))
+        outcomes = ex.run(jobs, {"done-earlier": 41}, seen.append)
+    finally:
+        if name == "ray":
+            ray.shutdown()
+    assert {k: o.value for k, o in outcomes.items() if o.ok} == {"a": 1, "b": 2, "c": 4, "z": 42}
+    assert not outcomes["x"].ok and outcomes["x"].error == "boom"
+    assert not outcomes["y"].ok and "a job it depends on failed (x)" in outcomes["y"].error
+    assert sorted(o.key for o in seen) == sorted(outcomes)
+
+
+@pytest.mark.parametrize("registry", [PROBES, LOADERS, EXECUTORS, TRANSFORMS],
+                         ids=lambda r: r.kind)
+def test_every_name_found_in_the_source_is_what_its_module_registers(registry):
+    for name, ext in registry.extensions().items():
+        obj = registry.get(name)
+        assert f"{obj.__module__}:{obj.__qualname__}" == ext.target
+        assert getattr(obj, "name", name) == name
+
+
+def test_names_are_listed_without_importing_torch_or_the_extensions():
+    code = ("import sys\n"
+            "from probes.base import PROBES\n"
+            "from registry.loaders import LOADERS\n"
+            "from benchmark.engine.executors import EXECUTORS\n"
+            "from benchmark.transforms import TRANSFORMS\n"
+            "names = [r.names() for r in (PROBES, LOADERS, EXECUTORS, TRANSFORMS)]\n"
+            "assert all(names), names\n"
+            "assert 'torch' not in sys.modules\n"
+            "assert 'probes.task2vec' not in sys.modules\n"
+            "print(names)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "logme" in out.stdout and "chest-xray" in out.stdout and "blur" in out.stdout
+
+
+def _package(tmp_path: Path, files: dict[str, str]) -> Path:
+    pkg = tmp_path / "myprobes"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text('"""A package of probes."""\n')
+    for name, text in files.items():
+        (pkg / name).write_text(textwrap.dedent(text))
+    return pkg
+
+
+ONE_PROBE = '''
+    """A probe in one file."""
+    import numpy as np
+
+    from probes.base import Probe, ProbeResult, register_probe
+
+
+    @register_probe
+    class Same(Probe):
+        """Every dataset equally far (a placeholder only tests use)."""
+
+        name = "same-distance"
+        needs_data = False
+
+        def compute(self, records):
+            n = len(records)
+            return ProbeResult(self.name, [r.name for r in records], 1.0 - np.eye(n))
+    '''
+
+
+def test_a_new_module_in_the_folder_is_one_new_extension(tmp_path, monkeypatch):
+    _package(tmp_path, {"same.py": ONE_PROBE, "helpers.py": "X = 1\n"})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reg = LazyRegistry("probe", "myprobes", "register_probe")
+    assert reg.names() == ["same-distance"]
+    assert reg.extensions()["same-distance"].summary.startswith("Every dataset equally far")
+    assert "myprobes.same" not in sys.modules  # listed from the source alone
+    with pytest.raises(Exception, match="Unknown probe 'same-distanc'. Did you mean"):
+        reg.get("same-distanc")
+
+
+def test_two_modules_claiming_one_name_are_refused(tmp_path, monkeypatch):
+    from registry.errors import DuplicateNameError
+
+    _package(tmp_path, {"a.py": ONE_PROBE, "b.py": ONE_PROBE})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(DuplicateNameError, match="Two probes are named 'same-distance'"):
+        LazyRegistry("probe", "myprobes", "register_probe").names()
+
+
+@pytest.mark.slow  # two fresh `bench` processes
+def test_a_probe_plugin_is_listed_and_runs_from_the_cli(tmp_path):
+    """A probe outside the project: its module and an entry point in the standard
+    ``transfer_bench.probes`` group (how an installed package declares it)."""
+    (tmp_path / "same_plugin.py").write_text(textwrap.dedent(ONE_PROBE))
+    info = tmp_path / "same_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: same-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[transfer_bench.probes]\nsame-distance = same_plugin:Same\n")
+    env = {"PYTHONPATH": str(tmp_path), "BENCH_HOME": str(tmp_path / "home"),
+           "PATH": "/usr/bin:/bin"}
+    bench = [sys.executable, "-m", "benchmark.cli.app"]
+    help_ = subprocess.run([*bench, "probe", "--help"], capture_output=True, text=True, env=env)
+    assert "same-distance" in " ".join(help_.stdout.split()), help_.stderr[-2000:]
+    run = subprocess.run([*bench, "probe", "same-distance", "--datasets", "imagenet,isic",
+                          "--json"], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert '"distances": [\n    [\n      0.0,\n      1.0' in run.stdout
