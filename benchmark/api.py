@@ -55,12 +55,13 @@ def run_suite(plan: Plan, paths: BenchPaths, options: RunOptions = RunOptions(),
 
 
 def recommend_sources(target: str, paths: BenchPaths, *, suite: str = DEFAULT_SUITE,
-                      method: str = "learned", estimator: str = "logme",
+                      method: str = "auto", estimator: str = "logme",
                       tracking_uri: str | None = None, catalog: Catalog | None = None,
                       device: str = "auto", include_self: bool = False) -> Recommendation:
-    """Rank ``suite``'s sources for ``target`` by a probe or the learned combination, with
-    every method's leave-one-target-out figures; and rank the suite's pretrained models beside
-    every published model by ``estimator`` (LogME ...) on the target's data."""
+    """Rank ``suite``'s sources for ``target`` by the method with the best figure on the
+    suite's other targets (``auto``) or the one named, with every method's figures there and
+    their intervals; and rank the suite's pretrained models beside every published model by
+    ``estimator`` (LogME ...) on the target's data."""
     rec = recommend_from_store(target, paths, suite=suite, method=method,
                                tracking_uri=tracking_uri, catalog=catalog,
                                include_self=include_self)

@@ -32,6 +32,27 @@ class ProbeOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class OutputsCache:
+    """Source-model outputs on a target's sample (penultimate features, head probabilities)
+    kept for the next probe that scores the same model on the same sample: the estimators of
+    a suite run in a row in one process, and each would compute the same features again. A
+    copy sent to another process starts empty."""
+
+    def __init__(self, max_entries: int = 256) -> None:
+        self._items: dict[tuple, tuple] = {}
+        self.max_entries = max_entries
+
+    def get(self, key: tuple, compute):
+        if key not in self._items:
+            if len(self._items) >= self.max_entries:
+                self._items.pop(next(iter(self._items)))
+            self._items[key] = compute()
+        return self._items[key]
+
+    def __getstate__(self) -> dict:
+        return {"_items": {}, "max_entries": self.max_entries}
+
+
 @dataclass(frozen=True)
 class ProbeContext:
     """Where a probe runs: BENCH_HOME, the device, progress reporting, and the trained source
@@ -42,6 +63,7 @@ class ProbeContext:
     progress: ProgressFactory = no_progress
     source_models: Mapping[str, SourceModel] = field(default_factory=dict)
     tracking_uri: str | None = None  # where models:/ weights are registered
+    outputs: OutputsCache | None = None  # shared by the probes of one process (a suite's)
 
 
 @dataclass
@@ -92,6 +114,11 @@ class Probe(ABC):
         self.opts = validate_options(self.Options, options, f"probe '{self.name}'",
                                      "Fix the --option flags (or the suite's probe options).")
         self.context = context
+
+    def check(self, records: list[DatasetRecord]) -> None:
+        """Raise :class:`ProbeError` now for what :meth:`compute` would fail on with these
+        datasets, from their records and labels alone (a suite checks its probes before any
+        job runs). Nothing to check by default."""
 
     @abstractmethod
     def compute(self, records: list[DatasetRecord]) -> ProbeResult:

@@ -153,6 +153,19 @@ class OTDDProbe(Probe):
     uses_probe_network = True  # with features=embedding only (wants_probe_network)
     Options = OTDDOptions
 
+    def check(self, records: list[DatasetRecord]) -> None:
+        """Single-label datasets of two classes or more, a common image size, and two classes
+        in each dataset's stratified sample (what :meth:`compute` needs)."""
+        check_records(records)
+        common_size(records, self.opts.image_size)
+        for record in records:
+            labels = np.load(record.file_path("labels"))
+            idx = stratified_subsample(labels, self.opts.max_samples, self.opts.seed)
+            if len(np.unique(labels[idx])) < 2:
+                raise ProbeError(f"'{record.name}' holds a single class in its sample of "
+                                 f"max_samples={self.opts.max_samples}; OTDD needs at least "
+                                 "two.", "Raise --option max_samples, or leave it out.")
+
     @classmethod
     def wants_probe_network(cls, options: Mapping[str, Any]) -> bool:
         """Only the embedding features need a network: OTDD on pixels neither waits for a

@@ -17,6 +17,7 @@ distance = mean over ``pairs`` random pairs of subset embeddings. Embeddings are
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -41,6 +42,7 @@ from registry.store import DatasetRecord
 
 log = logging.getLogger(__name__)
 RANDOM = "random"
+LONG_S = 600.0  # an estimate above this is said before Task2Vec starts on a CPU
 
 
 class Task2VecOptions(ProbeOptions):
@@ -233,7 +235,7 @@ class Task2VecProbe(Probe):
         return self.context.paths.home / "probes" / "task2vec" / config_hash(opts)
 
     def _embeddings(self, record: DatasetRecord, embedder: Task2VecEmbedder) -> list[np.ndarray]:
-        path = self._cache_dir() / f"{record.name}-{record.fingerprint[:16]}.npz"
+        path = self._cache_path(record)
         if path.is_file():
             return list(np.load(path)["embeddings"])
         data: DeviceData = load_device_data(record, self.opts.image_size, embedder.device)
@@ -251,6 +253,42 @@ class Task2VecProbe(Probe):
                 advance(1)
         atomic_write(path, lambda tmp: np.savez(tmp, embeddings=np.stack(out)))
         return out
+
+    def _cache_path(self, record: DatasetRecord) -> Path:
+        return self._cache_dir() / f"{record.name}-{record.fingerprint[:16]}.npz"
+
+    def _warn_if_long(self, embedder: Task2VecEmbedder, n_datasets: int) -> None:
+        """Time one forward and backward pass of the probe network on a batch here, and say
+        how long the embeddings will take and which options make it fit when that is more
+        than :data:`LONG_S` (the reference protocol takes hours on a CPU)."""
+        o = self.opts
+        images = torch.zeros((o.fisher_batch, 3, *o.image_size), dtype=torch.uint8,
+                             device=embedder.device)
+        net = build_model(o.arch, 2, 0.0).to(embedder.device)
+        net(embedder.prep(images[:2])).sum().backward()  # warm-up
+        start = time.perf_counter()
+        net(embedder.prep(images)).sum().backward()
+        per_image = (time.perf_counter() - start) / o.fisher_batch
+        seconds = per_image * n_datasets * o.subsets * (o.max_draws + o.min_subset)
+        if seconds > LONG_S:
+            log.warning("task2vec: about %.1f h on this CPU for %d dataset(s) (%s at %dx%d, %d "
+                        "subsets x %d Fisher draws; %.3f s per image measured now). To fit: "
+                        "--option arch=resnet18 --option image_size=[32,32] --option subsets=5 "
+                        "--option max_draws=500 (minutes), or --device cuda.",
+                        seconds / 3600, n_datasets, o.arch, *o.image_size, o.subsets,
+                        o.max_draws, per_image)
+
+    def check(self, records: list[DatasetRecord]) -> None:
+        """Every subset of every dataset holds two classes (what :meth:`compute` needs)."""
+        for record in records:
+            labels = np.load(record.file_path("labels"))
+            for i in range(1, self.opts.subsets + 1):
+                idx = subset_indices(len(labels), self.opts.fraction, self.opts.min_subset, i)
+                if len(np.unique(labels[idx])) < 2:
+                    raise ProbeError(f"Subset {i} of '{record.name}' ({len(idx)} images: "
+                                     f"fraction {self.opts.fraction} of {len(labels)}, at least "
+                                     f"min_subset {self.opts.min_subset}) holds a single class.",
+                                     "Raise --option min_subset or fraction.")
 
     def _trivial(self, embedder: Task2VecEmbedder) -> np.ndarray:
         """Embedding of a task without structure: uniform noise images, random labels."""
@@ -275,6 +313,9 @@ class Task2VecProbe(Probe):
         embedder = Task2VecEmbedder(self.opts, torch.device(self.context.device),
                                     self.context.paths.registry_models_dir,
                                     self.context.tracking_uri)
+        todo = [r for r in records if not self._cache_path(r).is_file()]
+        if todo and embedder.device.type == "cpu":
+            self._warn_if_long(embedder, len(todo))
         embs = {r.name: self._embeddings(r, embedder) for r in records}
         names = [r.name for r in records]
         rng = np.random.default_rng(self.opts.seed)

@@ -18,6 +18,20 @@ from registry.catalog import Catalog  # noqa: E402
 from registry.paths import BenchPaths  # noqa: E402
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch thread per pytest-xdist worker (and per process it starts): two workers on
+    two cores with two threads each oversubscribe them. Measured, see docs/results.md;
+    BENCH_TEST_THREADS=0 leaves torch's default for comparison."""
+    import os
+
+    threads = int(os.environ.get("BENCH_TEST_THREADS", "1"))
+    if threads and os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def bench_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "bench-home"
@@ -116,9 +130,7 @@ def stop_group(proc, sig: int, grace_s: float = 20.0) -> None:
             continue
 
 
-@pytest.fixture
-def three(paths):
-    """Three small registered datasets (two related, one not), in that order."""
+def _register_three(paths: BenchPaths) -> list:
     from registry.register import AddRequest, add_dataset
     from registry.store import RegistryStore
 
@@ -127,6 +139,20 @@ def three(paths):
         add_dataset(AddRequest(name), paths, catalog)
     store = RegistryStore(paths.registry_db)
     return [store.get(n) for n in ("digits", "digits-noise", "lfw-faces")]
+
+
+@pytest.fixture
+def three(paths):
+    """Three small registered datasets (two related, one not), in that order."""
+    return _register_three(paths)
+
+
+@pytest.fixture(scope="session")
+def shared_three(tmp_path_factory):
+    """The same three datasets registered once per test worker, for tests that only read
+    them: (their BENCH_HOME's paths, the records)."""
+    paths = BenchPaths(tmp_path_factory.mktemp("three") / "home")
+    return paths, _register_three(paths)
 
 
 @pytest.fixture
@@ -139,3 +165,21 @@ def closed_port():
     sock.bind(("127.0.0.1", 0))
     yield sock.getsockname()[1]
     sock.close()
+
+
+@pytest.fixture(scope="session")
+def resnet50_weights(tmp_path_factory) -> dict[str, Path]:
+    """A timm ResNet50 state dict with an ImageNet head (randomly initialised, seeded: no
+    download), as the two files users pass to --imagenet-weights: .safetensors and .pth."""
+    import timm
+    import torch
+    from safetensors.torch import save_file
+
+    folder = tmp_path_factory.mktemp("resnet50")
+    torch.manual_seed(0)
+    state = timm.create_model("resnet50", num_classes=1000).state_dict()
+    out = {"safetensors": folder / "resnet50_imagenet.safetensors",
+           "pth": folder / "resnet50_imagenet.pth"}
+    save_file({k: v.contiguous() for k, v in state.items()}, str(out["safetensors"]))
+    torch.save(state, out["pth"])
+    return out

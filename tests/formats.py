@@ -49,14 +49,17 @@ def write_imagefolder(root: Path) -> Fixture:
     return Fixture(root, {}, ("benign", "malignant"), counts)
 
 
-def write_isic2018(root: Path) -> Fixture:
+def write_isic2018(root: Path, per_class: int | None = None) -> Fixture:
+    """ISIC 2018 Task 3's training input and one-hot ground truth; ``per_class``: that many
+    images of each class (enough to split) instead of the nine of the contract test."""
     rng = np.random.default_rng(RNG_SEED)
     inp = root / "ISIC2018_Task3_Training_Input"
     gt = root / "ISIC2018_Task3_Training_GroundTruth"
     inp.mkdir(parents=True)
     gt.mkdir()
     classes = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")
-    labels = [0, 1, 1, 2, 3, 4, 5, 6, 1]
+    labels = [0, 1, 1, 2, 3, 4, 5, 6, 1] if per_class is None else \
+        [k for k in range(7) for _ in range(per_class)]
     rows = []
     for i, y in enumerate(labels):
         name = f"ISIC_{24306 + i:07d}"
@@ -70,13 +73,14 @@ def write_isic2018(root: Path) -> Fixture:
     return Fixture(root, {}, classes, counts, catalog_name="isic2018", native_shape=(45, 60, 3))
 
 
-def write_chest_xray(root: Path) -> Fixture:
+def write_chest_xray(root: Path, scale: int = 1) -> Fixture:
     """Kaggle-style archive: chest_xray/{train,val,test}, a nested duplicate, macOS debris,
-    grayscale and RGB JPEGs of different sizes."""
+    grayscale and RGB JPEGs of different sizes (``scale`` times as many)."""
     rng = np.random.default_rng(RNG_SEED)
     top = root / "chest_xray"
     counts = {"NORMAL": 0, "PNEUMONIA": 0}
-    for split, (n_norm, n_pneu) in {"train": (2, 3), "val": (1, 1), "test": (1, 2)}.items():
+    for split, (n_norm, n_pneu) in {"train": (2 * scale, 3 * scale), "val": (scale, scale),
+                                    "test": (scale, 2 * scale)}.items():
         for cls, n in (("NORMAL", n_norm), ("PNEUMONIA", n_pneu)):
             folder = top / split / cls
             folder.mkdir(parents=True)
@@ -167,7 +171,7 @@ def write_medmnist(root: Path) -> Fixture:
     root.mkdir(parents=True)
     arrays = {}
     counts = np.zeros(3, dtype=int)
-    for split, n in {"train": 6, "val": 2, "test": 3}.items():
+    for split, n in {"train": 6, "val": 3, "test": 3}.items():  # every class in every split
         arrays[f"{split}_images"] = rng.integers(0, 256, (n, 28, 28, 3), dtype=np.uint8)
         y = (np.arange(n) % 3).reshape(n, 1).astype(np.uint8)
         arrays[f"{split}_labels"] = y

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,9 +41,13 @@ def finished(tmp_path_factory) -> dict:
     suite = write_suite(root, **SUITE)
     env = {**os.environ, "BENCH_HOME": str(home)}
     env.pop("MLFLOW_TRACKING_URI", None)
-    done = subprocess.run([_bench(), "run", "--suite", str(suite), "--json"], env=env,
-                          capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
+    from typer.testing import CliRunner
+
+    from benchmark.cli import app
+
+    done = CliRunner().invoke(app, ["run", "--suite", str(suite), "--json"],
+                              env={"BENCH_HOME": str(home), "MLFLOW_TRACKING_URI": None})
+    assert done.exit_code == 0, done.stderr[-3000:]
     return {"home": home, "doc": json.loads(done.stdout), "root": root, "env": env}
 
 

@@ -31,23 +31,24 @@ def _probe_params():
     return [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in PROBES.names()]
 
 
-@pytest.fixture
-def source_models(tmp_path, three):
+@pytest.fixture(scope="module")
+def source_models(tmp_path_factory, shared_three):
     """A small random network per dataset, as a suite's pretrained models look to a probe."""
     from safetensors.torch import save_file
 
-    models = {}
-    for i, rec in enumerate(three):
+    models, folder = {}, tmp_path_factory.mktemp("models")
+    for i, rec in enumerate(shared_three[1]):
         torch.manual_seed(i)
         net = build_model("resnet10t", len(rec.classes), 0.0)
-        path = tmp_path / f"{rec.name}.safetensors"
+        path = folder / f"{rec.name}.safetensors"
         save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
         models[rec.name] = SourceModel(rec.name, "resnet10t", str(path), (32, 32))
     return models
 
 
 @pytest.mark.parametrize("name", _probe_params())
-def test_probe_contract(name, paths, three, source_models):
+def test_probe_contract(name, shared_three, source_models):
+    paths, three = shared_three
     cls = PROBES.get(name)
     context = ProbeContext(paths, source_models=source_models if cls.uses_source_models else {})
     result = cls(cls.smoke_options, context).compute(three)

@@ -11,7 +11,8 @@ import pytest
 from scipy.stats import kendalltau, spearmanr, weightedtau
 
 from benchmark.analysis.ranking import EVALUATION_COLUMNS, EvaluationError, ranking_agreement
-from benchmark.analysis.baselines import (best_on_average_scores, largest_source_scores, random_expectation)
+from benchmark.analysis.baselines import (best_on_average_scores, random_expectation,
+                                          static_size_scores)
 from benchmark.analysis.evaluation import evaluate_probes, summarize
 from benchmark.analysis.ceiling import noise_ceiling, pair_spread
 from registry.errors import BenchError
@@ -148,14 +149,15 @@ def test_best_on_average_never_reads_the_targets_own_results():
         after[after["target"] == "t2"]["score"])
 
 
-def test_largest_source_ranks_by_size():
+def test_static_size_ranks_by_size():
     sizes = {"a": 100, "b": 5000, "c": 300}  # d: unknown size, ranked last
     results = results_table(three_targets())
-    scores = largest_source_scores(results, sizes, targets=["t1"])
+    scores = static_size_scores(results, sizes, targets=["t1"])
     got = scores.set_index("source")["score"]
-    assert got[["a", "b", "c"]].to_dict() == {"a": 100.0, "b": 5000.0, "c": 300.0}
+    assert got[["a", "b", "c"]].to_dict() == pytest.approx({"a": 2.0, "b": math.log10(5000),
+                                                            "c": math.log10(300)})
     assert math.isnan(got["d"])
-    row = row_of(evaluate_probes(results, {}, sizes), method="largest-source", target="t1")
+    row = row_of(evaluate_probes(results, {}, sizes), method="static-size", target="t1")
     assert row["recommended"] == "b" and row["top1_regret"] == pytest.approx(0.4)
     truth = [0.9, 0.5, 0.6, 0.7]
     ranks = [100, 5000, 300, 0]  # d last
@@ -176,7 +178,7 @@ def test_the_target_is_excluded_as_its_own_candidate_by_default():
     probe = scores_table({("a", "t1"): 0.0, ("b", "t1"): 1.0, ("t1", "t1"): 9.0})
     sizes = {"a": 1, "b": 2, "t1": 3}
     default = evaluate_probes(results, {"p": probe}, sizes)
-    for method in ("p", "random", "best-on-average", "largest-source"):
+    for method in ("p", "random", "best-on-average", "static-size"):
         row = row_of(default, method=method, target="t1")
         assert row["n_sources"] == 2 and row["best"] == "a", method
     assert row_of(default, method="p", target="t1")["recommended"] == "b"
@@ -187,7 +189,7 @@ def test_the_target_is_excluded_as_its_own_candidate_by_default():
     assert row_of(noise_ceiling(results), target="t1")["n_sources"] == 2
 
     included = evaluate_probes(results, {"p": probe}, sizes, include_self=True)
-    for method in ("p", "random", "best-on-average", "largest-source"):
+    for method in ("p", "random", "best-on-average", "static-size"):
         assert row_of(included, method=method, target="t1")["n_sources"] == 3, method
     row = row_of(included, method="p", target="t1")
     assert row["best"] == "t1" and row["recommended"] == "t1" and row["top1_regret"] == 0.0
@@ -320,19 +322,19 @@ def test_evaluate_probes_rows_and_summary():
     assert summary.loc["oracle", "weighted_tau"] == pytest.approx(1.0)
     assert summary.loc["random", "top1_regret"] == pytest.approx(
         table.loc[table["method"] == "random", "top1_regret"].mean())
-    for base in ("random", "best_on_average", "largest_source"):
+    for base in ("random", "best_on_average", "static_size"):
         assert summary.loc["oracle", f"beats_{base}_weighted_tau"] is True
         assert summary.loc["oracle", f"beats_{base}_top1_regret"] is True
         assert summary.loc["random", f"beats_{base}_weighted_tau"] is None
     assert summary.loc["reverse", "beats_random_weighted_tau"] is False
     assert summary.loc["reverse", "beats_random_top1_regret"] is False
-    # a probe that ranks like the largest-source baseline does not beat it: ties are no win
+    # a probe that ranks like the static-size baseline does not beat it: ties are no win
     size_rows = table[table["method"] == "size"].drop(columns=["method", "kind"])
-    baseline_rows = table[table["method"] == "largest-source"].drop(columns=["method", "kind"])
+    baseline_rows = table[table["method"] == "static-size"].drop(columns=["method", "kind"])
     pd.testing.assert_frame_equal(size_rows.reset_index(drop=True),
                                   baseline_rows.reset_index(drop=True))
-    assert summary.loc["size", "beats_largest_source_weighted_tau"] is False
-    assert summary.loc["size", "beats_largest_source_top1_regret"] is False
+    assert summary.loc["size", "beats_static_size_weighted_tau"] is False
+    assert summary.loc["size", "beats_static_size_top1_regret"] is False
 
 
 def test_bad_input_is_a_bench_error():

@@ -39,6 +39,8 @@ LAZY = {
     "huggingface_hub": "reads HF_ENDPOINT when first imported: imported when a hub source "
                        "is resolved, so the endpoint in effect then is used",
     "bench_core.sources": "bench_core.weights at plan time, as torch",
+    "bench_core.models": "torch and timm, to check a weights file against its architecture "
+                         "at plan time (only suites with weight-only sources load them)",
     "openml": "openml-python takes a second to import: loaded by the OpenML commands only",
     "registry.openml_export": "as openml",
     "pandas": "the OpenML export only (openml's data frames)",

@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from typer.testing import CliRunner
+
+from benchmark.cli import app
 from test_run import TINY, write_suite
 
 SUITE = {**TINY, "name": "pub", "generality": {"ks": []}, "probes": [{"method": "expert"}]}
@@ -26,15 +29,11 @@ def published(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pub")
     home = tmp / "home"
     suite = write_suite(tmp, **SUITE)
-    env = {**os.environ, "BENCH_HOME": str(home)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    bench = str(Path(sys.executable).with_name("bench"))
-    run = subprocess.run([bench, "run", "--suite", str(suite), "--json"], env=env,
-                         capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
-    pub = subprocess.run([bench, "publish", "digits", "--suite", str(suite), "--json"], env=env,
-                         capture_output=True, text=True, timeout=600)
-    assert pub.returncode == 0, pub.stderr[-3000:]
+    env = {"BENCH_HOME": str(home), "MLFLOW_TRACKING_URI": None}
+    run = CliRunner().invoke(app, ["run", "--suite", str(suite), "--json"], env=env)
+    assert run.exit_code == 0, run.stderr[-3000:]
+    pub = CliRunner().invoke(app, ["publish", "digits", "--suite", str(suite), "--json"], env=env)
+    assert pub.exit_code == 0, pub.stderr[-3000:]
     return {"home": home, "suite": suite, "doc": json.loads(pub.stdout),
             "run": json.loads(run.stdout), "tmp": tmp}
 

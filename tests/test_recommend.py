@@ -1,4 +1,6 @@
-"""Recommendation: ranking by a probe, the learned combination, leave-one-target-out regret."""
+"""Recommendation: the method is chosen on the other targets only (a poisoned target changes
+nothing of its own choice), with its interval and verdict against a random pick, said plainly
+when nothing beats it; ranking by a probe and by the baselines; the CLI without results."""
 
 from __future__ import annotations
 
@@ -6,108 +8,101 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.analysis.recommend import evaluate, rank, recommend
+from benchmark.analysis.pair_features import LABEL
+from benchmark.analysis.recommend import choose, judge, rank
 from registry.errors import BenchError
 
-SOURCES = ["s1", "s2", "s3"]
-TARGETS = ["t1", "t2", "t3"]
+SOURCES = ["s1", "s2", "s3", "s4"]
+TARGETS = ["t1", "t2", "t3", "t4", "t5"]
 NAMES = SOURCES + TARGETS
+SIZES = {"s1": 10, "s2": 300, "s3": 20, "s4": 40}
 
 
-def _setup():
-    """Transferability falls with the 'good' probe's distance and rises with the 'bad' one's."""
-    rng = np.random.default_rng(0)
-    good = np.zeros((6, 6))
+def _setup(seed: int = 0):
+    """Repeat-level results where the 'good' probe's distance predicts the AUC and the 'bad'
+    one's is random; no store pairs (the learned ranker then has nothing to learn from)."""
+    rng = np.random.default_rng(seed)
+    good, bad = np.zeros((9, 9)), rng.random((9, 9))
     rows = []
     for j, t in enumerate(TARGETS):
-        d = rng.permutation([0.1, 0.5, 0.9])
+        d = rng.permutation([0.1, 0.4, 0.7, 0.9])
         for i, s in enumerate(SOURCES):
-            good[i, 3 + j] = d[i]
-            tr = 5 - 5 * d[i]
-            rows.append({"source": s, "target": t, "kind": "transfer",
-                         "auc_mean": 0.9 * (1 + tr / 100), "transferability_mean": tr})
-    bad = -good + 1
+            good[i, 4 + j] = d[i]
+            for r in range(3):
+                rows.append({"source": s, "target": t, "repeat": r,
+                             "auc": 0.9 - 0.2 * d[i] + rng.normal(0, 0.005)})
     probes = {"good": (NAMES, good), "bad": (NAMES, bad)}
-    return pd.DataFrame(rows), probes
+    pairs = pd.DataFrame(columns=["source", "target", LABEL, "suite"])
+    return pd.DataFrame(rows), probes, pairs
 
 
-def test_rank_by_probe_distance():
-    results, probes = _setup()
-    ranked = rank("t1", SOURCES, "good", probes, results)
-    d = probes["good"][1][:3, 3]
+def test_auto_chooses_the_best_method_on_the_other_targets_with_its_interval():
+    results, probes, pairs = _setup()
+    evaluation, choice = judge("t1", "auto", results, probes, pairs, "s", SIZES)
+    assert choice["method"] == "good" and choice["chosen_by"].startswith("best weighted tau")
+    assert choice["weighted_tau"] == pytest.approx(1.0)
+    assert choice["weighted_tau_low"] <= choice["weighted_tau"] <= choice["weighted_tau_high"]
+    assert choice["n_targets"] == 4  # t1 itself takes no part
+    assert choice["distinguishable_from_random"] and choice["vs_random"]["verdict"] == "better"
+    assert choice["runner_up_method"] != "good"
+    assert "better than a random pick" in choice["message"]
+    assert set(evaluation["method"]) >= {"random", "good", "bad", "learned", "best-on-average",
+                                          "static-size"}
+
+
+def test_the_choice_for_a_target_never_reads_its_results():
+    results, probes, pairs = _setup()
+    poisoned = results.copy()
+    rows = poisoned["target"] == "t1"
+    poisoned.loc[rows, "auc"] = 1.5 - poisoned.loc[rows, "auc"]  # its ranking reversed
+    a = judge("t1", "auto", results, probes, pairs, "s", SIZES)
+    b = judge("t1", "auto", poisoned, probes, pairs, "s", SIZES)
+    pd.testing.assert_frame_equal(a[0], b[0])
+    assert a[1] == b[1]
+    assert judge("t2", "auto", poisoned, probes, pairs, "s", SIZES)[0].equals(
+        judge("t2", "auto", results, probes, pairs, "s", SIZES)[0]) is False
+
+
+def test_when_nothing_beats_a_random_pick_it_says_so():
+    results, probes, pairs = _setup()
+    mixed = probes["good"][1].copy()
+    mixed[:4, 7:] = 1 - mixed[:4, 7:]  # right on t2 and t3, reversed on t4 and t5
+    evaluation, _ = judge("t1", "auto", results, {"mixed": (NAMES, mixed)}, pairs, "s", SIZES)
+    only = evaluation[evaluation["method"].isin(["random", "mixed"])]
+    choice = choose(only, "auto")
+    assert choice["method"] == "mixed" and not choice["distinguishable_from_random"]
+    assert "no method is distinguishable from a random pick" in choice["message"]
+    assert "Treat this ranking as a guess" in choice["message"]
+
+
+def test_a_named_method_is_used_and_still_judged():
+    results, probes, pairs = _setup()
+    _, choice = judge("t1", "bad", results, probes, pairs, "s", SIZES)
+    assert choice["method"] == "bad" and choice["chosen_by"] == "asked for"
+    assert choice["runner_up_method"] == "good"  # the best of the others
+
+
+def test_rank_by_probe_baselines_and_refusals(tmp_path):
+    from registry.catalog import Catalog
+    from registry.paths import BenchPaths
+
+    results, probes, pairs = _setup()
+    transfers = results.groupby(["source", "target"], as_index=False)["auc"].mean().rename(
+        columns={"auc": "auc_mean"})
+    args = (probes, pairs, transfers, SIZES, BenchPaths(tmp_path), Catalog.load())
+    ranked = rank("t1", SOURCES, "good", *args)
+    d = probes["good"][1][:4, 4]
     assert list(ranked["source"]) == [SOURCES[i] for i in np.argsort(d)]
-
-
-def test_regret_is_zero_for_a_perfect_probe_and_maximal_for_an_inverted_one():
-    results, probes = _setup()
-    ev = evaluate(results, probes, ["good", "bad", "learned"])
-    mean = ev.groupby("method")["regret"].mean()
-    gaps = results.groupby("target")["auc_mean"].agg(lambda a: a.max() - a.min())
-    assert mean["good"] == 0.0
-    assert mean["bad"] == pytest.approx(gaps.mean())
-    assert mean["learned"] == 0.0  # learned from the other targets: distance predicts well
-    per_target_random = results.groupby("target")["auc_mean"].agg(lambda a: (a.max() - a).mean())
-    assert mean["random"] == pytest.approx(per_target_random.mean())
-
-
-def test_learned_needs_other_targets_and_unknown_probe_is_an_error():
-    results, probes = _setup()
-    only = results[results["target"] == "t1"]
-    with pytest.raises(BenchError, match="needs finished benchmark results of other targets"):
-        rank("t1", SOURCES, "learned", probes, only)
-    with pytest.raises(BenchError, match="No distances of probe 'simex'"):
-        rank("t1", SOURCES, "simex", probes, results)
-
-
-def test_recommend_for_a_new_target_uses_all_results():
-    results, probes = _setup()
-    names = NAMES + ["new"]
-    good = np.pad(probes["good"][1], ((0, 1), (0, 1)))
-    good[:3, 6] = [0.8, 0.05, 0.4]
-    probes = {"good": (names, good)}
-    rec = recommend("new", "learned", results, probes, SOURCES)
-    assert list(rec.ranking["source"]) == ["s2", "s3", "s1"]
-    assert set(rec.evaluation["method"]) == {"random", "good", "learned", "best-on-average",
-                                             "largest-source"}
-
-
-def test_probes_are_judged_beside_the_baselines():
-    results, probes = _setup()
-    ev = evaluate(results, probes, ["good", "bad"], sizes={"s1": 10, "s2": 300, "s3": 20})
-    assert set(ev[ev["kind"] == "baseline"]["method"]) == {"random", "best-on-average",
-                                                           "largest-source"}
-    good = ev[ev["method"] == "good"]
-    assert (good["weighted_tau"] == 1.0).all() and (good["regret"] == 0.0).all()
-    assert ev[ev["method"] == "bad"]["weighted_tau"].to_numpy() == pytest.approx(-1.0)
-    assert (ev[ev["method"] == "largest-source"]["recommended"] == "s2").all()
-
-
-
-def test_best_on_average_looks_at_the_other_targets_only():
-    auc = {("s1", "t1"): 0.70, ("s2", "t1"): 0.95, ("s3", "t1"): 0.80,  # t1's own: s2 best
-           ("s1", "t2"): 0.90, ("s2", "t2"): 0.60, ("s3", "t2"): 0.85,
-           ("s1", "t3"): 0.88, ("s2", "t3"): 0.70, ("s3", "t3"): 0.80}
-    results = pd.DataFrame([{"source": s, "target": t, "kind": "transfer", "auc_mean": a,
-                             "transferability_mean": 0.0} for (s, t), a in auc.items()])
-    ev = evaluate(results, {}, [])
-    row = ev[(ev["method"] == "best-on-average") & (ev["target"] == "t1")].iloc[0]
-    assert row["recommended"] == "s1"  # mean over t2, t3: s1 0.89 > s3 0.825 > s2 0.65
-    assert row["regret"] == pytest.approx(0.95 - 0.70)
-
-
-def test_a_target_is_not_its_own_candidate_unless_asked():
-    results, probes = _setup()
-    own = pd.DataFrame([{"source": "t1", "target": "t1", "kind": "transfer", "auc_mean": 0.999,
-                         "transferability_mean": 20.0}])
-    with_self = pd.concat([results, own], ignore_index=True)
-    names = NAMES
-    probes = {"good": (names, probes["good"][1])}
-    ev = evaluate(with_self, probes, ["good"])
-    assert "t1" not in set(ev["best"]) and "t1" not in set(ev["recommended"].dropna())
-    ev = evaluate(with_self, probes, ["good"], include_self=True)
-    assert ev[ev["target"] == "t1"]["best"].iloc[0] == "t1"
-    rec = recommend("t1", "good", with_self, probes, SOURCES + ["t1"])
-    assert "t1" not in set(rec.ranking["source"])
+    assert list(rank("t1", SOURCES, "static-size", *args)["source"]) == ["s2", "s4", "s3", "s1"]
+    boa = transfers[transfers["target"] != "t1"].groupby("source")["auc_mean"].mean()
+    assert list(rank("t1", SOURCES, "best-on-average", *args)["source"]) == \
+        list(boa.sort_values(ascending=False).index)
+    with pytest.raises(BenchError, match="No method 'simex'"):
+        rank("t1", SOURCES, "simex", *args)
+    with pytest.raises(BenchError, match="learned ranker cannot rank 't1'"):
+        rank("t1", SOURCES, "learned", *args)
+    with pytest.raises(BenchError, match="has no score for any source of 'new'"):
+        rank("new", SOURCES, "good", *args)
 
 
 def test_recommend_cli_without_results_fails_clearly(cli, bench_home):

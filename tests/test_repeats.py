@@ -112,9 +112,22 @@ def test_repeats_end_to_end_give_spread_ceiling_and_baselines(cli, tmp_path, ben
                           if r.data.tags["repeat"] == k]) for k in "01"]
     row = spread[(spread["source"] == "digits") & (spread["target"] == "lfw-faces")].iloc[0]
     assert row["auc_std"] == pytest.approx(np.std(by_repeat, ddof=1))
-    methods = {r["method"] for r in doc["evaluation"]}
-    assert {"random", "best-on-average", "largest-source", "expert"} <= methods
-    assert "noise_ceiling" in doc["evaluation"][0]
+    methods = {r["method"]: r for r in doc["evaluation"]}
+    assert {"random", "best-on-average", "static-size", "expert", "learned"} <= set(methods)
+    expert = methods["expert"]  # the --json contract of the evaluation
+    for metric in ("weighted_tau", "kendall_tau", "spearman_rho", "top1_regret"):
+        assert {metric, f"{metric}_low", f"{metric}_high"} <= set(expert)
+        for base in ("random", "best_on_average", "static_size"):
+            for field in ("diff", "low", "high", "win_share", "verdict"):
+                assert f"beats_{base}_{metric}_{field}" in expert
+    assert {"noise_ceiling", "noise_ceiling_low", "noise_ceiling_high", "above_ceiling"} \
+        <= set(expert)
+    assert expert["beats_random_weighted_tau_verdict"] in ("better", "worse",
+                                                           "not distinguishable")
+    assert {r["target"] for r in doc["evaluation_per_target"]} == {"lfw-faces", "histology-dab"}
+    pooled_ceiling = next(r for r in doc["noise_ceiling"] if r["scope"] == "pooled")
+    assert pooled_ceiling["noise_ceiling"] >= pooled_ceiling["split_half"]  # corrected up
+    assert {r["method"] for r in doc["fidelity"]} >= {"expert", "static-size"}
     corr = pd.read_csv(files["correlations_csv"])  # each rho beside its own ceiling
     pooled = corr[corr["scope"] == "pooled"]
     assert len(pooled) and pooled["rho_ceiling"].between(-1, 1).all()

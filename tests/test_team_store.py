@@ -97,12 +97,14 @@ def test_team_server_on_postgresql(postgres, tmp_path):
             "pretrain_defaults": {"image_size": [16, 16], "epochs": 1},
             "finetune_defaults": {"image_size": [16, 16], "epochs": 1, "batch_size": 32},
             "sources": [{"name": "digits"}], "targets": [{"name": "lfw-faces"}]}))
-        bench = str(Path(sys.executable).with_name("bench"))
-        run = subprocess.run([bench, "run", "--suite", str(suite), "--json"],
-                             env={**os.environ, "BENCH_HOME": str(tmp_path / "home"),
-                                  "MLFLOW_TRACKING_URI": uri},
-                             capture_output=True, text=True, timeout=600)
-        assert run.returncode == 0, run.stderr[-3000:]
+        from typer.testing import CliRunner
+
+        from benchmark.cli import app
+
+        run = CliRunner().invoke(app, ["run", "--suite", str(suite), "--json"],
+                                 env={"BENCH_HOME": str(tmp_path / "home"),
+                                      "MLFLOW_TRACKING_URI": uri})
+        assert run.exit_code == 0, run.stderr[-3000:]
         assert json.loads(run.stdout)["tracking_uri"] == uri
         # the runs are rows in PostgreSQL, the artifacts in the server's destination
         assert _psql(postgres, "SELECT count(*) FROM experiments WHERE name = 'transfer-bench/team'") == "1"

@@ -1,5 +1,7 @@
 """The baselines a method must beat to be useful: a random ranking (exact expectation), the
-source best on average over the other targets, and the largest source."""
+source best on average over the other targets, and the static ranking by source size (Singh,
+Hess & Vanschoren 2026, "How not to benchmark your SITE metric": one list for every target,
+the largest source first)."""
 
 from __future__ import annotations
 
@@ -52,16 +54,20 @@ def best_on_average_scores(results: pd.DataFrame, targets: Iterable[str] | None 
     return _score_frame(rows)
 
 
-def largest_source_scores(results: pd.DataFrame, sizes: Mapping[str, int],
-                          targets: Iterable[str] | None = None,
-                          include_self: bool = False) -> pd.DataFrame:
-    """Scores of the "largest source" baseline: the number of training images of the source.
+def static_size_scores(results: pd.DataFrame, sizes: Mapping[str, float],
+                       targets: Iterable[str] | None = None,
+                       include_self: bool = False) -> pd.DataFrame:
+    """Scores of the static ranking (the "static-size" baseline): log10 of the source's size
+    (training images; for a hub model its parameter count, given in the same mapping), the same
+    list for every target, never looking at it. The log keeps the ranking of the size itself
+    and puts the gaps on a scale a fidelity check is not dominated by the largest source on.
 
     Candidates of a target are the sources with a result for it; a source missing from ``sizes``
     gets NaN (ranked last). Columns source, target, score.
     """
     truth = truth_table(results, include_self)
-    rows = [{"source": s, "target": target, "score": float(sizes[s]) if s in sizes else np.nan}
+    rows = [{"source": s, "target": target,
+             "score": float(np.log10(sizes[s])) if sizes.get(s, 0) > 0 else np.nan}
             for target in target_list(truth, targets)
             for s in truth.loc[truth["target"] == target, "source"]]
     return _score_frame(rows)

@@ -8,7 +8,8 @@ and top-1 regret (AUC lost by fine-tuning from the probe's first choice instead 
 source).
 
 A probe is only useful if it beats rankings that need no probe: a random ranking (expected
-values), the source that is best on average over the *other* targets, and the largest source. And
+values), the source that is best on average over the *other* targets, and the static ranking by
+source size (the largest source first, the same list for every target). And
 no probe can be expected to agree with the truth better than the truth agrees with a re-run of
 itself: the split-half noise ceiling measures that.
 
@@ -32,8 +33,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from benchmark.analysis.baselines import (best_on_average_scores, largest_source_scores,
-                                          random_expectation)
+from benchmark.analysis.baselines import (best_on_average_scores, random_expectation,
+                                          static_size_scores)
 from benchmark.analysis.ranking import (BASELINES, EVALUATION_COLUMNS, METRICS,
                                         EvaluationError, checked_scores, series_of, target_list,
                                         ranking_agreement, truth_table)
@@ -47,7 +48,7 @@ def evaluate_probes(results: pd.DataFrame, probe_scores: Mapping[str, pd.DataFra
     ``results``. Columns: method, kind ('probe' or 'baseline'), target, n_sources (common to
     truth and method), kendall_tau, weighted_tau, spearman_rho, top1_regret, recommended (the
     method's top source) and best (the true best source); see :func:`ranking_agreement`. The
-    baselines are 'random' (expected values), 'best-on-average' and 'largest-source'.
+    baselines are 'random' (expected values), 'best-on-average' and 'static-size'.
     """
     clash = sorted(set(probe_scores) & set(BASELINES))
     if clash:
@@ -59,8 +60,8 @@ def evaluate_probes(results: pd.DataFrame, probe_scores: Mapping[str, pd.DataFra
                for name, s in probe_scores.items()]
     methods += [("best-on-average", "baseline",
                  best_on_average_scores(results, targets, include_self)),
-                ("largest-source", "baseline",
-                 largest_source_scores(results, sizes, targets, include_self))]
+                ("static-size", "baseline",
+                 static_size_scores(results, sizes, targets, include_self))]
     rows = []
     for target in targets:
         t = series_of(truth, target, "auc")

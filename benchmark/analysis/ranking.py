@@ -18,7 +18,7 @@ RESULT_COLUMNS = ("source", "target", "repeat", "auc")
 SCORE_COLUMNS = ("source", "target", "score")
 CORRELATIONS = ("kendall_tau", "weighted_tau", "spearman_rho")
 METRICS = (*CORRELATIONS, "top1_regret")
-BASELINES = ("random", "best-on-average", "largest-source")
+BASELINES = ("random", "best-on-average", "static-size")
 EVALUATION_COLUMNS = ("method", "kind", "target", "n_sources", *METRICS, "recommended", "best")
 CEILING_COLUMNS = ("scope", "target", "n_sources", "n_repeats", "n_splits", "noise_ceiling",
                    "reason")

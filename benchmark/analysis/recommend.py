@@ -1,13 +1,14 @@
-"""`bench recommend`: rank candidate sources for a target.
+"""`bench recommend`: rank candidate sources for a target, by the method that has earned it.
 
-By one probe (smallest distance first) or ``learned``: a ridge regression from the probes'
-distances (z-scored per probe) to transferability, fitted on the finished benchmark results of
-the other targets (meta-learning). Every method is evaluated leave-one-target-out on the targets
-with results, against the baselines a probe must beat (``random``: the expected value of a
-random pick; ``best-on-average``: the source best on average over the other targets;
-``largest-source``): regret = AUC of the best source - AUC of the recommended one (0 is
-perfect), and weighted Kendall tau of the ranking. A target is never its own candidate unless
-asked (``include_self``).
+The methods: every probe and estimator logged for the suite (smallest distance first), the
+learned ranker (:mod:`benchmark.analysis.ranker`, fitted on every finished pair in the store
+whose target is not the one it ranks) and the baselines best-on-average and static-size.
+Without ``--method`` (``auto``) the method is chosen by its weighted Kendall tau on the suite's
+OTHER targets (the target being ranked never takes part: its pairs are left out of the
+evaluation and of the learned ranker's training, so the choice is as honest as the figure),
+with a 95 % bootstrap interval (targets and repeats resampled) and a paired comparison against
+a random pick on the same resamples. When the chosen method is not distinguishable from random,
+the recommendation says so. A target is never its own candidate unless asked (``include_self``).
 """
 
 from __future__ import annotations
@@ -15,14 +16,19 @@ from __future__ import annotations
 import contextlib
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import Ridge
 
 from bench_core.tracking import open_tracker
-from benchmark.analysis.evaluation import evaluate_probes
-from benchmark.analysis.results import results_table
+from benchmark.analysis.assessment import LEARNED
+from benchmark.analysis.baselines import best_on_average_scores, static_size_scores
+from benchmark.analysis.intervals import bootstrap_evaluation, summary_with_intervals
+from benchmark.analysis.meta_dataset import dataset_tables, learned_scores, store_pairs
+from benchmark.analysis.pair_features import LABEL, feature_columns, pair_table
+from benchmark.analysis.ranker import DEFAULT_LEARNER, LEARNERS, refusal
+from benchmark.analysis.results import probe_scores, repeat_results, results_tables
 from benchmark.suite.files import DEFAULT_SUITE, resolve_suite
 from probes.logging import load_probe_matrices
 from registry.catalog import Catalog
@@ -30,136 +36,198 @@ from registry.errors import BenchError
 from registry.paths import BenchPaths
 from registry.views import dataset_sizes
 
+AUTO = "auto"
+CHOOSE_BY = "weighted_tau"
+
 
 @dataclass(frozen=True, kw_only=True)
 class Recommendation:
-    """Sources for a target by one method, with every method's leave-one-target-out figures;
-    ``models``: the suite's and the published models scored on the target, when asked."""
+    """Sources for a target by one method, how that method was chosen, and every method's
+    figures on the other targets; ``models``: the suite's and the published models scored on
+    the target, when there are published models."""
 
     target: str
     method: str
-    ranking: pd.DataFrame      # source, score (higher = better), distance / predicted
-    evaluation: pd.DataFrame   # method, kind, target, recommended, best, regret, taus
-    models: pd.DataFrame | None = None  # model, kind, source, <estimator>
+    choice: dict[str, Any]     # how the method was chosen, its figure and interval, the verdict
+    ranking: pd.DataFrame      # source, score (higher = better)
+    evaluation: pd.DataFrame   # per method on the other targets: figures with intervals
+    models: pd.DataFrame | None = None
 
 
-def pair_features(sources: list[str], target: str,
-                  probes: dict[str, tuple[list[str], np.ndarray]]) -> pd.DataFrame:
-    """Distance from each source to ``target`` under each probe (NaN where not covered)."""
-    rows = []
-    for s in sources:
-        row = {"source": s}
-        for method, (names, m) in probes.items():
-            idx = {n: i for i, n in enumerate(names)}
-            row[method] = float(m[idx[s], idx[target]]) if s in idx and target in idx else np.nan
-        rows.append(row)
-    return pd.DataFrame(rows)
+def method_scores(results: pd.DataFrame, probes: dict, pairs: pd.DataFrame, suite: str,
+                  sizes: dict[str, float], include_self: bool = False) -> dict[str, pd.DataFrame]:
+    """Every method's scores of ``results``' pairs: the probes', the learned ranker's (each
+    target's from a model that never saw it) and the two baselines with scores."""
+    scores = dict(probe_scores(probes))
+    scores[LEARNED] = learned_scores(pairs, suite)
+    scores["best-on-average"] = best_on_average_scores(results, None, include_self)
+    scores["static-size"] = static_size_scores(results, sizes, None, include_self)
+    return scores
 
 
-def _z(frame: pd.DataFrame, cols: list[str], stats: dict[str, tuple[float, float]]) -> np.ndarray:
-    out = []
-    for c in cols:
-        mu, sd = stats[c]
-        out.append((frame[c].fillna(mu) - mu) / (sd or 1.0))
-    return np.stack(out, axis=1)
+def evaluate_methods(results: pd.DataFrame, scores: dict[str, pd.DataFrame],
+                     sizes: dict[str, float], include_self: bool = False,
+                     n_boot: int = 1000) -> pd.DataFrame:
+    """Each method's figures on ``results`` with bootstrap intervals and paired verdicts (the
+    baselines best-on-average and static-size appear once, as baselines)."""
+    own = {k: v for k, v in scores.items() if k not in ("best-on-average", "static-size")}
+    boot = bootstrap_evaluation(results, own, sizes, n_boot=n_boot, include_self=include_self)
+    summary = summary_with_intervals(boot)
+    return summary.assign(kind=summary["kind"].where(summary["method"] != LEARNED, LEARNED))
 
 
-def _fit(train: pd.DataFrame, cols: list[str]) -> tuple[Ridge, dict]:
-    stats = {c: (float(train[c].mean()), float(train[c].std(ddof=0))) for c in cols}
-    model = Ridge(alpha=1.0).fit(_z(train, cols, stats), train["transferability_mean"])
-    return model, stats
-
-
-def _training_rows(results: pd.DataFrame, probes) -> pd.DataFrame:
-    frames = []
-    for target, g in results.groupby("target"):
-        feats = pair_features(list(g["source"]), target, probes)
-        frames.append(g.merge(feats, on="source"))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def rank(target: str, sources: list[str], method: str, probes, results: pd.DataFrame
-         ) -> pd.DataFrame:
-    """Sources for ``target``, best first, by ``method`` (a probe name or 'learned')."""
-    feats = pair_features(sources, target, probes)
-    if method == "learned":
-        train = _training_rows(results[results["target"] != target], probes)
-        cols = [m for m in probes if m in train and train[m].notna().any()]
-        if train.empty or not cols:
-            raise BenchError("The learned ranking needs finished benchmark results of other "
-                             "targets with probe distances.",
-                             "Run `bench run` on a suite with probes and at least two targets.")
-        model, stats = _fit(train.dropna(subset=["transferability_mean"]), cols)
-        feats["predicted_transferability"] = model.predict(_z(feats, cols, stats))
-        feats["score"] = feats["predicted_transferability"]
+def choose(evaluation: pd.DataFrame, method: str = AUTO) -> dict[str, Any]:
+    """The method to rank with (``method``, or ``auto``: the best weighted tau on the other
+    targets) and the runner-up, with their figures, intervals and verdict against random."""
+    rows = evaluation[evaluation["method"] != "random"].dropna(subset=[CHOOSE_BY])
+    rows = rows.sort_values(CHOOSE_BY, ascending=False, kind="stable")
+    if method == AUTO:
+        if rows.empty:
+            raise BenchError("No method has a figure on the suite's other targets, so none "
+                             "can be chosen honestly.", "Run the suite on more targets, or "
+                             "name a method with --method.")
+        chosen = rows.iloc[0]
     else:
-        if method not in probes:
-            raise BenchError(f"No distances of probe '{method}' are logged for these datasets.",
-                             f"Logged probes: {', '.join(probes) or 'none'}; run the suite with "
-                             "that probe, or `bench probe` on the sources and the target.")
-        feats["score"] = -feats[method]
-    ranked = feats.dropna(subset=["score"]).sort_values("score", ascending=False)
+        found = evaluation[evaluation["method"] == method]
+        chosen = found.iloc[0] if len(found) else None
+    runner = rows[rows["method"] != (chosen["method"] if chosen is not None else method)]
+    out = {"chosen_by": "best weighted tau on the other targets" if method == AUTO
+           else "asked for", "method": method if chosen is None else chosen["method"]}
+    for prefix, row in (("", chosen), ("runner_up_", runner.iloc[0] if len(runner) else None)):
+        if row is None:
+            continue
+        out[f"{prefix}method"] = row["method"]
+        for key in (CHOOSE_BY, f"{CHOOSE_BY}_low", f"{CHOOSE_BY}_high"):
+            out[f"{prefix}{key}"] = _num(row[key])
+        key = f"beats_random_{CHOOSE_BY}"
+        out[f"{prefix}vs_random"] = {f: _num(row[f"{key}_{f}"]) if f != "verdict"
+                                     else row[f"{key}_verdict"]
+                                     for f in ("diff", "low", "high", "win_share", "verdict")}
+    verdict = out.get("vs_random", {}).get("verdict")
+    out["distinguishable_from_random"] = verdict == "better"
+    out["n_targets"] = int(chosen["n_targets"]) if chosen is not None else 0
+    out["message"] = choice_message(out)
+    return out
+
+
+def _figure(out: dict, prefix: str = "") -> str:
+    value = out.get(f"{prefix}{CHOOSE_BY}")
+    if value is None:
+        return "undefined"
+    low, high = out.get(f"{prefix}{CHOOSE_BY}_low"), out.get(f"{prefix}{CHOOSE_BY}_high")
+    return f"{value:+.3f}" + ("" if low is None else f" [{low:+.3f}, {high:+.3f}]")
+
+
+def choice_message(out: dict) -> str:
+    """The choice in a sentence a user can weigh: the method, how it was chosen, its weighted
+    tau on the other targets with its 95 % interval, its verdict against a random pick, the
+    runner-up; and plainly, when nothing beats a random pick."""
+    vs = out.get("vs_random") or {}
+    where = f"on the suite's {out['n_targets']} other target(s)"
+    against = ("" if vs.get("diff") is None else
+               f" (difference {vs['diff']:+.3f} [{vs['low']:+.3f}, {vs['high']:+.3f}], "
+               f"better in {100 * vs['win_share']:.0f}% of resamples)")
+    runner = (f" Runner-up: {out['runner_up_method']}, weighted tau {_figure(out, 'runner_up_')}."
+              if out.get("runner_up_method") else "")
+    if out["distinguishable_from_random"]:
+        return (f"Ranked by {out['method']} ({out['chosen_by']}): weighted tau {_figure(out)} "
+                f"{where}, better than a random pick{against}.{runner}")
+    return (f"Ranked by {out['method']} ({out['chosen_by']}), but no method is "
+            f"distinguishable from a random pick {where}: {out['method']} has weighted tau "
+            f"{_figure(out)}{against}. Treat this ranking as a guess; more targets (a wider "
+            f"suite) would tell the methods apart.{runner}")
+
+
+def _num(value) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def judge(target: str, method: str, results: pd.DataFrame, probes: dict,
+          pairs: pd.DataFrame, suite: str, sizes: dict[str, float],
+          include_self: bool = False) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Every method's figures on the suite's targets other than ``target`` and the choice of
+    a method for it (:func:`choose`): ``target``'s results and pairs take no part, neither in
+    the figures nor in the learned ranker's training."""
+    others = results[results["target"] != target]
+    if others.empty:
+        raise BenchError(f"Suite '{suite}' has no finished results on targets other than "
+                         f"'{target}' to judge the methods on.",
+                         f"Run `bench run --suite {suite}` with more targets.")
+    scores = method_scores(others, probes, pairs[pairs["target"] != target], suite, sizes,
+                           include_self)
+    evaluation = evaluate_methods(others, scores, sizes, include_self)
+    return evaluation, choose(evaluation, method)
+
+
+def rank(target: str, candidates: list[str], method: str, probes: dict, pairs: pd.DataFrame,
+         transfers: pd.DataFrame, sizes: dict[str, float], paths: BenchPaths,
+         catalog: Catalog) -> pd.DataFrame:
+    """``target``'s candidates, best first, by ``method`` (a probe, the learned ranker or a
+    baseline); the learned ranker is fitted on every pair whose target is not ``target``."""
+    if method == LEARNED:
+        score = _learned_for(target, candidates, probes, pairs, sizes, paths, catalog)
+    elif method == "best-on-average":
+        mean = transfers[transfers["target"] != target].groupby("source")["auc_mean"].mean()
+        score = [mean.get(s, np.nan) for s in candidates]
+    elif method == "static-size":
+        score = [np.log10(sizes[s]) if sizes.get(s, 0) > 0 else np.nan for s in candidates]
+    elif method in probes:
+        names, matrix = probes[method]
+        idx = {n: i for i, n in enumerate(names)}
+        score = [-float(matrix[idx[s], idx[target]]) if s in idx and target in idx else np.nan
+                 for s in candidates]
+    else:
+        raise BenchError(f"No method '{method}' for these datasets.",
+                         f"Use {AUTO}, {LEARNED}, best-on-average, static-size or a logged "
+                         f"probe ({', '.join(probes) or 'none logged'}); run the suite with "
+                         "that probe, or `bench probe` on the sources and the target.")
+    ranked = pd.DataFrame({"source": candidates, "score": np.asarray(score, dtype=float)})
+    ranked = ranked.dropna(subset=["score"]).sort_values("score", ascending=False,
+                                                         kind="stable")
+    if ranked.empty:
+        raise BenchError(f"Method '{method}' has no score for any source of '{target}'.",
+                         f"Run the probe on the sources and '{target}' (`bench probe {method} "
+                         f"--datasets {','.join([*candidates, target])}`), or use another "
+                         "--method.")
     return ranked.reset_index(drop=True)
 
 
-def evaluate(results: pd.DataFrame, probes, methods: list[str],
-             sizes: dict[str, int] | None = None, include_self: bool = False) -> pd.DataFrame:
-    """Leave-one-target-out evaluation of each method and of the baselines (random, best on
-    average over the other targets, largest source), per target with at least two candidate
-    sources (a target is not its own candidate unless ``include_self``): top-1 regret = AUC of
-    the best source - AUC of the recommended one (0 is perfect), weighted and plain Kendall tau
-    of the whole ranking against the AUCs."""
-    if not include_self:
-        results = results[results["source"] != results["target"]]
-    truth = results.assign(repeat=0, auc=results["auc_mean"])
-    scores = {}
-    for method in methods:
-        rows = []
-        for target, g in results.groupby("target"):
-            try:
-                ranked = rank(target, list(g["source"]), method, probes, results)
-            except BenchError:
-                continue
-            rows += [{"source": r["source"], "target": target, "score": r["score"]}
-                     for _, r in ranked.iterrows()]
-        if rows:
-            scores[method] = pd.DataFrame(rows)
-    table = evaluate_probes(truth[["source", "target", "repeat", "auc"]], scores, sizes or {},
-                            include_self=include_self)
-    table = table[table["n_sources"].fillna(0) >= 2]
-    return table.rename(columns={"top1_regret": "regret"})[EVALUATION]
-
-
-EVALUATION = ["method", "kind", "target", "recommended", "best", "regret", "weighted_tau",
-              "kendall_tau"]
-
-
-def recommend(target: str, method: str, results: pd.DataFrame, probes,
-              candidates: list[str], sizes: dict[str, int] | None = None,
-              include_self: bool = False) -> Recommendation:
-    transfers = results[results["kind"] == "transfer"][
-        ["source", "target", "auc_mean", "transferability_mean"]].dropna(subset=["auc_mean"])
-    if not include_self:
-        candidates = [c for c in candidates if c != target]
-    ranking = rank(target, candidates, method, probes, transfers)
-    methods = [*probes, "learned"]
-    return Recommendation(target=target, method=method, ranking=ranking,
-                          evaluation=evaluate(transfers, probes, methods, sizes, include_self))
+def _learned_for(target, candidates, probes, pairs, sizes, paths, catalog) -> np.ndarray:
+    train = pairs[pairs["target"] != target].dropna(subset=[LABEL])
+    why = refusal(train)
+    if why:
+        raise BenchError(f"The learned ranker cannot rank '{target}': {why}.",
+                         "Run the benchmark on more targets, or use --method with a probe.")
+    truth = pd.DataFrame({"source": candidates, "target": target, LABEL: np.nan})
+    names = sorted({*candidates, target})
+    test = pair_table(truth, distances=probes, datasets=dataset_tables(names, paths, catalog),
+                      sizes=sizes)
+    features = [c for c in feature_columns(train) if train[c].notna().any()]
+    test = test.reindex(columns=[*test.columns, *(f for f in features if f not in test)])
+    return LEARNERS[DEFAULT_LEARNER](train.sort_values(["target", "suite", "source"],
+                                                       kind="stable"), test, features)
 
 
 def recommend_from_store(target: str, paths: BenchPaths, *, suite: str = DEFAULT_SUITE,
-                         method: str = "learned", tracking_uri: str | None = None,
+                         method: str = AUTO, tracking_uri: str | None = None,
                          catalog: Catalog | None = None, include_self: bool = False
                          ) -> Recommendation:
-    """Rank ``suite``'s sources for ``target`` by a probe or the learned combination, from the
-    suite's finished results and probes in the store, with every method's leave-one-target-out
-    figures."""
+    """Rank ``suite``'s sources for ``target`` from the suite's finished results and probes and
+    every finished pair in the store, by ``method`` (``auto``: chosen on the other targets)."""
     catalog = catalog or Catalog.load()
     name = catalog.key(target)
     resolved = resolve_suite(suite)
     tracker = open_tracker(paths, f"transfer-bench/{resolved.name}", tracking_uri)
+    sizes = dataset_sizes(paths, catalog)
     with contextlib.redirect_stdout(sys.stderr):
-        results = results_table(tracker, resolved.name)
+        table, folds = results_tables(tracker, resolved.name)
         probes = load_probe_matrices(tracker, resolved.name)
-    return recommend(name, method, results, probes, [s.name for s in resolved.sources],
-                     dataset_sizes(paths, catalog), include_self)
+        pairs = store_pairs(paths, tracking_uri, sizes, catalog)
+    evaluation, choice = judge(name, method, repeat_results(folds), probes, pairs,
+                               resolved.name, sizes, include_self)
+    candidates = [s.name for s in resolved.sources if include_self or s.name != name]
+    transfers = table[table["kind"] == "transfer"]
+    ranking = rank(name, candidates, choice["method"], probes, pairs, transfers, sizes,
+                   paths, catalog)
+    return Recommendation(target=name, method=choice["method"], choice=choice,
+                          ranking=ranking, evaluation=evaluation)

@@ -49,7 +49,9 @@ def recommend_cmd(
     ctx: typer.Context,
     target: Annotated[str, typer.Option(help="The dataset to find a source for.")],
     suite: Annotated[str, typer.Option(help="Suite whose results and probes to use.")] = DEFAULT_SUITE,
-    method: Annotated[str, typer.Option(help="A probe name, or 'learned'.")] = "learned",
+    method: Annotated[str, typer.Option(
+        help="auto (the method with the best weighted tau on the suite's other targets), "
+             "learned, best-on-average, static-size, or a probe name.")] = "auto",
     estimator: Annotated[str, typer.Option(
         help="The probe that scores published models beside the suite's (an estimator such "
              "as logme, or features).")] = "logme",
@@ -58,36 +60,48 @@ def recommend_cmd(
         "--include-self", help="Let the target be its own candidate source.")] = False,
     json_out: JsonFlag = False,
 ) -> None:
-    """Rank the suite's sources for a target; report each method's leave-one-target-out regret
-    and weighted Kendall tau beside the baselines (random, best on average, largest source);
+    """Rank the suite's sources for a target by the method that did best on the suite's other
+    targets (or the one named), saying how sure that is: every method's weighted Kendall tau
+    and top-1 regret there with 95 % bootstrap intervals and its verdict against a random pick;
     rank published models beside the suite's pretrained ones by an estimator."""
     from benchmark import api  # torch and MLflow: loaded once the flags are known good
 
     rec = api.recommend_sources(target, ctx.find_root().obj, suite=suite, method=method,
                                 estimator=estimator, tracking_uri=tracking_uri(),
                                 device=device, include_self=include_self)
-    summary = rec.evaluation.groupby(["method", "kind"], sort=False).agg(
-        mean_regret=("regret", "mean"), mean_weighted_tau=("weighted_tau", "mean"),
-        targets=("target", "nunique")).reset_index()
     if json_out:
-        print_json({"target": rec.target, "method": method,
-                    "ranking": records(rec.ranking), "regret": records(summary),
-                    "evaluation": records(rec.evaluation),
+        print_json({"target": rec.target, "method": rec.method, "choice": rec.choice,
+                    "ranking": records(rec.ranking), "evaluation": records(rec.evaluation),
                     "models": None if rec.models is None else records(rec.models)})
         return
-    typer.echo(f"Sources for {rec.target} by {method} (best first):")
+    typer.echo(rec.choice["message"])
+    typer.echo(f"\nSources for {rec.target} by {rec.method} (best first):")
     for i, row in rec.ranking.iterrows():
         typer.echo(f"  {i + 1}. {row['source']:<20} score {row['score']:+.4f}")
-    typer.echo("\nLeave-one-target-out (regret: AUC of the best source - AUC of the pick; "
-               "weighted Kendall tau of the ranking):")
-    for _, row in summary.iterrows():
-        wtau = row["mean_weighted_tau"]
-        tau = "" if wtau is None or wtau != wtau else f"{wtau:+.3f}"
-        typer.echo(f"  {row['method']:<16} {row['kind']:<9} regret {row['mean_regret']:.4f}  "
-                   f"wtau {tau:>6}  over {int(row['targets'])} targets")
+    typer.echo("\nEvery method on the suite's other targets (weighted Kendall tau and top-1 "
+               "regret, 95 % bootstrap intervals; vs random: the paired difference):")
+    for _, r in rec.evaluation.iterrows():
+        typer.echo(f"  {r['method']:<16} {r['kind']:<9} wtau {_iv(r, 'weighted_tau')}  "
+                   f"regret {_iv(r, 'top1_regret', 4)}  "
+                   f"vs random {_verdict(r)}")
     if rec.models is not None:
         typer.echo(f"\nSource models by {estimator} on {rec.target} (suite-pretrained and "
                    "published; higher is better):")
         for i, row in rec.models.iterrows():
             typer.echo(f"  {i + 1}. {row['model']:<40} {row['kind']:<14} "
                        f"{row[estimator]:+.4f}")
+
+
+def _verdict(row) -> str:
+    verdict = row["beats_random_weighted_tau_verdict"]
+    return "-" if row["method"] == "random" or not isinstance(verdict, str) else verdict
+
+
+def _iv(row, metric: str, digits: int = 3) -> str:
+    """``value [low, high]`` of a metric of an evaluation row; '-' when undefined."""
+    value, low, high = row[metric], row[f"{metric}_low"], row[f"{metric}_high"]
+    if value is None or value != value:
+        return "-"
+    if low is None or low != low:
+        return f"{value:+.{digits}f}"
+    return f"{value:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"

@@ -98,22 +98,33 @@ def run_cmd(
     _print_run(result, json_out)
 
 
+def report_doc(report) -> dict[str, Any]:
+    """A report as JSON: its files, results, correlations, the evaluation of every method
+    (per method with 95 % intervals and paired verdicts, ``evaluation``; per target,
+    ``evaluation_per_target``), the noise ceiling, fidelity, the figures without the largest
+    source, the distribution shift (keys with null where the suite has none)."""
+    a = report.assessment
+
+    def frame(f):
+        return None if f is None else records(f)
+
+    return {"report": {k: str(v) for k, v in report.files.items()},
+            "results": records(report.table), "correlations": frame(report.correlations),
+            "evaluation": frame(report.summary), "evaluation_per_target":
+            frame(report.evaluation), "noise_ceiling": frame(a.ceiling) if a else None,
+            "fidelity": frame(a.fidelity) if a else None,
+            "without_largest": frame(a.without_largest) if a else None,
+            "shift": None if report.shift_lines is None else
+            {"lines": records(report.shift_lines), "sources": records(report.shift_sources)}}
+
+
 def _print_run(result, json_out: bool) -> None:
     report = result.report
     doc = {"suite": result.suite, "tracking_uri": result.tracking_uri,
            "experiment_id": result.experiment_id, "executor": result.executor,
            "device": result.device, "jobs_run": len(result.outcomes),
            "jobs_reused": result.reused, "seconds": round(result.seconds, 1),
-           "report_run_id": report.run_id,
-           "report": {k: str(v) for k, v in report.files.items()},
-           "results": records(report.table)}
-    if report.correlations is not None:
-        doc["correlations"] = records(report.correlations)
-    if report.summary is not None:
-        doc["evaluation"] = records(report.summary)
-    if report.shift_lines is not None:
-        doc["shift"] = {"lines": records(report.shift_lines),
-                        "sources": records(report.shift_sources)}
+           "report_run_id": report.run_id, **report_doc(report)}
     if json_out:
         print_json(doc)
         return
@@ -148,20 +159,15 @@ def report_cmd(
     json_out: JsonFlag = False,
 ) -> None:
     """The results table (CSV, markdown), Fig. 3 and the HTML page from the suite's finished
-    MLflow runs; every probe against the baselines (random, best on average, largest source)
-    and beside the noise ceiling of the ground truth."""
+    MLflow runs; every probe, estimator and the learned ranker against the baselines (random,
+    best on average, static ranking by size) with bootstrap intervals, beside the noise
+    ceiling of the ground truth."""
     from benchmark import api
 
     report = api.build_report(suite, ctx.find_root().obj, tracking_uri(), out,
                               include_self=include_self, html=html, mlflow_url=mlflow_url)
     if json_out:
-        print_json({"suite": suite, "report": {k: str(v) for k, v in report.files.items()},
-                    "results": records(report.table),
-                    "evaluation": records(report.summary) if report.summary is not None
-                    else None,
-                    "shift": None if report.shift_lines is None else
-                    {"lines": records(report.shift_lines),
-                     "sources": records(report.shift_sources)}})
+        print_json({"suite": suite, **report_doc(report)})
         return
     typer.echo(report.files["markdown"].read_text())
     for part in ("evaluation_markdown", "shift_markdown"):

@@ -24,7 +24,7 @@ from benchmark.engine.tasks import (FoldTask, JobEnv, PairOutcome, PairTask, Pre
                                     ProbeTask, fold_name, fold_outcome, settings_params)
 from benchmark.suite.plan import PairJob, Plan, PretrainJob
 from benchmark.suite.spec import ProbeSpec
-from probes.base import card_only_record
+from probes.base import ProbeContext, card_only_record
 from probes.registry import PROBES
 from registry.catalog import Catalog
 from registry.errors import BenchError
@@ -203,12 +203,7 @@ def _add_probes(g: SuiteGraph, plan: Plan, env: JobEnv, tracker: Tracker, catalo
     suite's source models wait for their pretraining."""
     for spec in plan.suite.probes:
         cls = PROBES.get(spec.method)
-        records = []
-        for name in suite_datasets(plan):
-            if name in plan.records:
-                records.append(plan.records[name])
-            elif not cls.needs_data and name in catalog.cards:
-                records.append(card_only_record(catalog.cards[name].model_dump(mode="json")))
+        records = probe_records(plan, cls, catalog)
         if len(records) < 2:
             continue
         spec, network = probe_network(plan, spec, env.paths) \
@@ -222,6 +217,7 @@ def _add_probes(g: SuiteGraph, plan: Plan, env: JobEnv, tracker: Tracker, catalo
             g.done[key] = done.info.run_id
             continue
         models = source_models(plan, env.paths) if cls.uses_source_models else ()
+        check_probe(cls, spec, records, models, env.paths)
         deps = tuple(f"pretrain:{j.config_hash}" for j in plan.pretrain) if models else ()
         deps += (f"pretrain:{network.config_hash}",) if network else ()
         task = ProbeTask(spec, tuple(records), h, models)
@@ -229,16 +225,53 @@ def _add_probes(g: SuiteGraph, plan: Plan, env: JobEnv, tracker: Tracker, catalo
                   deps=deps, gpus=gpus if cls.needs_data else 0.0))
 
 
+def probe_records(plan: Plan, cls: type, catalog: Catalog) -> list:
+    """The datasets a probe of the suite compares: the registered ones, and the catalog cards
+    of weight-only sources for probes that need no data."""
+    records = []
+    for name in suite_datasets(plan):
+        if name in plan.records:
+            records.append(plan.records[name])
+        elif not cls.needs_data and name in catalog.cards:
+            records.append(card_only_record(catalog.cards[name].model_dump(mode="json")))
+    return records
+
+
+def check_probe(cls: type, spec: ProbeSpec, records: list, models: tuple[SourceModel, ...],
+                paths: BenchPaths) -> None:
+    """What the probe would fail on with these datasets, now (before any job runs)."""
+    context = ProbeContext(paths, source_models={m.name: m for m in models})
+    cls(dict(spec.options), context).check(records)
+
+
+def check_probes(plan: Plan, paths: BenchPaths, catalog: Catalog) -> None:
+    """Every probe of the suite checked against its datasets (a dry run does this too)."""
+    for spec in plan.suite.probes:
+        cls = PROBES.get(spec.method)
+        records = probe_records(plan, cls, catalog)
+        if len(records) >= 2:
+            if cls.wants_probe_network(spec.options):
+                spec, _ = probe_network(plan, spec, paths)  # its network is in the suite
+            models = source_models(plan, paths) if cls.uses_source_models else ()
+            check_probe(cls, spec, records, models, paths)
+
+
 def probe_network(plan: Plan, spec: ProbeSpec, paths: BenchPaths
                   ) -> tuple[ProbeSpec, PretrainJob | None]:
     """``spec`` with its ``weights`` option resolved: ``suite:SOURCE`` (the default when no
     weights are given: the suite's first pretrained source) becomes the file of that source's
-    pretrained network, with the suite's architecture; any other spec stays as given."""
+    pretrained network, or a weight-only source's own weights (``suite:imagenet``: the file
+    given to --imagenet-weights), with the suite's architecture; any other spec stays as
+    given."""
     weights = spec.options.get("weights") or "suite:" + (plan.pretrain[0].source
                                                           if plan.pretrain else "")
     if not weights.startswith("suite:"):
         return spec, None
     name = weights.removeprefix("suite:")
+    given = next((s.weights for s in plan.suite.sources if s.name == name and s.weights), None)
+    if given is not None:
+        return ProbeSpec(method=spec.method, options={**spec.options, "weights": given,
+                                                      "arch": plan.suite.architecture.name}), None
     job = next((j for j in plan.pretrain if j.source == name), None)
     if job is None:
         raise BenchError(

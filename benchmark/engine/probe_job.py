@@ -26,7 +26,8 @@ def run_probe_job(env: JobEnv, task: ProbeTask, deps: dict, tracker: Tracker,
         if key.startswith("pretrain:") and not Path(path).is_file():
             fetch_weights(tracker, key.removeprefix("pretrain:"), Path(path))
     models = {m.name: m for m in task.source_models}
-    context = ProbeContext(env.paths, job_device(env), progress, models, env.tracking.uri)
+    context = ProbeContext(env.paths, job_device(env), progress, models, env.tracking.uri,
+                           outputs=env.outputs)
     result = PROBES.get(task.spec.method)(dict(task.spec.options), context).compute(
         list(task.records))
     return log_probe(tracker, result, dict(task.spec.options),

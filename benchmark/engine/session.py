@@ -17,7 +17,7 @@ from bench_core.devices import resolve_device
 from bench_core.stores import ResumePolicy, tracking_target
 from bench_core.tracking import Tracker, open_client, open_tracker
 from benchmark.engine.executors import ExecutorContext, JobOutcome, make_executor
-from benchmark.engine.graph import SuiteGraph, build_graph
+from benchmark.engine.graph import SuiteGraph, build_graph, check_probes
 from benchmark.engine.tasks import JobEnv
 from benchmark.suite.plan import Plan
 from registry.catalog import Catalog
@@ -105,6 +105,7 @@ def plan_status(plan: Plan, paths: BenchPaths, tracking_uri: str | None = None
                 ) -> dict[str, Any]:
     """``plan.summary()`` with what is finished already (would be skipped by a run): cached
     pretrained weights, FINISHED pair runs. Reads the store without writing to it."""
+    check_probes(plan, paths, Catalog.load())
     summary = plan.summary()
     summary["pretrain_finished"] = [j.source for j in plan.pretrain
                                     if paths.pretrained_weights(j.config_hash).is_file()]

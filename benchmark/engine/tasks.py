@@ -19,6 +19,7 @@ from bench_core.tracking import ResumePolicy, TrackingTarget, flatten
 from benchmark.suite.plan import PairJob, PretrainJob
 from benchmark.suite.settings import Architecture, Folds
 from benchmark.suite.spec import ProbeSpec
+from probes.base import OutputsCache
 from registry.paths import BenchPaths
 from registry.store import DatasetRecord
 
@@ -43,6 +44,7 @@ class JobEnv:
     system_metrics: bool = True
     threads: int | None = None  # torch threads per job (None: torch's default)
     data: DeviceDataCache = field(default_factory=DeviceDataCache, compare=False, repr=False)
+    outputs: OutputsCache = field(default_factory=OutputsCache, compare=False, repr=False)
 
     def tags(self, **extra: str) -> dict[str, str]:
         return {"suite": self.suite, **extra}

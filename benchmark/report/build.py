@@ -1,5 +1,6 @@
 """``bench report``: the report of a suite from its finished runs, with what the HTML page
-shows besides them (the suite's datasets, the published models, the MLflow UI's address)."""
+shows besides them (the suite's datasets, the published models, the MLflow UI's address) and the
+learned ranker's scores, learned from every finished pair in the store but the target's own."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 from mlflow.exceptions import MlflowException
 
 from bench_core.tracking import Tracker, open_tracker
+from benchmark.analysis.assessment import LEARNED
+from benchmark.analysis.meta_dataset import learned_scores, store_pairs
 from benchmark.publishing.registry import list_models
 from benchmark.report.html import HtmlContext
 from benchmark.report.writer import Report, write_report
@@ -37,10 +40,12 @@ def build_report(suite: str, paths: BenchPaths, tracking_uri: str | None = None,
         suite = resolve_suite(suite).name  # a suite file names its suite
     tracker = tracker or open_tracker(paths, f"transfer-bench/{suite}", tracking_uri)
     context = html_context(suite, paths, tracker, mlflow_url) if html else None
+    sizes = dataset_sizes(paths)
     with contextlib.redirect_stdout(sys.stderr):  # MLflow prints run links on stdout
-        return write_report(tracker, suite, out or paths.report(suite), hashes,
-                            sizes=dataset_sizes(paths), include_self=include_self,
-                            html=context)
+        learned = learned_scores(store_pairs(paths, tracking_uri, sizes), suite)
+        return write_report(tracker, suite, out or paths.report(suite), hashes, sizes=sizes,
+                            include_self=include_self, html=context,
+                            extra_scores={LEARNED: learned})
 
 
 def html_context(suite: str, paths: BenchPaths, tracker: Tracker, mlflow_url: str | None

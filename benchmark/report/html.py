@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bench_core.tracking import experiment_url
+from benchmark.report.markdown import ceiling_table, methods_table
 from benchmark.report.figures import (auc_per_target_figure, generality_figure, png_data_uri,
                                       probe_scatter_figure, sample_grid_figure, shift_figure)
 from registry.files import atomic_write
@@ -143,18 +144,20 @@ def best_view(table: pd.DataFrame, ctx: HtmlContext) -> TableView:
 
 
 COUNTS = ("n", "n_targets", "n_sources", "fold", "repeat", "n_repeats", "models")
-LABELS = {"beats_random_weighted_tau": "beats random",
-          "beats_best_on_average_weighted_tau": "beats best-on-average",
-          "beats_largest_source_weighted_tau": "beats largest source",
-          "weighted_tau": "weighted tau", "kendall_tau": "Kendall tau",
+LABELS = {"weighted_tau": "weighted tau", "kendall_tau": "Kendall tau",
           "spearman_rho": "Spearman rho", "spearman_p": "p", "pearson_r": "Pearson r",
           "paper_r": "paper's r", "top1_regret": "top-1 regret", "noise_ceiling": "noise ceiling",
           "rho_ceiling": "rho ceiling", "n_targets": "targets",
           "effective_robustness": "effective robustness"}
-TITLES = {"beats random": "higher mean weighted tau than a random ranking (expected value)",
-          "beats best-on-average": "higher mean weighted tau than ranking by the mean AUC over "
-                                   "the other targets",
-          "beats largest source": "higher mean weighted tau than ranking by training images",
+TITLES = {"vs random (weighted tau)": "paired difference to a random ranking (expected value) "
+                                      "with its 95 % interval, the share of resamples won",
+          "vs best-on-average (weighted tau)": "paired difference to ranking by the mean AUC "
+                                               "over the other targets",
+          "vs static-size (weighted tau)": "paired difference to ranking by source size (the "
+                                           "same list for every target)",
+          "fidelity": "Pearson r of score gaps against AUC gaps over pairs of sources",
+          "without the largest source": "weighted tau with the largest source removed from "
+                                        "every target's candidates",
           "noise ceiling": "split-half Kendall tau of the ground truth with itself",
           "top-1 regret": "AUC of the best source minus AUC of the method's first choice",
           "rho ceiling": "split-half Spearman rho of the Eq. 1 transferability with itself: "
@@ -184,6 +187,25 @@ def frame_view(frame: pd.DataFrame, id_: str, columns: list[str], digits: int = 
     headers = [LABELS.get(c, c) for c in cols]
     return TableView(id_, headers, rows, target_column=index,
                      titles={h: TITLES[h] for h in headers if h in TITLES})
+
+
+def text_view(frame: pd.DataFrame, id_: str) -> TableView:
+    """A view of a table already in words (``0.40 [0.12, 0.66]``), each cell sorting by the
+    number it starts with."""
+    rows = []
+    for _, r in frame.iterrows():
+        cells = []
+        for v in r:
+            text = "" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
+            head = text.split(" ", 1)[0]
+            try:
+                sort: str | float | None = float(head)
+            except ValueError:
+                sort = text or None
+            cells.append(Cell(text, sort))
+        rows.append(cells)
+    headers = [str(c) for c in frame.columns]
+    return TableView(id_, headers, rows, titles={h: TITLES[h] for h in headers if h in TITLES})
 
 
 def render(context: dict[str, Any]) -> str:
@@ -285,18 +307,16 @@ def figures(report, table: pd.DataFrame) -> dict[str, Any]:
 def tables(report) -> dict[str, TableView | None]:
     """The correlation, evaluation, generality and shift tables as sortable views."""
     out: dict[str, TableView | None] = {"correlations": None, "evaluation": None,
-                                        "shift_lines": None, "shift_sources": None}
+                                        "ceiling": None, "shift_lines": None,
+                                        "shift_sources": None}
     if report.correlations is not None:
         out["correlations"] = frame_view(
             report.correlations, "correlations",
             ["probe", "scope", "n", "spearman_rho", "rho_ceiling", "spearman_p", "kendall_tau",
              "pearson_r", "paper_r"], target_column="scope")
-    if report.summary is not None:
-        out["evaluation"] = frame_view(
-            report.summary, "evaluation",
-            ["method", "kind", "n_targets", "weighted_tau", "kendall_tau", "spearman_rho",
-             "top1_regret", "noise_ceiling", "beats_random_weighted_tau",
-             "beats_best_on_average_weighted_tau", "beats_largest_source_weighted_tau"])
+    if report.assessment is not None:
+        out["evaluation"] = text_view(methods_table(report.assessment), "evaluation")
+        out["ceiling"] = text_view(ceiling_table(report.assessment), "ceiling")
     if report.shift_lines is not None:
         out["shift_lines"] = frame_view(report.shift_lines, "shift-lines",
                                         ["target", "shift", "metric", "n", "u", "u_low",

@@ -55,14 +55,20 @@ def _log_shift_lines(lines: pd.DataFrame | None, sources: pd.DataFrame | None) -
 
 
 def _log_summary(summary: pd.DataFrame | None) -> None:
-    """Each method's mean weighted tau and top-1 regret, and the noise ceiling, as metrics."""
+    """Each method's mean weighted tau and top-1 regret with their 95 % intervals
+    (``weighted_tau_<method>``, ``weighted_tau_low_<method>`` ...), and the corrected noise
+    ceiling with its interval, as metrics."""
     if summary is None:
         return
+    values = {}
     for _, row in summary.iterrows():
         for metric in ("weighted_tau", "top1_regret"):
-            if pd.notna(row[metric]):
-                mlflow.log_metric(f"{metric}_{row['method']}", float(row[metric]))
-    ceiling = summary["noise_ceiling"].dropna()
-    if len(ceiling):
-        mlflow.log_metric("noise_ceiling", float(ceiling.iloc[0]))
-
+            for suffix in ("", "_low", "_high"):
+                value = row[f"{metric}{suffix}"]
+                if pd.notna(value):
+                    values[f"{metric}{suffix}_{row['method']}"] = float(value)
+    first = summary.iloc[0] if len(summary) else {}
+    for key in ("noise_ceiling", "noise_ceiling_low", "noise_ceiling_high"):
+        if key in first and pd.notna(first[key]):
+            values[key] = float(first[key])
+    mlflow.log_metrics(values)

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from bench_core.tracking import Tracker
-from benchmark.analysis.ceiling import noise_ceiling, pair_spread, transferability_ceiling
-from benchmark.analysis.evaluation import evaluate_probes, summarize
+from benchmark.analysis.assessment import Assessment, assess
+from benchmark.analysis.ceiling import transferability_ceiling
 from benchmark.analysis.results import probe_scores, repeat_results, results_tables, shift_models
 from benchmark.analysis.shift_stats import shift_analysis
 from benchmark.report.figures import auc_bars_figure, shift_figure
@@ -31,8 +31,9 @@ class Report:
     files: dict[str, Path]
     run_id: str | None = None
     correlations: pd.DataFrame | None = None
-    evaluation: pd.DataFrame | None = None  # each probe and baseline per target
-    summary: pd.DataFrame | None = None     # means over targets beside the noise ceiling
+    evaluation: pd.DataFrame | None = None  # each method per target, with intervals
+    summary: pd.DataFrame | None = None     # each method over targets, intervals, verdicts
+    assessment: Assessment | None = None    # the above, the ceiling, fidelity, without largest
     shift_lines: pd.DataFrame | None = None    # probit line per target, shift and metric
     shift_sources: pd.DataFrame | None = None  # drop and effective robustness per source
     scatter: dict[str, pd.DataFrame] | None = None  # per probe: pairs with their distance
@@ -74,26 +75,24 @@ def _correlations(probes: dict[str, tuple[list[str], np.ndarray]], table: pd.Dat
 
 
 def _evaluation(probes: dict[str, tuple[list[str], np.ndarray]], folds: pd.DataFrame,
-                sizes: dict[str, int], out_dir: Path, files: dict[str, Path], include_self: bool
-                ) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
-    """Every probe against the baselines (random, best on average over the other targets,
-    largest source) and beside the noise ceiling: CSV and markdown; the spread over repeats."""
+                sizes: dict[str, int], out_dir: Path, files: dict[str, Path], include_self: bool,
+                extra: dict[str, pd.DataFrame]) -> Assessment | None:
+    """Every probe, estimator and the learned ranker (``extra``) against the baselines, with
+    bootstrap intervals and paired verdicts, beside the corrected noise ceiling; fidelity and
+    the figures without the largest source: CSV and markdown."""
     results = repeat_results(folds)
     if results.empty:
-        return None, None
-    ceiling = noise_ceiling(results, include_self=include_self)
-    spread = pair_spread(results, include_self=include_self)
-    evaluation = evaluate_probes(results, probe_scores(probes), sizes,
-                                 include_self=include_self)
-    summary = summarize(evaluation, ceiling)
-    for name, frame in (("evaluation", evaluation), ("evaluation_summary", summary),
-                        ("noise_ceiling", ceiling), ("spread", spread)):
-        files[f"{name}_csv"] = out_dir / f"{name}.csv"
-        frame.to_csv(files[f"{name}_csv"], index=False)
+        return None
+    a = assess(results, {**probe_scores(probes), **extra}, sizes, include_self=include_self)
+    for name, frame in (("evaluation", a.per_target), ("evaluation_summary", a.summary),
+                        ("noise_ceiling", a.ceiling), ("fidelity", a.fidelity),
+                        ("without_largest", a.without_largest), ("spread", a.spread)):
+        if frame is not None:
+            files[f"{name}_csv"] = out_dir / f"{name}.csv"
+            frame.to_csv(files[f"{name}_csv"], index=False)
     files["evaluation_markdown"] = out_dir / "evaluation.md"
-    files["evaluation_markdown"].write_text(evaluation_markdown(summary, ceiling, spread))
-    return evaluation, summary
-
+    files["evaluation_markdown"].write_text(evaluation_markdown(a, extra))
+    return a
 
 
 def _shifts(folds: pd.DataFrame, out_dir: Path, files: dict[str, Path]
@@ -128,11 +127,13 @@ def _shifts(folds: pd.DataFrame, out_dir: Path, files: dict[str, Path]
 def write_report(tracker: Tracker, suite: str, out_dir: Path,
                  hashes: set[str] | None = None, log_to_mlflow: bool = True,
                  sizes: dict[str, int] | None = None, include_self: bool = False,
-                 html: HtmlContext | None = None) -> Report:
+                 html: HtmlContext | None = None,
+                 extra_scores: dict[str, pd.DataFrame] | None = None) -> Report:
     """Write results.csv, results.md and fig3_auc.png (and, when probes were logged for the
     suite, correlations.csv/.md and the Fig. 4 scatter; the probes against the baselines and
     the noise ceiling, evaluation*.csv/.md) into ``out_dir``; log them to MLflow. ``sizes``:
-    training images per source, for the largest-source baseline."""
+    training images per source, for the static-size baseline; ``extra_scores``: further
+    methods' score tables (the learned ranker's leave-one-target-out scores)."""
     table, folds = results_tables(tracker, suite, hashes)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"csv": out_dir / "results.csv", "markdown": out_dir / "results.md",
@@ -142,10 +143,11 @@ def write_report(tracker: Tracker, suite: str, out_dir: Path,
     auc_bars_figure(table[table["kind"] != "freeze"]).savefig(files["fig3"], dpi=120)
     probes = load_probe_matrices(tracker, suite)  # downloaded once, used twice
     corr, scatter = _correlations(probes, table, folds, out_dir, files)
-    evaluation, summary = _evaluation(probes, folds, sizes or {}, out_dir, files, include_self)
+    a = _evaluation(probes, folds, sizes or {}, out_dir, files, include_self, extra_scores or {})
     shift_lines, shift_sources, shift_models_ = _shifts(folds, out_dir, files)
-    report = Report(table=table, files=files, correlations=corr, evaluation=evaluation,
-                    summary=summary, shift_lines=shift_lines, shift_sources=shift_sources,
+    report = Report(table=table, files=files, correlations=corr,
+                    evaluation=a.per_target if a else None, summary=a.summary if a else None,
+                    assessment=a, shift_lines=shift_lines, shift_sources=shift_sources,
                     scatter=scatter, shift_models=shift_models_)
     if html is not None:
         files["html"] = html_report(report, suite, html, out_dir / "report.html")

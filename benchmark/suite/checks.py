@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from bench_core.weights import WeightsError, from_folder, registry_version, weights_file
+from bench_core.weights_check import check_weights_fit
 from benchmark.suite.lineage import paired
 from benchmark.suite.spec import ShiftSpec, SourceSpec, Suite, check_dataset_names
-from benchmark.suite.splits import check_splittable, target_subset
+from benchmark.suite.splits import (Split, check_splittable, fold_splits, official_split,
+                                    single_split, target_subset)
 from registry.errors import BenchError, DatasetFormatError, RegistryError
 from registry.store import DatasetRecord, RegistryStore
 
@@ -41,6 +43,20 @@ def weights_fingerprint(spec: str, tracking_uri: str | None = None) -> str:
     raise WeightsError(f"Weights spec '{spec}' is not one of file:PATH, PATH.safetensors, "
                        "local-dir:PATH, models:/NAME@ALIAS, hf-hub:ORG/REPO or hub:NAME.",
                        "Example: --imagenet-weights ~/weights/resnet50_a1_0-14fe96d1.pth")
+
+
+def check_weights(spec: str, arch: str, source: str) -> None:
+    """A weights file (or a published folder) a source names must be readable and fit the
+    suite's architecture, checked from its header alone (:mod:`bench_core.weights_check`);
+    registry and hub weights are checked when they are fetched."""
+    kind, sep, ref = spec.partition(":")
+    if kind == "local-dir" and sep:
+        path = from_folder(Path(ref).expanduser(), spec).path
+    elif kind == "file" and sep or not sep:
+        path = weights_file(ref if sep else spec, "")
+    else:
+        return
+    check_weights_fit(path, arch, f"The weights of source '{source}'")
 
 
 def _stat(path: Path) -> str:
@@ -100,6 +116,7 @@ def check_targets(suite: Suite, records: dict[str, DatasetRecord]) -> None:
             _check_official_split(records[t.name])
         else:
             check_splittable(labels, suite.folds.n, t.name)
+    check_splits(suite, records)
     if suite.baseline == "self":
         pretrained = {s.name for s in suite.sources if s.weights is None}
         lacking = [t.name for t in suite.targets if t.name not in pretrained]
@@ -134,3 +151,80 @@ def _check_official_split(record: DatasetRecord) -> None:
                          "split (re-register MedMNIST with `bench add-dataset NAME --force` "
                          "if it was registered before splits were kept).")
 
+
+
+def check_splits(suite: Suite, records: dict[str, DatasetRecord]) -> None:
+    """Make every split the run will make (each source's pretraining split, each target's
+    folds of every repeat, or its official split, within its subset) and check that each part
+    holds every class of the dataset and the training part at least two images (BatchNorm):
+    what would otherwise fail deep inside a job, after hours of others."""
+    for s in suite.sources:
+        if s.weights is not None:
+            continue
+        record = records[s.name]
+        labels = np.load(record.file_path("labels"))
+        where = (f"Source '{s.name}' cannot be split for pretraining (one stratified "
+                 "train/validation/test split, 80/10/10)")
+        fix = (f"Register more images of those classes, or leave '{s.name}' out "
+               "(--sources ...).")
+        _check_parts(lambda: single_split(labels, suite.seed), labels, record, where, fix)
+    for t in suite.targets:
+        record = records[t.name]
+        labels = np.load(record.file_path("labels"))
+        subset = target_subset(labels, t.max_samples, suite.seed)
+        cut = f" (its subset of max_samples={t.max_samples})" if t.max_samples else ""
+        if suite.folds.scheme == "official":
+            _check_parts(lambda: _official_within(record, subset, len(labels)), labels, record,
+                         f"Target '{t.name}'{cut} cannot use its official split", "Use "
+                         "--set folds.scheme=kfold, or a larger max_samples.")
+            continue
+        for r in range(suite.repeats):
+            folds = _folds(labels, subset, suite, r)
+            for i in range(suite.folds.n):
+                _check_parts(lambda: folds(i), labels, record,
+                             f"Target '{t.name}'{cut} cannot be split into {suite.folds.n} "
+                             f"stratified folds (fold {i}, repeat {r})",
+                             "Use fewer folds (--set folds.n=...), a larger max_samples, or "
+                             "more data for those classes.")
+
+
+def _folds(labels: np.ndarray, subset: np.ndarray, suite: Suite, repeat: int):
+    """fold i of a repeat, as the fold job makes it (indices into the whole dataset)."""
+    made: list[Split] = []
+
+    def fold(i: int) -> Split:
+        if not made:
+            made.extend(fold_splits(labels[subset], suite.folds.n, suite.folds.val_fraction,
+                                    suite.folds.seed + repeat))
+        s = made[i]
+        return Split(subset[s.train], subset[s.val], subset[s.test])
+    return fold
+
+
+def _official_within(record: DatasetRecord, subset: np.ndarray, n: int) -> Split:
+    split = official_split(np.load(record.file_path("split")))
+    keep = np.zeros(n, dtype=bool)
+    keep[subset] = True
+    return Split(*(part[keep[part]] for part in (split.train, split.val, split.test)))
+
+
+def _check_parts(make, labels: np.ndarray, record: DatasetRecord, where: str, fix: str) -> None:
+    """Raise a clear error when the split ``make()`` makes fails, or a part lacks a class."""
+    counts = {c: int(n) for c, n in zip(record.classes, np.bincount(labels,
+                                                                    minlength=len(record.classes)))}
+    try:
+        split = make()
+    except ValueError as err:  # scikit-learn's refusal of a stratified split
+        raise DatasetFormatError(f"{where}: {err}. Images per class: {counts}.", fix) from None
+    everything = set(range(len(record.classes)))
+    for part, idx in (("training", split.train), ("validation", split.val),
+                      ("test", split.test)):
+        lacking = sorted(everything - set(labels[idx].tolist()))
+        if lacking:
+            names = [record.classes[c] for c in lacking]
+            raise DatasetFormatError(f"{where}: its {part} part ({len(idx)} images) holds no "
+                                     f"image of class(es) {names} (AUC needs every class). "
+                                     f"Images per class: {counts}.", fix)
+    if len(split.train) < 2:
+        raise DatasetFormatError(f"{where}: its training part holds {len(split.train)} image "
+                                 "(BatchNorm needs at least two).", fix)

@@ -74,13 +74,43 @@ def select(data: dict[str, Any], field: str, names: list[str] | None, where: str
     if not names:
         return
     items = {item["name"]: item for item in data.get(field, [])}
-    picked = []
-    for name in names:
-        if name not in items:
-            raise UnknownNameError(unknown_name_message(field[:-1], name, sorted(items)),
-                                   f"The {field} of {where}: {', '.join(items)}.")
-        picked.append(items[name])
-    data[field] = picked
+    missing = [name for name in names if name not in items]
+    if missing:
+        message = unknown_name_message(field[:-1], missing[0], sorted(items))
+        hint = f"The {field} of {where}: {', '.join(items)}."
+        elsewhere = suites_holding(field, names)
+        if elsewhere:
+            message = (f"{message[:-1]}: {where} has no {field[:-1]} "
+                       f"{', '.join(repr(n) for n in missing)}.")
+            hint = (f"{hint} Built-in suite(s) holding every one of them: "
+                    f"{', '.join(elsewhere)}; run `{suggested_command(elsewhere[0], field, names)}`.")
+        raise UnknownNameError(message, hint)
+    data[field] = [items[name] for name in names]
+
+
+def suites_holding(field: str, names: list[str]) -> list[str]:
+    """The built-in suites whose ``field`` (sources or targets) holds every one of ``names``."""
+    found = []
+    for suite in suite_names():
+        data, _ = load_suite_dict(suite)
+        have = {item.get("name") for item in data.get(field, []) if isinstance(item, dict)}
+        if set(names) <= have:
+            found.append(suite)
+    return found
+
+
+def suggested_command(suite: str, field: str, names: list[str]) -> str:
+    """The command that runs ``names`` in the built-in ``suite``, with the flag its
+    weight-only sources need (``--imagenet-weights PATH``)."""
+    data, _ = load_suite_dict(suite)
+    command = f"bench run --suite {suite} --{field} {','.join(names)}"
+    asks = [s["name"] for s in data.get("sources", [])
+            if s.get("weights") == "ask" and (field != "sources" or s["name"] in names)]
+    if "imagenet" in asks:
+        command += " --imagenet-weights PATH"
+    for other in (a for a in asks if a != "imagenet"):
+        command += f" --set sources.{other}.weights=file:PATH"
+    return command
 
 
 def resolve_suite(name_or_path: str, overrides: list[tuple[str, Any]] = (),

@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 
 from bench_core.hashing import config_hash
-from benchmark.suite.checks import (check_targets, needs_weights_message, suite_records,
-                                    weights_fingerprint)
+from benchmark.suite.checks import (check_targets, check_weights, needs_weights_message,
+                                    suite_records, weights_fingerprint)
 from benchmark.suite.settings import TrainSettings
 from benchmark.suite.spec import ShiftSpec, Suite, TargetSpec
 from registry.store import DatasetRecord, RegistryStore
@@ -79,8 +79,9 @@ def make_plan(suite: Suite, store: RegistryStore, tracking_uri: str | None = Non
     for s in suite.sources:
         if s.weights == "ask":
             raise needs_weights_message(s)
-        if s.weights is not None:  # a missing weights file fails first
+        if s.weights is not None:  # a missing or unfitting weights file fails first
             fingerprints[s.weights] = weights_fingerprint(s.weights, tracking_uri)
+            check_weights(s.weights, suite.architecture.name, s.name)
     records = suite_records(suite, store, where or f"Suite '{suite.name}'", known)
     check_targets(suite, records)
     arch = suite.architecture.model_dump()

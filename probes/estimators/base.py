@@ -26,7 +26,17 @@ class EstimatorProbe(ModelScoringProbe):
         raise NotImplementedError
 
     def score_pair(self, model, images, labels, record, prep) -> tuple[float, None]:
-        return self.score(*self._outputs(model, images, prep), labels), None
+        return self.score(*self.outputs(model, images, record, prep), labels), None
+
+    def outputs(self, model, images, record, prep) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_outputs`, from the context's cache when another estimator of this process
+        computed them for the same model and the same sample of ``record``."""
+        cache, identity = self.context.outputs, getattr(model, "tb_identity", None)
+        if cache is None or identity is None:
+            return self._outputs(model, images, prep)
+        key = (identity, record.name, record.fingerprint, tuple(images.shape),
+               self.opts.max_samples, self.opts.seed, str(images.device))
+        return cache.get(key, lambda: self._outputs(model, images, prep))
 
     @torch.no_grad()
     def _outputs(self, model: torch.nn.Module, images: torch.Tensor, prep: BatchPrep
@@ -50,3 +60,31 @@ def check_inputs(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, 
         raise ProbeError("Transferability estimators need at least two classes in the labels.",
                          "Use target data with more than one class.")
     return f, y
+
+
+def check_labelled(features: np.ndarray, labels: np.ndarray, method: str,
+                   min_per_class: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(f, y, classes)``: f the features as float64 (n, D), y the labels as indices 0..K-1
+    into their sorted unique values ``classes``. Stricter than :func:`check_inputs` (1-D labels,
+    finite features, ``min_per_class`` samples a class); each error names ``method``."""
+    f = np.asarray(features, dtype=np.float64)
+    y = np.asarray(labels)
+    if f.ndim != 2 or y.ndim != 1 or len(f) != len(y):
+        raise ProbeError(f"{method}: features {f.shape} and labels {y.shape} do not pair up.",
+                         "Pass an (n, D) feature matrix and n labels (a 1-D array).")
+    if f.shape[1] == 0:
+        raise ProbeError(f"{method}: the features have no columns.",
+                         "Pass at least one feature.")
+    if not np.all(np.isfinite(f)):
+        raise ProbeError(f"{method}: the features contain NaN or inf.",
+                         "Clean or drop those rows (a source model that diverged?).")
+    classes, y_idx, counts = np.unique(y, return_inverse=True, return_counts=True)
+    if len(classes) < 2:
+        raise ProbeError(f"{method} needs at least two classes in the labels, got "
+                         f"{len(classes)}.", "Use target data with more than one class.")
+    if counts.min() < min_per_class:
+        small = classes[counts < min_per_class].tolist()
+        raise ProbeError(f"{method} needs at least {min_per_class} samples per class; classes "
+                         f"{small} have fewer.",
+                         "Drop those classes, or sample more of the target (max_samples).")
+    return f, y_idx.reshape(-1), classes

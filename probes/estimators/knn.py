@@ -1,0 +1,111 @@
+"""k-NN (Sorkhei, Matsoukas, Fredin Haslum, Konuk, Smith 2025, "k-NN as a Simple and Effective
+Estimator of Transferability", TMLR, arXiv:2503.18528): the top-1 accuracy of the weighted
+k-NN classifier that self-supervised learning uses to judge features (Wu et al. 2018; DINO,
+Caron et al. 2021, ``eval_knn.knn_classifier``), on the source model's features of the target:
+
+    z = f / ||f||_2,   s_ij = z_i . z_j  (cosine similarity),
+    vote_i(c) = sum_{j in N_k(i)} exp(s_ij / T) [y_j = c],   yhat_i = argmax_c vote_i(c),
+    score = (1/m) sum_i [yhat_i = y_i]   (a fraction in [0, 1]; higher = better transfer),
+
+N_k(i) the k memory samples most similar to query i. The paper scores a held-out target split
+against the target's training split (``query_features``/``query_labels``); with one set, as
+the probe has (its seeded target sample), every sample is a query against all the others
+(leave-one-out). The authors released no code; the classifier follows DINO's (facebookresearch/
+dino 7c446df), whose accuracy is in percent (ours is that / 100), and equals it on fixed
+features (tests/test_estimators_reference.py). Defaults k = 20, T = 0.07 are DINO's (its paper
+reports 20-NN as best); the paper's own k could not be checked, so set k to match it.
+Departures: float64 throughout (DINO runs in float32; only near-exact ties can differ); exact
+vote ties go to the lowest class index (DINO's torch.sort leaves them unspecified);
+leave-one-out needs two samples a class (a singleton's label has no other example to find).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field
+
+from probes.base import ProbeError, register_probe
+from probes.estimators.base import EstimatorOptions, EstimatorProbe, check_labelled
+
+
+def _normalise(f: np.ndarray) -> np.ndarray:
+    return f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+
+
+def _predict(memory: np.ndarray, mem_y: np.ndarray, query: np.ndarray, n_classes: int, k: int,
+             temperature: float, leave_one_out: bool, chunk: int = 1024) -> np.ndarray:
+    """Weighted-vote predictions (class indices) for the rows of ``query``."""
+    preds = np.empty(len(query), dtype=np.int64)
+    for s in range(0, len(query), chunk):
+        sim = query[s:s + chunk] @ memory.T
+        if leave_one_out:  # query row i is memory row s + i: never its own neighbour
+            sim[np.arange(len(sim)), np.arange(s, s + len(sim))] = -np.inf
+        nbr = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+        top = np.take_along_axis(sim, nbr, axis=1)
+        w = np.exp((top - top.max(axis=1, keepdims=True)) / temperature)  # argmax-invariant shift
+        votes = np.zeros((len(sim), n_classes))
+        np.add.at(votes, (np.repeat(np.arange(len(sim)), k), mem_y[nbr].ravel()), w.ravel())
+        preds[s:s + chunk] = votes.argmax(axis=1)
+    return preds
+
+
+def _with_query(features: np.ndarray, labels: np.ndarray, query_features: np.ndarray,
+                query_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Memory and query sets checked, labels indexed over the union of both label sets."""
+    f, _, _ = check_labelled(features, labels, "k-NN (memory)")
+    q = np.asarray(query_features, dtype=np.float64)
+    if q.ndim != 2 or q.shape[1] != f.shape[1]:
+        raise ProbeError(f"k-NN: query features {q.shape} do not match memory features "
+                         f"{f.shape}.", "Pass an (m, D) query matrix with the memory's D columns.")
+    _, y_all, _ = check_labelled(np.vstack([f, q]), np.concatenate(
+        [np.asarray(labels), np.asarray(query_labels)]), "k-NN (query)")
+    return f, y_all[:len(f)], q, y_all[len(f):]
+
+
+def knn(features: np.ndarray, labels: np.ndarray, k: int = 20, temperature: float = 0.07,
+        query_features: np.ndarray | None = None, query_labels: np.ndarray | None = None
+        ) -> float:
+    """Weighted k-NN top-1 accuracy of the labels from cosine neighbours in ``features``.
+
+    ``features``/``labels`` are the memory (the target training split). Without a query set the
+    score is leave-one-out over them (needs k <= n - 1 and two samples a class); with one, the
+    query samples are classified against the memory (k <= n).
+    """
+    if (query_features is None) != (query_labels is None):
+        raise ProbeError("k-NN: query_features was given without query_labels, or the reverse.",
+                         "Pass both, or neither (leave-one-out).")
+    loo = query_features is None
+    if loo:
+        f, y, _ = check_labelled(features, labels, "k-NN (leave-one-out)", min_per_class=2)
+        q, qy = f, y
+    else:
+        f, y, q, qy = _with_query(features, labels, query_features, query_labels)
+    n_mem = len(f) - (1 if loo else 0)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n_mem:
+        raise ProbeError(f"k-NN: k must be an integer in [1, {n_mem}] for {len(f)} memory "
+                         f"samples{' (leave-one-out)' if loo else ''}, got {k!r}.",
+                         "Pass a smaller k (--option k=N), or sample more of the target.")
+    if not float(temperature) > 0:
+        raise ProbeError(f"k-NN: temperature must be > 0, got {temperature}.",
+                         "Pass e.g. DINO's 0.07.")
+    z = _normalise(f)
+    preds = _predict(z, y, z if loo else _normalise(q), int(max(y.max(), qy.max())) + 1,
+                     int(k), float(temperature), loo)
+    return float(np.mean(preds == qy))
+
+
+class KNNOptions(EstimatorOptions):
+    k: int = Field(20, ge=1)  # neighbours (DINO's 20)
+    temperature: float = Field(0.07, gt=0)  # vote weight exp(similarity / temperature)
+
+
+@register_probe
+class KNNProbe(EstimatorProbe):
+    """k-NN (Sorkhei et al. 2025): leave-one-out weighted k-NN accuracy on the features."""
+
+    name = "knn"
+    min_per_class = 2
+    Options = KNNOptions
+
+    def score(self, features, probs, labels):
+        return knn(features, labels, k=self.opts.k, temperature=self.opts.temperature)
