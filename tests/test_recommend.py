@@ -77,9 +77,15 @@ def test_when_nothing_beats_a_random_pick_it_says_so():
 
 def test_a_named_method_is_used_and_still_judged():
     results, probes, pairs = _setup()
-    _, choice = judge("t1", "bad", results, probes, pairs, "s", SIZES)
-    assert choice["method"] == "bad" and choice["chosen_by"] == "asked for"
+    mixed = probes["good"][1].copy()
+    mixed[:4, 7:] = 1 - mixed[:4, 7:]  # right on t2 and t3, reversed on t4 and t5
+    probes = {**probes, "mixed": (NAMES, mixed)}
+    _, choice = judge("t1", "mixed", results, probes, pairs, "s", SIZES)
+    assert choice["method"] == "mixed" and choice["chosen_by"] == "asked for"
     assert choice["runner_up_method"] == "good"  # the best of the others
+    assert not choice["distinguishable_from_random"] and "good" in choice["better_than_random"]
+    assert "not distinguishable from a random pick" in choice["message"]
+    assert "Better than a random pick there: good" in choice["message"]
 
 
 def test_rank_by_probe_baselines_and_refusals(tmp_path):

@@ -16,8 +16,8 @@ from mlflow.tracking import MlflowClient
 
 from bench_core.stores import tracking_target
 from bench_core.tracking import open_tracker
-from benchmark.analysis.pair_features import LABEL, SCORE_COLUMNS, feature_columns, pair_table
-from benchmark.analysis.ranker import DEFAULT_LEARNER, LEARNERS, Learner, refusal
+from benchmark.analysis.pair_features import LABEL, feature_columns, pair_table
+from benchmark.analysis.ranker import DEFAULT_LEARNER, LEARNERS, Learner, loto_scores
 from benchmark.analysis.results import results_table
 from probes.logging import load_probe_matrices
 from registry.catalog import Catalog
@@ -100,22 +100,6 @@ def learned_scores(pairs: pd.DataFrame, suite: str, learner: Learner | None = No
     fitted on every pair in ``pairs`` whose target is not t (any suite) scores t's candidates
     in ``suite``. Columns source, target, score; ``attrs['refused']`` says which targets got
     no model and why (too few other targets)."""
-    learner = learner or LEARNERS[DEFAULT_LEARNER]
     features = [c for c in feature_columns(pairs) if pairs[c].notna().any()]
-    mine = pairs[pairs["suite"] == suite]
-    frames, refused = [], {}
-    for t in targets or sorted(mine["target"].unique()):
-        train = pairs[pairs["target"] != t].dropna(subset=[LABEL])
-        test = mine[mine["target"] == t]
-        why = refusal(train)
-        if why or test.empty:
-            refused[t] = why or "no finished pair of this target"
-            continue
-        train = train.sort_values(["target", "suite", "source"], kind="stable")
-        frames.append(pd.DataFrame({"source": test["source"].to_numpy(), "target": t,
-                                    "score": np.asarray(learner(train, test, features),
-                                                        dtype=float)}))
-    out = (pd.concat(frames, ignore_index=True) if frames
-           else pd.DataFrame(columns=list(SCORE_COLUMNS)))
-    out.attrs["refused"] = refused
-    return out
+    return loto_scores(pairs, learner or LEARNERS[DEFAULT_LEARNER], features, targets=targets,
+                       scored=pairs[pairs["suite"] == suite])

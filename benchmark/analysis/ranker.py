@@ -294,20 +294,24 @@ DEFAULT_LEARNER = "ridge-pointwise"
 def loto_scores(pairs: pd.DataFrame, learner: Learner | None = None,
                 features: list[str] | None = None, *, label: str = LABEL,
                 min_targets: int = MIN_TARGETS, min_pairs: int = MIN_PAIRS,
-                targets: list[str] | None = None) -> pd.DataFrame:
+                targets: list[str] | None = None, scored: pd.DataFrame | None = None
+                ) -> pd.DataFrame:
     """LOTO scores: for each target t, ``learner`` fitted on the pairs of the other targets
-    (with a measured label) scores t's candidates. Columns source, target, score (higher =
-    better), ready for ``benchmark.evaluation.evaluate_probes``. Targets whose training set
-    fails the guardrail get no rows; ``result.attrs['refused']`` maps them to the reason."""
+    (with a measured label) scores t's candidates (its rows in ``scored``, default ``pairs``:
+    e.g. one suite's rows of a table across suites). Columns source, target, score (higher =
+    better), ready for ``benchmark.analysis.evaluation.evaluate_probes``. Targets whose
+    training set fails the guardrail, or with no row to score, get no rows;
+    ``result.attrs['refused']`` maps them to the reason."""
     learner = LEARNERS[DEFAULT_LEARNER] if learner is None else learner
     features = feature_columns(pairs) if features is None else features
+    scored = pairs if scored is None else scored
     frames, refused = [], {}
-    for t in sorted(pairs["target"].unique()) if targets is None else targets:
+    for t in sorted(scored["target"].unique()) if targets is None else targets:
         train = pairs[pairs["target"] != t]
-        test = pairs[pairs["target"] == t]
+        test = scored[scored["target"] == t]
         why = refusal(train, label, min_targets, min_pairs)
-        if why:
-            refused[t] = why
+        if why or test.empty:
+            refused[t] = why or "no pair of this target to score"
             continue
         train = train.dropna(subset=[label]).sort_values("target", kind="stable")
         frames.append(pd.DataFrame({"source": test["source"].to_numpy(), "target": t,

@@ -105,6 +105,8 @@ def choose(evaluation: pd.DataFrame, method: str = AUTO) -> dict[str, Any]:
                                      for f in ("diff", "low", "high", "win_share", "verdict")}
     verdict = out.get("vs_random", {}).get("verdict")
     out["distinguishable_from_random"] = verdict == "better"
+    out["better_than_random"] = [r["method"] for _, r in rows.iterrows()
+                                 if r[f"beats_random_{CHOOSE_BY}_verdict"] == "better"]
     out["n_targets"] = int(chosen["n_targets"]) if chosen is not None else 0
     out["message"] = choice_message(out)
     return out
@@ -132,6 +134,11 @@ def choice_message(out: dict) -> str:
     if out["distinguishable_from_random"]:
         return (f"Ranked by {out['method']} ({out['chosen_by']}): weighted tau {_figure(out)} "
                 f"{where}, better than a random pick{against}.{runner}")
+    if out["better_than_random"]:
+        return (f"Ranked by {out['method']} ({out['chosen_by']}): weighted tau {_figure(out)} "
+                f"{where}, not distinguishable from a random pick{against}. Better than a "
+                f"random pick there: {', '.join(out['better_than_random'])} (--method "
+                f"{out['better_than_random'][0]}).{runner}")
     return (f"Ranked by {out['method']} ({out['chosen_by']}), but no method is "
             f"distinguishable from a random pick {where}: {out['method']} has weighted tau "
             f"{_figure(out)}{against}. Treat this ranking as a guess; more targets (a wider "
