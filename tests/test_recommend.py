@@ -88,6 +88,16 @@ def test_a_named_method_is_used_and_still_judged():
     assert "Better than a random pick there: good" in choice["message"]
 
 
+def test_a_named_method_on_a_single_target_suite_ranks_and_says_it_is_unjudged():
+    results, probes, pairs = _setup()
+    alone = results[results["target"] == "t1"]
+    evaluation, choice = judge("t1", "good", alone, probes, pairs, "s", SIZES)
+    assert evaluation.empty and choice["method"] == "good" and choice["n_targets"] == 0
+    assert "no other finished target" in choice["message"]
+    with pytest.raises(BenchError, match="no finished results on targets other than 't1'"):
+        judge("t1", "auto", alone, probes, pairs, "s", SIZES)  # auto has nothing to choose on
+
+
 def test_rank_by_probe_baselines_and_refusals(tmp_path):
     from registry.catalog import Catalog
     from registry.paths import BenchPaths

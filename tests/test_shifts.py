@@ -220,7 +220,7 @@ def test_the_features_probe_is_in_report_and_recommend(shifted_run, in_run):
                           & (correlations["scope"] == "pooled")]
     assert len(pooled) == 1 and pooled.iloc[0]["n"] == 2  # two sources for the one target
     beside = {r["method"]: r for r in doc["evaluation"]}  # the probe beside the baselines
-    assert {"features", "random", "largest-source"} <= set(beside)
+    assert {"features", "random", "static-size"} <= set(beside)
     assert beside["features"]["kind"] == "probe" and beside["features"]["n_targets"] == 1
     assert -1 <= beside["features"]["weighted_tau"] <= 1
     rec = in_run("recommend", "--target", "digits", "--suite", str(path), "--method",
@@ -228,9 +228,10 @@ def test_the_features_probe_is_in_report_and_recommend(shifted_run, in_run):
     assert rec.exit_code == 0, rec.stderr
     ranking = pd.DataFrame(rec.json()["ranking"])
     assert set(ranking["source"]) == {"texture-patches", "digits-noise"}
-    assert "features" in ranking.columns
-    assert list(ranking["features"]) == sorted(ranking["features"])  # by distance: best first
-    assert "features" in {r["method"] for r in rec.json()["regret"]}
+    assert list(ranking["score"]) == sorted(ranking["score"], reverse=True)  # best first
+    choice = rec.json()["choice"]  # one target: nothing else to judge the method on
+    assert choice["chosen_by"] == "asked for" and choice["n_targets"] == 0
+    assert "unknown" in choice["message"] and rec.json()["evaluation"] == []
     probe = in_run("probe", "features", "--datasets", "texture-patches,digits-noise,digits",
                    "--option", f"suite={path}", "--option", "max_samples=60",
                    "--option", "stages=[layer4]", "--device", "cpu", "--json")

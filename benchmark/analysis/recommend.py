@@ -149,6 +149,16 @@ def _num(value) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
 
 
+def unjudged(method: str) -> dict[str, Any]:
+    """The choice of a method the user named when the suite has no other finished target to
+    judge it on: it ranks, and the message says its reliability is unknown."""
+    return {"chosen_by": "asked for", "method": method, "n_targets": 0,
+            "distinguishable_from_random": False, "better_than_random": [],
+            "message": f"Ranked by {method} (asked for). The suite has no other finished "
+                       "target to judge it on, so how far to trust this ranking is unknown; "
+                       "run the suite on more targets to measure it."}
+
+
 def judge(target: str, method: str, results: pd.DataFrame, probes: dict,
           pairs: pd.DataFrame, suite: str, sizes: dict[str, float],
           include_self: bool = False) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -156,6 +166,8 @@ def judge(target: str, method: str, results: pd.DataFrame, probes: dict,
     a method for it (:func:`choose`): ``target``'s results and pairs take no part, neither in
     the figures nor in the learned ranker's training."""
     others = results[results["target"] != target]
+    if others.empty and method != AUTO:
+        return pd.DataFrame(columns=["method", "kind"]), unjudged(method)
     if others.empty:
         raise BenchError(f"Suite '{suite}' has no finished results on targets other than "
                          f"'{target}' to judge the methods on.",
