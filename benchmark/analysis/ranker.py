@@ -284,7 +284,8 @@ LEARNERS: dict[str, Learner] = {
     "ridge-transferability": ridge_transferability,
     "best-on-average": best_on_average,
 }
-# the learner that won the LOTO comparison on synthetic data (compare.py; see the report)
+# the learner that won the LOTO comparisons: on synthetic data (tests/test_ranker.py) and on the
+# wide suite's store (tests/bench/bench_learners.py; docs/results.md#the-wide-suite)
 DEFAULT_LEARNER = "ridge-pointwise"
 
 
