@@ -8,6 +8,7 @@ weights for a ResNet50 suite fail at plan time, not after hours of other jobs.""
 from __future__ import annotations
 
 import json
+import math
 import struct
 from pathlib import Path
 
@@ -77,6 +78,20 @@ def architecture_shapes(arch: str) -> tuple[dict[str, tuple[int, ...]], set[str]
     with torch.device("meta"):
         model = build_model(arch, 1000, 0.0)
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}, classifier_keys(model)
+
+
+def parameter_count(path: Path, arch: str) -> int:
+    """Trainable parameters of the ``arch`` model whose weights are at ``path`` (its own head
+    included), from the file's header: every tensor but the architecture's buffers (BatchNorm
+    statistics). The size of Singh et al.'s (2026) static ranking for models."""
+    import torch
+
+    from bench_core.models import build_model
+
+    with torch.device("meta"):
+        buffers = {name for name, _ in build_model(arch, 1000, 0.0).named_buffers()}
+    return sum(math.prod(shape) for name, shape in file_shapes(path).items()
+               if name not in buffers)
 
 
 def check_weights_fit(path: Path, arch: str, what: str) -> None:

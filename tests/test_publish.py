@@ -329,9 +329,14 @@ def test_recommend_ranks_published_models_beside_the_suites(published, monkeypat
     (mine,) = [r for m, r in rows.items() if m.startswith(prefix)]
     assert mine["kind"] == "published" and mine["source"] == "digits"
     assert mine["logme"] == pytest.approx(rows["digits"]["logme"])  # the same weights
+    n_params = sum(p.numel() for p in original_model(published["home"], published["doc"])
+                   .parameters())  # resnet10t with digits' 10-class head
+    assert mine["parameters"] == rows["digits"]["parameters"] == n_params
+    assert mine["pretraining_images"] == rows["digits"]["pretraining_images"] == 1797
     text = cli("recommend", "--target", "lfw-faces", "--suite", published["suite"],
                "--method", "expert")
     assert "Source models by logme on lfw-faces" in text.stdout
+    assert f"{n_params:,} parameters" in text.stdout and "1,797 images" in text.stdout
 
 
 @pytest.mark.slow

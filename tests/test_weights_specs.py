@@ -108,6 +108,27 @@ def _hashes(data: dict) -> tuple:
     return suite.digest(), config_hash(settings.model_dump(mode="json")), pair.fold_hashes
 
 
+@pytest.mark.parametrize("arch,classes,suffix", [("resnet10t", 7, ".safetensors"),
+                                                  ("resnet18", 3, ".pth")])
+def test_parameter_count_is_the_models_trainable_parameters(tmp_path, arch, classes, suffix):
+    """The static ranking's size of a model, read from its file's header: the parameters the
+    model has (its head included), not the BatchNorm buffers the state dict holds too."""
+    from safetensors.torch import save_file
+
+    from bench_core.models import build_model
+    from bench_core.weights_check import parameter_count
+
+    model = build_model(arch, classes, 0.0)
+    path = tmp_path / f"{arch}{suffix}"
+    if suffix == ".pth":
+        torch.save(model.state_dict(), path)
+    else:
+        save_file(model.state_dict(), str(path))
+    expected = sum(p.numel() for p in model.parameters())
+    assert sum(t.numel() for t in model.state_dict().values()) > expected  # buffers exist
+    assert parameter_count(path, arch) == expected
+
+
 def test_keep_models_is_out_of_the_config_hashes():
     from benchmark.suite.spec import Suite
 

@@ -86,10 +86,14 @@ def recommend_cmd(
                    f"vs random {_verdict(r)}")
     if rec.models is not None:
         typer.echo(f"\nSource models by {estimator} on {rec.target} (suite-pretrained and "
-                   "published; higher is better):")
+                   "published; higher is better; parameters and pretraining images: the "
+                   "static ranking's sizes):")
         for i, row in rec.models.iterrows():
+            images = row["pretraining_images"]
+            images = "?" if images is None or images != images else f"{int(images):,}"  # NaN
             typer.echo(f"  {i + 1}. {row['model']:<40} {row['kind']:<14} "
-                       f"{row[estimator]:+.4f}")
+                       f"{row[estimator]:+.4f}  {int(row['parameters']):>12,} parameters  "
+                       f"{images:>9} images")
 
 
 def _verdict(row) -> str:

@@ -4,11 +4,15 @@ table)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from bench_core.devices import resolve_device
+from bench_core.sources import SourceModel
 from bench_core.stores import store_uri
 from bench_core.weights import source_model
+from bench_core.weights_check import parameter_count
 from benchmark.engine.probing import suite_models
 from benchmark.publishing.publish import published_models
 from benchmark.suite.files import DEFAULT_SUITE, resolve_suite
@@ -17,14 +21,16 @@ from probes.registry import PROBES
 from registry.errors import BenchError
 from registry.paths import BenchPaths
 from registry.store import RegistryStore
+from registry.views import dataset_sizes
 
 
 def rank_models(target: str, paths: BenchPaths, *, suite: str = DEFAULT_SUITE,
                 estimator: str = "logme", tracking_uri: str | None = None,
                 device: str = "auto") -> pd.DataFrame | None:
     """The suite's pretrained models and every published model, scored by ``estimator`` on
-    ``target``'s data (best first); None when there is no published model or the target is
-    not registered."""
+    ``target``'s data (best first), each with its parameter count and the size of the dataset
+    it was pretrained on (the static ranking of Singh et al. 2026 by either, for comparison);
+    None when there is no published model or the target is not registered."""
     published = published_models(paths, tracking_uri)
     record = RegistryStore(paths.registry_db).get(target)
     if not published or record is None:
@@ -47,8 +53,17 @@ def rank_models(target: str, paths: BenchPaths, *, suite: str = DEFAULT_SUITE,
         raise BenchError(f"'{estimator}' is not a transferability estimator.",
                          f"Use one that scores models: {', '.join(model_scorers())}.")
     scores = probe.score_models(candidates, record)
-    frame = pd.DataFrame([{**rows[k], estimator: v} for k, v in scores.items()])
+    sizes = dataset_sizes(paths)
+    frame = pd.DataFrame([{**rows[k], estimator: v, **_size(candidates[k], rows[k], sizes)}
+                          for k, v in scores.items()])
     return frame.sort_values(estimator, ascending=False).reset_index(drop=True)
+
+
+def _size(model: SourceModel, row: dict, sizes: dict[str, int]) -> dict[str, int | None]:
+    """A candidate's parameter count (from its weights file's header) and its pretraining
+    set's size in images (None when that dataset is unknown here)."""
+    return {"parameters": parameter_count(Path(model.weights), model.arch),
+            "pretraining_images": sizes.get(row["source"])}
 
 
 def model_scorers() -> list[str]:
