@@ -62,7 +62,7 @@ def _registered_view(rec: DatasetRecord) -> dict[str, Any]:
 
 def dataset_sizes(paths: BenchPaths, catalog: Catalog | None = None) -> dict[str, int]:
     """Images per dataset: registered datasets as registered, the rest as their cards say
-    (weight-only sources such as ImageNet), for the largest-source baseline."""
+    (weight-only sources such as ImageNet), for the static-size baseline."""
     catalog = catalog or Catalog.load()
     sizes = {name: card.n_samples for name, card in catalog.cards.items() if card.n_samples}
     if paths.registry_db.is_file():
