@@ -121,6 +121,46 @@ def test_rank_by_probe_baselines_and_refusals(tmp_path):
         rank("new", SOURCES, "good", *args)
 
 
+def test_auto_never_chooses_a_method_scored_on_fewer_targets():
+    """A probe with a perfect figure on one target only must not beat one judged on all of
+    them; its row says on how many targets its figure stands."""
+    results, probes, pairs = _setup()
+    partial = np.full((9, 9), np.nan)
+    truth = results[results["target"] == "t2"].groupby("source")["auc"].mean()
+    partial[:4, 5] = [-truth[s] for s in SOURCES]  # t2 exactly, no other target
+    noisy = probes["good"][1] + np.random.default_rng(1).normal(0, 0.2, (9, 9))
+    probes = {"partial": (NAMES, partial), "noisy": (NAMES, noisy)}
+    evaluation, choice = judge("t1", "auto", results, probes, pairs, "s", SIZES)
+    rows = evaluation.set_index("method")
+    assert rows.loc["partial", "n_targets"] == 1 and rows.loc["noisy", "n_targets"] == 4
+    assert rows.loc["partial", "weighted_tau"] > rows.loc["noisy", "weighted_tau"]
+    assert choice["method"] != "partial" and choice["runner_up_method"] != "partial"
+    assert choice["n_targets"] == 4 and "4 other target(s)" in choice["message"]
+
+
+def test_best_on_average_ranks_without_a_sources_transfer_to_itself(tmp_path):
+    """As its evaluation does (best_on_average_scores): a dataset that is a source and a
+    target (cats-scans' isic2018, chest-xray) does not carry its own AUC into its average."""
+    from registry.catalog import Catalog
+    from registry.paths import BenchPaths
+
+    transfers = pd.DataFrame([("isic", "isic", 0.99), ("imagenet", "isic", 0.80),
+                              ("chest", "isic", 0.70), ("chest", "chest", 0.99),
+                              ("imagenet", "chest", 0.80), ("isic", "chest", 0.60)],
+                             columns=["source", "target", "auc_mean"])
+    args = ({}, pairs_frame(), transfers, {}, BenchPaths(tmp_path), Catalog.load())
+    ranked = rank("pcam", ["imagenet", "isic", "chest"], "best-on-average", *args)
+    assert list(ranked["source"]) == ["imagenet", "chest", "isic"]  # 0.80, 0.70, 0.60
+    assert ranked["score"].tolist() == pytest.approx([0.80, 0.70, 0.60])
+    with_self = rank("pcam", ["imagenet", "isic", "chest"], "best-on-average", *args,
+                     include_self=True)
+    assert with_self["source"].tolist()[0] == "chest"  # (0.99 + 0.70) / 2 with itself
+
+
+def pairs_frame() -> pd.DataFrame:
+    return pd.DataFrame(columns=["source", "target", LABEL, "suite"])
+
+
 def test_recommend_cli_without_results_fails_clearly(cli, bench_home):
     from mlflow.tracking import MlflowClient
 

@@ -249,13 +249,15 @@ def _metric_columns(values: np.ndarray, low: np.ndarray, high: np.ndarray) -> di
 def pooled_intervals(boot: Bootstrap) -> pd.DataFrame:
     """Per method: the mean over targets of each metric with its percentile interval.
 
-    Columns method, kind, n_targets, then for each metric <metric>, <metric>_low,
-    <metric>_high (NaN where undefined).
+    Columns method, kind, n_targets (the targets where the method's weighted tau is defined:
+    a method scored on fewer targets is averaged over those only, and says so), then for each
+    metric <metric>, <metric>_low, <metric>_high (NaN where undefined).
     """
     point = nanmean(boot.point, -1)                 # [M, 4]
     pooled = nanmean(boot.draws, -1)                # [M, 4, B]
     low, high = percentile_interval(pooled, boot.level)
-    rows = [{"method": m, "kind": k, "n_targets": len(boot.targets),
+    covered = (~np.isnan(boot.point[:, METRICS.index("weighted_tau")])).sum(-1)  # [M]
+    rows = [{"method": m, "kind": k, "n_targets": int(covered[i]),
              **_metric_columns(point[i], low[i], high[i])}
             for i, (m, k) in enumerate(zip(boot.methods, boot.kinds))]
     return pd.DataFrame(rows)

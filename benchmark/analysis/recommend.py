@@ -78,8 +78,11 @@ def evaluate_methods(results: pd.DataFrame, scores: dict[str, pd.DataFrame],
 
 def choose(evaluation: pd.DataFrame, method: str = AUTO) -> dict[str, Any]:
     """The method to rank with (``method``, or ``auto``: the best weighted tau on the other
-    targets) and the runner-up, with their figures, intervals and verdict against random."""
+    targets) and the runner-up, with their figures, intervals and verdict against random.
+    ``auto`` chooses among the methods with a figure on every judged target: a method scored
+    on fewer (one easy target) would win on less evidence than the others had."""
     rows = evaluation[evaluation["method"] != "random"].dropna(subset=[CHOOSE_BY])
+    rows = rows[rows["n_targets"] == rows["n_targets"].max()] if len(rows) else rows
     rows = rows.sort_values(CHOOSE_BY, ascending=False, kind="stable")
     if method == AUTO:
         if rows.empty:
@@ -180,13 +183,18 @@ def judge(target: str, method: str, results: pd.DataFrame, probes: dict,
 
 def rank(target: str, candidates: list[str], method: str, probes: dict, pairs: pd.DataFrame,
          transfers: pd.DataFrame, sizes: dict[str, float], paths: BenchPaths,
-         catalog: Catalog) -> pd.DataFrame:
+         catalog: Catalog, include_self: bool = False) -> pd.DataFrame:
     """``target``'s candidates, best first, by ``method`` (a probe, the learned ranker or a
-    baseline); the learned ranker is fitted on every pair whose target is not ``target``."""
+    baseline); the learned ranker is fitted on every pair whose target is not ``target``;
+    best-on-average leaves out a source's transfer to itself unless ``include_self``, as its
+    evaluation does (:func:`best_on_average_scores`)."""
     if method == LEARNED:
         score = _learned_for(target, candidates, probes, pairs, sizes, paths, catalog)
     elif method == "best-on-average":
-        mean = transfers[transfers["target"] != target].groupby("source")["auc_mean"].mean()
+        others = transfers[transfers["target"] != target]
+        if not include_self:
+            others = others[others["source"] != others["target"]]
+        mean = others.groupby("source")["auc_mean"].mean()
         score = [mean.get(s, np.nan) for s in candidates]
     elif method == "static-size":
         score = [np.log10(sizes[s]) if sizes.get(s, 0) > 0 else np.nan for s in candidates]
@@ -247,6 +255,6 @@ def recommend_from_store(target: str, paths: BenchPaths, *, suite: str = DEFAULT
     candidates = [s.name for s in resolved.sources if include_self or s.name != name]
     transfers = table[table["kind"] == "transfer"]
     ranking = rank(name, candidates, choice["method"], probes, pairs, transfers, sizes,
-                   paths, catalog)
+                   paths, catalog, include_self)
     return Recommendation(target=name, method=choice["method"], choice=choice,
                           ranking=ranking, evaluation=evaluation)
