@@ -30,11 +30,23 @@ def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
             header = json.loads(f.read(n))
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise _damaged(path, "its header is not JSON") from None
+    if not isinstance(header, dict):
+        raise _damaged(path, "its header is not a JSON object")
     tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+    if not all(_entry(v) for v in tensors.values()):
+        raise _damaged(path, "its header's entries are not tensors (dtype, shape, data_offsets)")
     end = max((v["data_offsets"][1] for v in tensors.values()), default=0)
     if 8 + n + end > size:
         raise _damaged(path, f"it holds {size} bytes and its header promises {8 + n + end}")
     return {k: tuple(v["shape"]) for k, v in tensors.items()}
+
+
+def _entry(v) -> bool:
+    """A safetensors header entry: a dtype, a shape of ints, two data offsets."""
+    return (isinstance(v, dict) and isinstance(v.get("shape"), list)
+            and all(isinstance(d, int) for d in v["shape"])
+            and isinstance(v.get("data_offsets"), list) and len(v["data_offsets"]) == 2
+            and all(isinstance(d, int) for d in v["data_offsets"]))
 
 
 def _damaged(path: Path, why: str) -> WeightsError:
@@ -49,7 +61,12 @@ def torch_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     import torch
 
     try:
-        state = torch.load(path, map_location="meta", weights_only=True, mmap=True)
+        try:
+            state = torch.load(path, map_location="meta", weights_only=True, mmap=True)
+        except RuntimeError as err:  # the legacy (pre-zip) format cannot be memory-mapped
+            if "mmap" not in str(err):
+                raise
+            state = torch.load(path, map_location="meta", weights_only=True)
     except Exception as err:  # noqa: BLE001 - zip, pickle and torch errors alike
         raise WeightsError(f"{path} could not be read as a PyTorch state dict "
                            f"({type(err).__name__}: {str(err)[:200]}); it may be truncated or "
@@ -99,8 +116,12 @@ def check_weights_fit(path: Path, arch: str, what: str) -> None:
     classifier aside, are exactly those of ``arch`` (``what`` names it in the message)."""
     have = file_shapes(path)
     want, head = architecture_shapes(arch)
-    mine = {k: v for k, v in have.items() if k not in head}
-    body = {k: v for k, v in want.items() if k not in head}
+    counters = "num_batches_tracked"  # BatchNorm's step counters: older exports lack them
+
+    def keep(k: str) -> bool:
+        return k not in head and not k.endswith(counters)
+    mine = {k: v for k, v in have.items() if keep(k)}
+    body = {k: v for k, v in want.items() if keep(k)}
     missing = sorted(set(body) - set(mine))
     unexpected = sorted(set(mine) - set(body))
     wrong = sorted(k for k in set(body) & set(mine) if body[k] != mine[k])

@@ -7,6 +7,7 @@ hours on a CPU said before it starts."""
 from __future__ import annotations
 
 import pickle
+import struct
 
 import numpy as np
 import pytest
@@ -79,7 +80,8 @@ def _weights_suite(tmp_path, spec: str):
                        probes=[], generality={"ks": []})
 
 
-@pytest.mark.parametrize("damage", ["truncated", "pickle", "other-arch", "not-a-state-dict"])
+@pytest.mark.parametrize("damage", ["truncated", "pickle", "other-arch", "not-a-state-dict",
+                                    "list-header", "entry-without-offsets"])
 def test_weights_that_cannot_be_loaded_fail_at_plan_time(cli, tmp_path, damage):
     from safetensors.torch import save_file
 
@@ -92,6 +94,10 @@ def test_weights_that_cannot_be_loaded_fail_at_plan_time(cli, tmp_path, damage):
         bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     elif damage == "pickle":
         bad.write_bytes(pickle.dumps({"conv1.0.weight": np.zeros(3)}))
+    elif damage in ("list-header", "entry-without-offsets"):
+        header = b"[1, 2]" if damage == "list-header" else \
+            b'{"conv1.0.weight": {"dtype": "F32", "shape": [2]}}'
+        bad.write_bytes(struct.pack("<Q", len(header)) + header)
     elif damage == "other-arch":
         save_file(build_model("resnet18", 1000, 0.0).state_dict(), str(bad))
         expected = "do not fit a timm resnet10t"
@@ -101,6 +107,23 @@ def test_weights_that_cannot_be_loaded_fail_at_plan_time(cli, tmp_path, damage):
         expected = "is not a state dict of tensors"
     res = cli("run", "--suite", _weights_suite(tmp_path, f"file:{bad}"), "--dry-run")
     assert res.exit_code == 1 and expected in " ".join(res.stderr.split())
+
+
+def test_legacy_pth_files_and_weights_without_step_counters_pass_the_plan(cli, tmp_path):
+    """torchvision's classic files: the pre-zip torch.save format (no memory map) and no
+    BatchNorm num_batches_tracked counters; both load at run time, so the plan takes them."""
+    from safetensors.torch import save_file
+
+    state = build_model("resnet10t", 1000, 0.0).state_dict()
+    legacy = tmp_path / "legacy.pth"
+    torch.save(state, legacy, _use_new_zipfile_serialization=False)
+    counterless = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    plain = tmp_path / "counterless.safetensors"
+    save_file(counterless, str(plain))
+    torch.save(counterless, tmp_path / "counterless.pth", _use_new_zipfile_serialization=False)
+    for path in (legacy, plain, tmp_path / "counterless.pth"):
+        res = cli("run", "--suite", _weights_suite(tmp_path, f"file:{path}"), "--dry-run")
+        assert res.exit_code == 0, (path.name, res.stderr)
 
 
 def test_a_pth_state_dict_is_checked_from_its_header(cli, tmp_path):
