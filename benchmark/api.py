@@ -25,7 +25,7 @@ from benchmark.engine.probing import ProbeRun, probe_datasets
 from benchmark.engine.session import (JobsFailed, RunOptions, SuiteRun, plan_status, run_jobs,
                                       run_probes)
 from benchmark.publishing.publish import Published, publish_model, published_models
-from benchmark.publishing.zoo import rank_models
+from benchmark.publishing.zoo import check_estimator, rank_models
 from benchmark.report.build import build_report
 from benchmark.suite.files import DEFAULT_SUITE
 from benchmark.suite.plan import Plan
@@ -62,9 +62,10 @@ def recommend_sources(target: str, paths: BenchPaths, *, suite: str = DEFAULT_SU
     suite's other targets (``auto``) or the one named, with every method's figures there and
     their intervals; and rank the suite's pretrained models beside every published model by
     ``estimator`` (LogME ...) on the target's data."""
+    check_estimator(estimator)
     rec = recommend_from_store(target, paths, suite=suite, method=method,
                                tracking_uri=tracking_uri, catalog=catalog,
                                include_self=include_self)
     models = rank_models(rec.target, paths, suite=suite, estimator=estimator,
-                         tracking_uri=tracking_uri, device=device)
+                         tracking_uri=tracking_uri, device=device, include_self=include_self)
     return dataclasses.replace(rec, models=models)

@@ -170,3 +170,21 @@ def test_recommend_cli_without_results_fails_clearly(cli, bench_home):
     exp = MlflowClient(f"sqlite:///{bench_home / 'mlflow.db'}").get_experiment_by_name(
         "transfer-bench/mnist")
     assert exp.artifact_location == (bench_home / "mlartifacts").as_uri()
+
+
+def test_recommend_refuses_an_unknown_target_and_estimator_before_any_work(cli, bench_home):
+    res = cli("recommend", "--target", "digitz", "--method", "static-size")
+    assert res.exit_code == 1
+    flat = " ".join(res.stderr.split())
+    assert "Unknown target 'digitz'. Did you mean 'digits'" in flat and "bench datasets" in flat
+    assert not (bench_home / "mlflow.db").exists()  # refused before the store was opened
+    res = cli("recommend", "--target", "mnist-5k-rotated", "--estimator", "bogus")
+    assert res.exit_code == 1 and "'bogus' is not a transferability estimator" in res.stderr
+    assert "logme" in res.stderr and not (bench_home / "mlflow.db").exists()
+
+
+def test_probe_refuses_a_dataset_named_twice(cli, bench_home):
+    res = cli("probe", "expert", "--datasets", "digits,DIGITS,lfw-faces")
+    assert res.exit_code == 1
+    assert "names the same dataset more than once: ['digits']" in res.stderr
+    assert not (bench_home / "mlflow.db").exists()  # no probe run was opened (none left FAILED)

@@ -33,7 +33,9 @@ from benchmark.suite.files import DEFAULT_SUITE, resolve_suite
 from probes.logging import load_probe_matrices
 from registry.catalog import Catalog
 from registry.errors import BenchError
+from registry.names import unknown_name_message
 from registry.paths import BenchPaths
+from registry.store import RegistryStore
 from registry.views import dataset_sizes
 
 AUTO = "auto"
@@ -235,6 +237,19 @@ def _learned_for(target, candidates, probes, pairs, sizes, paths, catalog) -> np
                                                        kind="stable"), test, features)
 
 
+def _check_target(name: str, given: str, suite, paths: BenchPaths, catalog: Catalog) -> None:
+    """A target is a registered dataset, a catalog card or a dataset of the suite; a typo
+    fails here rather than being ranked for by the methods that never read the target."""
+    known = set(catalog.cards) | set(suite.dataset_names())
+    if paths.registry_db.is_file():
+        known |= set(RegistryStore(paths.registry_db).names())
+    if name not in known:
+        raise BenchError(unknown_name_message("target", given, sorted(known))
+                         + " It is not a registered dataset, a catalog card or a dataset of "
+                         f"suite '{suite.name}'.",
+                         "See `bench datasets`; register a new one with `bench add-dataset`.")
+
+
 def recommend_from_store(target: str, paths: BenchPaths, *, suite: str = DEFAULT_SUITE,
                          method: str = AUTO, tracking_uri: str | None = None,
                          catalog: Catalog | None = None, include_self: bool = False
@@ -244,6 +259,7 @@ def recommend_from_store(target: str, paths: BenchPaths, *, suite: str = DEFAULT
     catalog = catalog or Catalog.load()
     name = catalog.key(target)
     resolved = resolve_suite(suite)
+    _check_target(name, target, resolved, paths, catalog)
     tracker = open_tracker(paths, f"transfer-bench/{resolved.name}", tracking_uri)
     sizes = dataset_sizes(paths, catalog)
     with contextlib.redirect_stdout(sys.stderr):

@@ -47,6 +47,11 @@ def probe_datasets(method: str, names: list[str], paths: BenchPaths, *,
     options = dict(options or {})
     if len(names) < 2:
         raise ProbeError("A probe compares datasets: give at least two with --datasets a,b.")
+    keys = [catalog.key(n) for n in names]
+    repeated = sorted({n for n, k in zip(names, keys) if keys.count(k) > 1})
+    if repeated:
+        raise ProbeError(f"--datasets names the same dataset more than once: {repeated}.",
+                         "Give each dataset once.")
     cls = PROBES.get(method)
     uri = store_uri(paths, tracking_uri)
     models = probe_models(options, paths, uri) if cls.uses_source_models else {}

@@ -26,11 +26,12 @@ from registry.views import dataset_sizes
 
 def rank_models(target: str, paths: BenchPaths, *, suite: str = DEFAULT_SUITE,
                 estimator: str = "logme", tracking_uri: str | None = None,
-                device: str = "auto") -> pd.DataFrame | None:
+                device: str = "auto", include_self: bool = False) -> pd.DataFrame | None:
     """The suite's pretrained models and every published model, scored by ``estimator`` on
     ``target``'s data (best first), each with its parameter count and the size of the dataset
     it was pretrained on (the static ranking of Singh et al. 2026 by either, for comparison);
     None when there is no published model or the target is not registered."""
+    check_estimator(estimator)
     published = published_models(paths, tracking_uri)
     record = RegistryStore(paths.registry_db).get(target)
     if not published or record is None:
@@ -38,6 +39,8 @@ def rank_models(target: str, paths: BenchPaths, *, suite: str = DEFAULT_SUITE,
     candidates, rows = {}, {}
     try:
         for src, m in suite_models(suite, paths).items():
+            if src == target and not include_self:
+                continue  # as the ranking of sources: never the target's own model
             candidates[src] = m
             rows[src] = {"model": src, "kind": f"suite {resolve_suite(suite).name}",
                          "source": src}
@@ -49,9 +52,6 @@ def rank_models(target: str, paths: BenchPaths, *, suite: str = DEFAULT_SUITE,
         rows[p["name"]] = {"model": p["uri"], "kind": "published", "source": p["source"]}
     probe = PROBES.get(estimator)({}, ProbeContext(paths, resolve_device(device),
                                                    tracking_uri=uri))
-    if not hasattr(probe, "score_models"):
-        raise BenchError(f"'{estimator}' is not a transferability estimator.",
-                         f"Use one that scores models: {', '.join(model_scorers())}.")
     scores = probe.score_models(candidates, record)
     sizes = dataset_sizes(paths)
     frame = pd.DataFrame([{**rows[k], estimator: v, **_size(candidates[k], rows[k], sizes)}
@@ -64,6 +64,14 @@ def _size(model: SourceModel, row: dict, sizes: dict[str, int]) -> dict[str, int
     set's size in images (None when that dataset is unknown here)."""
     return {"parameters": parameter_count(Path(model.weights), model.arch),
             "pretraining_images": sizes.get(row["source"])}
+
+
+def check_estimator(estimator: str) -> None:
+    """Refuse a name that is no probe scoring models, before any work (also when nothing is
+    published yet and the estimator would not run)."""
+    if estimator not in model_scorers():
+        raise BenchError(f"'{estimator}' is not a transferability estimator.",
+                         f"Use one that scores models: {', '.join(model_scorers())}.")
 
 
 def model_scorers() -> list[str]:
