@@ -84,7 +84,12 @@ class ModelScoringProbe(Probe):
         """Each dataset's sample holds two classes and ``min_per_class`` images of each; a
         source model stands for at least one of the datasets."""
         sources = self.context.source_models
-        if sources and not any(r.name in sources for r in records):
+        if not sources:
+            raise ProbeError(f"Probe '{self.name}' scores source models, and none were given "
+                             "(weight-only sources such as ImageNet are not among them).",
+                             "Run it in a suite that pretrains a source, or with --option "
+                             "suite=NAME of a suite that ran here (or --option models=[...]).")
+        if not any(r.name in sources for r in records):
             raise ProbeError(f"Probe '{self.name}' scores source models on the datasets, and "
                              f"none of {[r.name for r in records]} has one.",
                              f"Include a source of the suite: {', '.join(sorted(sources))}.")

@@ -159,9 +159,17 @@ def test_an_estimator_needs_a_model_among_the_datasets(paths, three):
     with pytest.raises(ProbeError, match="none of .* has one. Include a source of the suite: "
                                          "texture-patches"):
         probe.check(three)
-    knn = PROBES.get("knn")({"max_samples": 12}, ProbeContext(paths))
+    with pytest.raises(ProbeError, match="scores source models, and none were given"):
+        PROBES.get("logme")({}, ProbeContext(paths)).check(three)  # weight-only sources alone
+    digits = {"digits": SourceModel("digits", "resnet10t", "x", (32, 32))}
+    knn = PROBES.get("knn")({"max_samples": 12}, ProbeContext(paths, source_models=digits))
     with pytest.raises(ProbeError, match="needs two classes and 2 image"):
         knn.check(three)  # digits' 10 classes in 12 images: some class once
+    knn = PROBES.get("knn")({"k": 500}, ProbeContext(paths, source_models=digits))
+    with pytest.raises(ProbeError, match=r"knn: k=500 neighbours need at least 501 images in "
+                                         r"the sample of 'lfw-faces', which has 200\. Lower"):
+        knn.check(three)  # leave-one-out on 200 faces: at most 199 neighbours
+    PROBES.get("knn")({"k": 199}, ProbeContext(paths, source_models=digits)).check(three)
 
 
 def test_task2vec_says_how_long_it_will_take_on_a_cpu(paths, caplog):
@@ -183,6 +191,17 @@ def test_task2vec_says_how_long_it_will_take_on_a_cpu(paths, caplog):
         Task2VecProbe(small, None)._warn_if_long(
             Task2VecEmbedder(Task2VecOptions(**small), device), 3)
     assert "task2vec: about" not in caplog.text  # a few seconds: nothing to say
+
+
+@pytest.mark.parametrize("change,expected", [
+    ({"architecture": {"name": "resnet5O", "drop_rate": 0.5}}, "Unknown architecture 'resnet5O'"),
+    ({"generality": {"ks": [9]}}, "generality.ks [9] are outside 0..5"),
+    ({"finetune_defaults": {"image_size": [0, 16]}}, "greater than 0"),
+])
+def test_an_architecture_and_sizes_that_jobs_would_refuse_fail_at_plan_time(cli, tmp_path,
+                                                                            change, expected):
+    res = cli("run", "--suite", write_suite(tmp_path, **change), "--dry-run")
+    assert res.exit_code == 1 and expected in " ".join(res.stderr.split()), res.stderr
 
 
 def test_the_tiny_suite_still_plans(cli, tmp_path):

@@ -95,6 +95,26 @@ def suite_records(suite: Suite, store: RegistryStore, where: str, known: tuple[s
     return records
 
 
+def check_architecture(suite: Suite) -> None:
+    """The suite's architecture exists in timm and, when the generality protocol freezes
+    stages, is a ResNet whose stage count holds every k (built on the meta device: no
+    weights, no memory)."""
+    import torch
+
+    from bench_core.models import build_model, stage_modules
+
+    name = suite.architecture.name
+    with torch.device("meta"):
+        model = build_model(name, 2, 0.0)  # an unknown name fails here, with suggestions
+    if suite.generality.ks:
+        n = len(stage_modules(model))
+        wrong = sorted(k for k in suite.generality.ks if not 0 <= k <= n)
+        if wrong:
+            raise BenchError(f"generality.ks {wrong} are outside 0..{n}: {name} has {n} "
+                             "stages to keep trainable (0: only the head).",
+                             f"Use ks between 0 and {n} (--set generality.ks=[...]).")
+
+
 def check_targets(suite: Suite, records: dict[str, DatasetRecord]) -> None:
     names = {t.name for t in suite.targets}
     for s in suite.sources:

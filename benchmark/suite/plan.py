@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 
 from bench_core.hashing import config_hash
-from benchmark.suite.checks import (check_targets, check_weights, needs_weights_message,
-                                    suite_records, weights_fingerprint)
+from benchmark.suite.checks import (check_architecture, check_targets, check_weights,
+                                    needs_weights_message, suite_records, weights_fingerprint)
 from benchmark.suite.settings import TrainSettings
 from benchmark.suite.spec import ShiftSpec, Suite, TargetSpec
 from registry.store import DatasetRecord, RegistryStore
@@ -75,6 +75,7 @@ def make_plan(suite: Suite, store: RegistryStore, tracking_uri: str | None = Non
     """Validate ``suite`` against the registry and lay out its jobs (``tracking_uri``: where
     ``models:/`` weights of sources are registered; ``where`` names the suite in errors, its
     file when it has one; ``known``: catalog names, to tell a typo from unregistered data)."""
+    check_architecture(suite)
     fingerprints = {}
     for s in suite.sources:
         if s.weights == "ask":

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 
 class Frozen(BaseModel):
@@ -44,7 +44,7 @@ class Augmentation(Frozen):
 
 
 class TrainSettings(Frozen):
-    image_size: tuple[int, int] = (112, 112)
+    image_size: tuple[PositiveInt, PositiveInt] = (112, 112)  # height, width in pixels
     batch_size: int = Field(128, ge=1)
     epochs: int = Field(50, ge=1)
     optimizer: Optimizer = Optimizer()
