@@ -206,3 +206,15 @@ def test_an_architecture_and_sizes_that_jobs_would_refuse_fail_at_plan_time(cli,
 
 def test_the_tiny_suite_still_plans(cli, tmp_path):
     assert cli("run", "--suite", write_suite(tmp_path, **TINY), "--dry-run").exit_code == 0
+
+
+def test_a_split_error_counts_the_images_of_the_subset_it_splits(cli, tmp_path):
+    """max_samples=20 of lfw-faces' 200 (100 a class): the message counts the subset's 10 a
+    class, not the dataset's 100, and names val_fraction among the fixes."""
+    suite = write_suite(tmp_path, folds={"n": 2, "val_fraction": 0.01, "seed": 0},
+                        targets=[{"name": "lfw-faces", "max_samples": 20}])
+    res = cli("run", "--suite", suite, "--dry-run")
+    flat = " ".join(res.stderr.split())
+    assert res.exit_code == 1 and "(its subset of max_samples=20)" in flat, flat
+    assert "Images per class: {" in flat and ": 10, " in flat and ": 100" not in flat
+    assert ".." not in flat.split("Images per class")[0] and "folds.val_fraction" in flat

@@ -187,7 +187,8 @@ def check_splits(suite: Suite, records: dict[str, DatasetRecord]) -> None:
                  "train/validation/test split, 80/10/10)")
         fix = (f"Register more images of those classes, or leave '{s.name}' out "
                "(--sources ...).")
-        _check_parts(lambda: single_split(labels, suite.seed), labels, record, where, fix)
+        _check_parts(lambda: single_split(labels, suite.seed), labels, record, where, fix,
+                     np.arange(len(labels)))
     for t in suite.targets:
         record = records[t.name]
         labels = np.load(record.file_path("labels"))
@@ -196,7 +197,7 @@ def check_splits(suite: Suite, records: dict[str, DatasetRecord]) -> None:
         if suite.folds.scheme == "official":
             _check_parts(lambda: _official_within(record, subset, len(labels)), labels, record,
                          f"Target '{t.name}'{cut} cannot use its official split", "Use "
-                         "--set folds.scheme=kfold, or a larger max_samples.")
+                         "--set folds.scheme=kfold, or a larger max_samples.", subset)
             continue
         for r in range(suite.repeats):
             folds = _folds(labels, subset, suite, r)
@@ -204,8 +205,8 @@ def check_splits(suite: Suite, records: dict[str, DatasetRecord]) -> None:
                 _check_parts(lambda: folds(i), labels, record,
                              f"Target '{t.name}'{cut} cannot be split into {suite.folds.n} "
                              f"stratified folds (fold {i}, repeat {r})",
-                             "Use fewer folds (--set folds.n=...), a larger max_samples, or "
-                             "more data for those classes.")
+                             "Use fewer folds (--set folds.n=...), a larger folds.val_fraction, "
+                             "a larger max_samples, or more data for those classes.", subset)
 
 
 def _folds(labels: np.ndarray, subset: np.ndarray, suite: Suite, repeat: int):
@@ -228,14 +229,17 @@ def _official_within(record: DatasetRecord, subset: np.ndarray, n: int) -> Split
     return Split(*(part[keep[part]] for part in (split.train, split.val, split.test)))
 
 
-def _check_parts(make, labels: np.ndarray, record: DatasetRecord, where: str, fix: str) -> None:
-    """Raise a clear error when the split ``make()`` makes fails, or a part lacks a class."""
-    counts = {c: int(n) for c, n in zip(record.classes, np.bincount(labels,
-                                                                    minlength=len(record.classes)))}
+def _check_parts(make, labels: np.ndarray, record: DatasetRecord, where: str, fix: str,
+                 within: np.ndarray) -> None:
+    """Raise a clear error when the split ``make()`` makes fails, or a part lacks a class
+    (the images per class counted ``within`` the indices the split is made of)."""
+    counts = {c: int(n) for c, n in zip(record.classes, np.bincount(
+        labels[within], minlength=len(record.classes)))}
     try:
         split = make()
     except ValueError as err:  # scikit-learn's refusal of a stratified split
-        raise DatasetFormatError(f"{where}: {err}. Images per class: {counts}.", fix) from None
+        raise DatasetFormatError(f"{where}: {str(err).rstrip('.')}. Images per class: "
+                                 f"{counts}.", fix) from None
     everything = set(range(len(record.classes)))
     for part, idx in (("training", split.train), ("validation", split.val),
                       ("test", split.test)):
