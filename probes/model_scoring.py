@@ -95,14 +95,19 @@ class ModelScoringProbe(Probe):
                              f"Include a source of the suite: {', '.join(sorted(sources))}.")
         for record in records:
             labels = np.load(record.file_path("labels"))
-            counts = np.bincount(labels[self._indices(len(labels))])
-            counts = counts[counts > 0]
-            if len(counts) < 2 or counts.min() < self.min_per_class:
-                raise ProbeError(
-                    f"Probe '{self.name}' needs two classes and {self.min_per_class} image(s) "
-                    f"of each in its sample of '{record.name}' (max_samples="
-                    f"{self.opts.max_samples}); the sample has {counts.tolist()} per class.",
-                    "Raise --option max_samples, or leave the dataset out.")
+            self.check_sample(record, labels[self._indices(len(labels))])
+
+    def check_sample(self, record: DatasetRecord, labels: np.ndarray) -> None:
+        """The labels of ``record``'s sample hold two classes and ``min_per_class`` images of
+        each (a probe with more needs adds them here)."""
+        counts = np.bincount(labels)
+        counts = counts[counts > 0]
+        if len(counts) < 2 or counts.min() < self.min_per_class:
+            raise ProbeError(
+                f"Probe '{self.name}' needs two classes and {self.min_per_class} image(s) "
+                f"of each in its sample of '{record.name}' (max_samples="
+                f"{self.opts.max_samples}); the sample has {counts.tolist()} per class.",
+                "Raise --option max_samples, or leave the dataset out.")
 
     def score_models(self, models: dict[str, SourceModel], record: DatasetRecord
                      ) -> dict[str, float]:

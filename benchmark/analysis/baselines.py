@@ -54,6 +54,11 @@ def best_on_average_scores(results: pd.DataFrame, targets: Iterable[str] | None 
     return _score_frame(rows)
 
 
+def size_score(sizes: Mapping[str, float], source: str) -> float:
+    """The static ranking's score of ``source``: log10 of its size, NaN when unknown."""
+    return float(np.log10(sizes[source])) if sizes.get(source, 0) > 0 else np.nan
+
+
 def static_size_scores(results: pd.DataFrame, sizes: Mapping[str, float],
                        targets: Iterable[str] | None = None,
                        include_self: bool = False) -> pd.DataFrame:
@@ -66,8 +71,7 @@ def static_size_scores(results: pd.DataFrame, sizes: Mapping[str, float],
     gets NaN (ranked last). Columns source, target, score.
     """
     truth = truth_table(results, include_self)
-    rows = [{"source": s, "target": target,
-             "score": float(np.log10(sizes[s])) if sizes.get(s, 0) > 0 else np.nan}
+    rows = [{"source": s, "target": target, "score": size_score(sizes, s)}
             for target in target_list(truth, targets)
             for s in truth.loc[truth["target"] == target, "source"]]
     return _score_frame(rows)

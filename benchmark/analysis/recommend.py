@@ -23,11 +23,12 @@ import pandas as pd
 
 from bench_core.tracking import open_tracker
 from benchmark.analysis.assessment import LEARNED
-from benchmark.analysis.baselines import best_on_average_scores, static_size_scores
+from benchmark.analysis.baselines import best_on_average_scores, size_score, static_size_scores
 from benchmark.analysis.intervals import bootstrap_evaluation, summary_with_intervals
 from benchmark.analysis.meta_dataset import dataset_tables, learned_scores, store_pairs
 from benchmark.analysis.pair_features import LABEL, feature_columns, pair_table
 from benchmark.analysis.ranker import DEFAULT_LEARNER, LEARNERS, refusal
+from benchmark.analysis.ranking import drop_self
 from benchmark.analysis.results import probe_scores, repeat_results, results_tables
 from benchmark.suite.files import DEFAULT_SUITE, resolve_suite
 from probes.logging import load_probe_matrices
@@ -193,13 +194,11 @@ def rank(target: str, candidates: list[str], method: str, probes: dict, pairs: p
     if method == LEARNED:
         score = _learned_for(target, candidates, probes, pairs, sizes, paths, catalog)
     elif method == "best-on-average":
-        others = transfers[transfers["target"] != target]
-        if not include_self:
-            others = others[others["source"] != others["target"]]
+        others = drop_self(transfers[transfers["target"] != target], include_self)
         mean = others.groupby("source")["auc_mean"].mean()
         score = [mean.get(s, np.nan) for s in candidates]
     elif method == "static-size":
-        score = [np.log10(sizes[s]) if sizes.get(s, 0) > 0 else np.nan for s in candidates]
+        score = [size_score(sizes, s) for s in candidates]
     elif method in probes:
         names, matrix = probes[method]
         idx = {n: i for i, n in enumerate(names)}

@@ -107,15 +107,14 @@ class KNNProbe(EstimatorProbe):
     min_per_class = 2
     Options = KNNOptions
 
-    def check(self, records) -> None:
+    def check_sample(self, record, labels) -> None:
         """Also: leave-one-out needs k neighbours besides each image of the sample."""
-        super().check(records)
-        for record in records:
-            n = len(self._indices(len(np.load(record.file_path("labels")))))
-            if self.opts.k > n - 1:
-                raise ProbeError(f"knn: k={self.opts.k} neighbours need at least {self.opts.k + 1} "
-                                 f"images in the sample of '{record.name}', which has {n}.",
-                                 f"Lower --option k (at most {n - 1}), or leave the dataset out.")
+        super().check_sample(record, labels)
+        n = len(labels)
+        if self.opts.k > n - 1:
+            raise ProbeError(f"knn: k={self.opts.k} neighbours need at least {self.opts.k + 1} "
+                             f"images in the sample of '{record.name}', which has {n}.",
+                             f"Lower --option k (at most {n - 1}), or leave the dataset out.")
 
     def score(self, features, probs, labels):
         return knn(features, labels, k=self.opts.k, temperature=self.opts.temperature)
