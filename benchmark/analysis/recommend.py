@@ -23,7 +23,8 @@ import pandas as pd
 
 from bench_core.tracking import open_tracker
 from benchmark.analysis.assessment import LEARNED
-from benchmark.analysis.baselines import best_on_average_scores, size_score, static_size_scores
+from benchmark.analysis.baselines import size_score
+from benchmark.analysis.fidelity import baseline_score_tables
 from benchmark.analysis.intervals import bootstrap_evaluation, summary_with_intervals
 from benchmark.analysis.meta_dataset import dataset_tables, learned_scores, store_pairs
 from benchmark.analysis.pair_features import LABEL, feature_columns, pair_table
@@ -63,9 +64,7 @@ def method_scores(results: pd.DataFrame, probes: dict, pairs: pd.DataFrame, suit
     target's from a model that never saw it) and the two baselines with scores."""
     scores = dict(probe_scores(probes))
     scores[LEARNED] = learned_scores(pairs, suite)
-    scores["best-on-average"] = best_on_average_scores(results, None, include_self)
-    scores["static-size"] = static_size_scores(results, sizes, None, include_self)
-    return scores
+    return scores | baseline_score_tables(results, sizes, include_self)
 
 
 def evaluate_methods(results: pd.DataFrame, scores: dict[str, pd.DataFrame],
