@@ -1,7 +1,8 @@
 """Every extension registered by name passes the same contract, found by walking its registry:
-each probe and estimator on three tiny datasets, each shift transform on a batch, each
-executor on a small graph of jobs; names are listed without importing the modules that hold
-them; and a new probe is one new module (in the package, or an installed plugin's)."""
+each probe and estimator on three tiny datasets, each estimator's score on tied features and
+bad input, each shift transform on a batch, each executor on a small graph of jobs; names are
+listed without importing the modules that hold them; and a new probe is one new module (in the
+package, or an installed plugin's)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ from bench_core.models import build_model
 from bench_core.sources import SourceModel
 from benchmark.engine.executors import EXECUTORS, ExecutorContext, Job, make_executor
 from benchmark.transforms import TRANSFORMS, transform_derivation, transform_images
-from probes.base import PROBES, ProbeContext
+from probes.base import PROBES, ProbeContext, ProbeError
+from probes.estimators.base import EstimatorProbe
 from registry.errors import CardError
 from registry.loaders import LOADERS
 from registry.names import LazyRegistry
+from registry.paths import BenchPaths
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = {"task2vec", "simex"}  # train networks: the slow tier
@@ -63,6 +66,48 @@ def test_probe_contract(name, shared_three, source_models):
     np.testing.assert_allclose(again.distances, d)  # deterministic (and cached for task2vec)
     with pytest.raises(CardError, match=f"Options for probe '{name}' are invalid"):
         cls({**cls.smoke_options, "bogus": 1}, context)
+
+
+def _tied_outputs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features with many identical rows: three nearby directions, 12 copies each (B and C
+    equally far from A, so a 20-NN of an A row takes 9 of their 24 tied copies), and 12 noise
+    rows far from them; labels mixed within the copies, head probabilities from the features."""
+    rng = np.random.default_rng(0)
+    tied = np.repeat([[1.0, 0, 0, 0, 0], [1.0, 0.2, 0, 0, 0], [1.0, 0, 0.2, 0, 0]], 12, axis=0)
+    noise = rng.normal(size=(12, 5)) - [3.0, 0, 0, 0, 0]
+    features = np.vstack([tied, noise])
+    labels = rng.permutation(np.arange(len(features)) % 3)
+    logits = features @ rng.normal(size=(5, 4))
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return features, probs / probs.sum(axis=1, keepdims=True), labels
+
+
+def _estimator(name, tmp_path):
+    cls = PROBES.get(name)
+    return cls(cls.smoke_options, ProbeContext(BenchPaths(tmp_path)))
+
+
+ESTIMATORS = [n for n in PROBES.names() if issubclass(PROBES.get(n), EstimatorProbe)]
+
+
+@pytest.mark.parametrize("name", ESTIMATORS)
+def test_estimator_score_is_invariant_to_sample_order_on_tied_features(name, tmp_path):
+    probe, (f, p, y) = _estimator(name, tmp_path), _tied_outputs()
+    rng = np.random.default_rng(1)
+    one, two = rng.permutation(len(y)), rng.permutation(len(y))
+    first = probe.score(f[one], p[one], y[one])
+    np.testing.assert_allclose(probe.score(f[two], p[two], y[two]), first, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("case", ["nan", "one_class", "lengths"])
+@pytest.mark.parametrize("name", ESTIMATORS)
+def test_estimator_refuses_bad_input_naming_itself(name, case, tmp_path):
+    f, p, y = _tied_outputs()
+    f, y = {"nan": (np.where(np.eye(*f.shape) > 0, np.nan, f), y),
+            "one_class": (f, np.zeros_like(y)), "lengths": (f, y[:-1])}[case]
+    with pytest.raises(ProbeError) as err:
+        _estimator(name, tmp_path).checked_score(f, p, y)
+    assert f"'{name}'" in err.value.what and err.value.hint
 
 
 @pytest.mark.parametrize("name", TRANSFORMS.names())

@@ -160,6 +160,71 @@ def test_knn_query_split_and_leave_one_out():
     assert knn(x, y, k=1) < 1.0
 
 
+def _tied(seed: int = 0, copies: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Four nearby directions repeated ``copies`` times with mixed labels, and 12 noise rows:
+    most 20-NN sets end inside a group of identical rows."""
+    rng = np.random.default_rng(seed)
+    groups = np.eye(6)[0] + 0.25 * np.eye(6)[1:5]
+    x = np.vstack([np.repeat(groups, copies, axis=0), rng.normal(size=(12, 6)) - 3 * np.eye(6)[0]])
+    return x, rng.permutation(np.arange(len(x)) % 3)
+
+
+def _knn_by_hand(x: np.ndarray, y: np.ndarray, k: int = 20, t: float = 0.07) -> float:
+    """The documented rule in loops: leave-one-out; neighbours above the k-th similarity count
+    1, the m tied with it (within 1e-9) count (k - above) / m each; votes within a relative 1e-9
+    of the top tie and go to the smallest label."""
+    z = x / np.linalg.norm(x, axis=1, keepdims=True)
+    hits = 0
+    for i in range(len(z)):
+        sims = sorted((float(z[i] @ z[j]), y[j]) for j in range(len(z)) if j != i)[::-1]
+        kth = sims[k - 1][0]
+        above = [(s, c) for s, c in sims if s > kth + 1e-9]
+        tied = [(s, c) for s, c in sims if abs(s - kth) <= 1e-9]
+        votes = dict.fromkeys(np.unique(y).tolist(), 0.0)
+        for group, share in ((above, 1.0), (tied, (k - len(above)) / len(tied))):
+            for s, c in group:
+                votes[c] += share * np.exp(s / t)
+        top = max(votes.values())
+        hits += min(c for c, v in votes.items() if v >= top * (1 - 1e-9)) == y[i]
+    return hits / len(z)
+
+
+def test_knn_neighbours_tied_at_the_kth_place_share_its_votes_whatever_the_order():
+    """Features with many identical rows: DINO's top-k takes whichever tied rows come first, so
+    its score moves with the sample order; the shared-vote rule gives one score, by hand."""
+    x, y = _tied()
+    expected = _knn_by_hand(x, y)
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        perm = rng.permutation(len(y))
+        assert knn(x[perm], y[perm]) == pytest.approx(expected, abs=1e-12)
+
+
+def test_knn_ties_survive_rounding_and_scaling_of_identical_directions():
+    """Rows of one direction scaled differently normalise to vectors equal only to the last
+    bits; their similarities still tie, so the score equals that of the exact copies."""
+    x, y = _tied(seed=1)
+    scaled = x * np.random.default_rng(4).uniform(0.01, 100.0, size=(len(x), 1))
+    assert not np.array_equal(scaled / np.linalg.norm(scaled, axis=1, keepdims=True),
+                              x / np.linalg.norm(x, axis=1, keepdims=True))
+    for seed in range(5):
+        perm = np.random.default_rng(seed).permutation(len(y))
+        assert knn(scaled[perm], y[perm]) == pytest.approx(_knn_by_hand(x, y), abs=1e-12)
+
+
+def test_knn_refuses_all_zero_feature_rows():
+    """A zero row has no direction: DINO makes it similarity 0 to everything; here it is named."""
+    x = GOOD_X.copy()
+    x[[3, 7]] = 0.0
+    with pytest.raises(ProbeError, match=r"2 of the 120 feature rows are all zero \(rows \[3, 7\]"
+                       ) as err:
+        knn(x, GOOD_Y)
+    assert "no direction" in err.value.what and "Leave those images out" in err.value.hint
+    query = np.vstack([GOOD_X[90:119], np.zeros((1, GOOD_X.shape[1]))])
+    with pytest.raises(ProbeError, match=r"1 of the 30 query feature rows are all zero"):
+        knn(GOOD_X[:90], GOOD_Y[:90], query_features=query, query_labels=GOOD_Y[90:])
+
+
 def test_sfda_invariances_and_no_mutation():
     x, y = _data(0.3)
     q = ortho_group.rvs(x.shape[1], random_state=4)
@@ -198,7 +263,6 @@ BAD = [
     ("features_1d", GOOD_X[:, 0], GOOD_Y, "do not pair up"),
     ("no_columns", GOOD_X[:, :0], GOOD_Y, "no columns"),
     ("one_class", GOOD_X, np.zeros_like(GOOD_Y), "at least two classes"),
-    ("singleton", GOOD_X, np.r_[GOOD_Y[:-1], 99], r"samples per class; classes \[99\]"),
     ("nan", np.where(np.eye(*GOOD_X.shape) > 0, np.nan, GOOD_X), GOOD_Y, "NaN or inf"),
 ]
 
@@ -210,6 +274,21 @@ def test_bad_input_raises_a_probe_error(fn, case):
     with pytest.raises(ProbeError, match=msg) as err:
         fn(x, y)
     assert err.value.hint  # and says what to do
+
+
+def test_knn_leave_one_out_refuses_a_singleton_class():
+    with pytest.raises(ProbeError, match=r"samples per class; classes \[99\]"):
+        knn(GOOD_X, np.r_[GOOD_Y[:-1], 99])
+
+
+def test_sfda_and_ncti_refuse_features_with_no_class_of_two():
+    """Singletons are scored (the frozen cases 'singleton'), but not when no class has a second
+    sample: SFDA has no within-class scatter, NCTI's LDA needs more samples than classes."""
+    x, y = GOOD_X[:6], np.arange(6)
+    with pytest.raises(ProbeError, match="do not vary within classes"):
+        sfda(x, y)
+    with pytest.raises(ProbeError, match="more samples than classes; 6 samples of 6 classes"):
+        ncti_components(x, y)
 
 
 @pytest.mark.parametrize("kw,msg", [

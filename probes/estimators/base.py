@@ -18,15 +18,22 @@ class EstimatorOptions(ModelScoringOptions):
 
 class EstimatorProbe(ModelScoringProbe):
     """Scores a source model on a target sample from its features and head probabilities
-    (higher = better predicted transfer); subclasses define :meth:`score`."""
+    (higher = better predicted transfer); subclasses define :meth:`score`, which the probe
+    calls through :meth:`checked_score` (the checks every estimator shares, naming it)."""
 
     Options = EstimatorOptions
 
     def score(self, features: np.ndarray, probs: np.ndarray, labels: np.ndarray) -> float:
         raise NotImplementedError
 
+    def checked_score(self, features: np.ndarray, probs: np.ndarray | None, labels: np.ndarray):
+        """:meth:`score` after :func:`check_outputs`: every estimator refuses NaN outputs, one
+        class and unpaired arrays in the same words, naming itself, whichever inputs it reads."""
+        check_outputs(self.name, features, probs, labels)
+        return self.score(features, probs, labels)
+
     def score_pair(self, model, images, labels, record, prep) -> tuple[float, None]:
-        return self.score(*self.outputs(model, images, record, prep), labels), None
+        return self.checked_score(*self.outputs(model, images, record, prep), labels), None
 
     def outputs(self, model, images, record, prep) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`_outputs`, from the context's cache when another estimator of this process
@@ -50,12 +57,38 @@ class EstimatorProbe(ModelScoringProbe):
         return torch.cat(feats).numpy(), torch.cat(probs).numpy()
 
 
+def check_outputs(method: str, features: np.ndarray, probs: np.ndarray | None,
+                  labels: np.ndarray) -> None:
+    """A model's outputs on a target sample as every estimator needs them, whatever it reads:
+    (n, D) finite features, (n, C) finite probabilities (or None: not computed), n labels of
+    at least two classes. Each error names the estimator ``method``."""
+    f, y = np.asarray(features), np.asarray(labels)
+    p = None if probs is None else np.asarray(probs)
+    if f.ndim != 2 or y.ndim != 1 or len(f) != len(y) or (p is not None and (
+            p.ndim != 2 or len(p) != len(y))):
+        raise ProbeError(f"Estimator '{method}': features {f.shape}, probabilities "
+                         f"{None if p is None else p.shape} and labels {y.shape} do not pair up.",
+                         "Pass an (n, D) feature matrix, (n, C) probabilities and n labels.")
+    for what, a in (("features", f), ("probabilities", p)):
+        if a is not None and not np.all(np.isfinite(a)):
+            rows = int((~np.isfinite(a)).any(axis=1).sum())
+            raise ProbeError(f"Estimator '{method}': the source model's {what} contain NaN or "
+                             f"inf in {rows} of {len(a)} samples.",
+                             "Check the source model (did its training diverge?).")
+    if len(np.unique(y)) < 2:
+        raise ProbeError(f"Estimator '{method}' needs at least two classes in the labels, got "
+                         f"{len(np.unique(y))}.", "Use target data with more than one class.")
+
+
 def check_inputs(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     f = np.asarray(features, dtype=np.float64)
     y = np.asarray(labels)
     if f.ndim != 2 or len(f) != len(y):
         raise ProbeError(f"Features {f.shape} and labels {y.shape} do not pair up.",
                          "Pass an (n, D) feature matrix and n labels.")
+    if not np.all(np.isfinite(f)):
+        raise ProbeError("Transferability estimators need finite inputs; these contain NaN or "
+                         "inf.", "Check the source model (did its training diverge?).")
     if len(np.unique(y)) < 2:
         raise ProbeError("Transferability estimators need at least two classes in the labels.",
                          "Use target data with more than one class.")

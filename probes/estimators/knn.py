@@ -14,9 +14,27 @@ the probe has (its seeded target sample), every sample is a query against all th
 dino 7c446df), whose accuracy is in percent (ours is that / 100), and equals it on fixed
 features (tests/test_estimators_reference.py). Defaults k = 20, T = 0.07 are DINO's (its paper
 reports 20-NN as best); the paper's own k could not be checked, so set k to match it.
-Departures: float64 throughout (DINO runs in float32; only near-exact ties can differ); exact
-vote ties go to the lowest class index (DINO's torch.sort leaves them unspecified);
-leave-one-out needs two samples a class (a singleton's label has no other example to find).
+Departures (none changes a score where no neighbours tie at the k-th place and no class votes
+tie): float64 throughout (DINO runs in float32); leave-one-out needs two samples a class (a
+singleton's label has no other example to find); and three rules where DINO's result depends
+on the order of the samples or is undefined:
+
+- Neighbours tied at the k-th place share the remaining votes. DINO's torch.topk takes
+  whichever of the tied memory samples come first, so on features with many identical rows
+  (a saturated model, duplicated images) the score moved with the sample order alone. Here,
+  with s_k the k-th largest similarity of query i, the a memory samples above s_k count fully
+  and each of the t samples tied with s_k counts (k - a) / t: the k votes are shared equally
+  among the tied set, which is what choosing k - a of them uniformly at random gives in
+  expectation, whatever the order. Similarities within TIE_TOL = 1e-9 (absolute: the vectors
+  have unit norm, and a dot product's rounding error scales with ||z_i|| ||z_j|| = 1, about
+  D * 1e-16) count as tied, so that identical rows, whose similarities a matrix product may
+  round differently at different positions, always tie.
+- Class votes within a relative VOTE_TOL = 1e-9 of the largest are tied (the same rounding),
+  and a tie goes to the lowest class index: the order of the sorted label values, not of the
+  samples (DINO's torch.sort leaves it unspecified).
+- A feature row of zeros is refused: it has no direction, so its cosine similarity to any
+  other row is undefined (DINO's normalisation makes it 0 to everything, a convention that
+  moves the score). Rows are normalised by their exact norm (DINO floors it at 1e-12).
 """
 
 from __future__ import annotations
@@ -28,24 +46,51 @@ from probes.base import ProbeError, register_probe
 from probes.estimators.base import EstimatorOptions, EstimatorProbe, check_labelled
 
 
-def _normalise(f: np.ndarray) -> np.ndarray:
-    return f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+TIE_TOL = 1e-9  # similarities closer than this tie (absolute, on unit vectors)
+VOTE_TOL = 1e-9  # class votes within this fraction of the largest tie
+
+
+def _normalise(f: np.ndarray, rows: str) -> np.ndarray:
+    """The rows of ``f`` scaled to unit length; all-zero rows are refused (no direction)."""
+    norms = np.linalg.norm(f, axis=1, keepdims=True)
+    zero = np.flatnonzero(norms == 0)
+    if len(zero):
+        raise ProbeError(f"k-NN: {len(zero)} of the {len(f)} {rows} are all zero "
+                         f"(rows {zero[:5].tolist()}{' ...' if len(zero) > 5 else ''}); a zero "
+                         "vector has no direction, so its cosine similarity is undefined.",
+                         "Leave those images out of the target (blank images?), or check the "
+                         "source model: a layer that outputs zeros for them.")
+    return f / norms
+
+
+def _votes(sim: np.ndarray, mem_y: np.ndarray, n_classes: int, k: int, temperature: float
+           ) -> np.ndarray:
+    """Each query row's class votes from its similarities ``sim`` to the memory: the samples
+    above the k-th similarity count fully, those tied with it share the remaining votes."""
+    kth = -np.partition(-sim, k - 1, axis=1)[:, k - 1:k]
+    above = sim > kth + TIE_TOL
+    tied = ~above & (sim >= kth - TIE_TOL)
+    share = (k - above.sum(axis=1, keepdims=True)) / tied.sum(axis=1, keepdims=True)
+    count = np.where(above, 1.0, np.where(tied, share, 0.0))
+    rows, cols = np.nonzero(count)
+    top = sim.max(axis=1)  # argmax-invariant shift of the weights exp(s / T)
+    w = count[rows, cols] * np.exp((sim[rows, cols] - top[rows]) / temperature)
+    return np.bincount(rows * n_classes + mem_y[cols], weights=w,
+                       minlength=len(sim) * n_classes).reshape(len(sim), n_classes)
 
 
 def _predict(memory: np.ndarray, mem_y: np.ndarray, query: np.ndarray, n_classes: int, k: int,
              temperature: float, leave_one_out: bool, chunk: int = 1024) -> np.ndarray:
-    """Weighted-vote predictions (class indices) for the rows of ``query``."""
+    """Weighted-vote predictions (class indices) for the rows of ``query``; tied votes go to
+    the lowest class index."""
     preds = np.empty(len(query), dtype=np.int64)
     for s in range(0, len(query), chunk):
         sim = query[s:s + chunk] @ memory.T
         if leave_one_out:  # query row i is memory row s + i: never its own neighbour
             sim[np.arange(len(sim)), np.arange(s, s + len(sim))] = -np.inf
-        nbr = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-        top = np.take_along_axis(sim, nbr, axis=1)
-        w = np.exp((top - top.max(axis=1, keepdims=True)) / temperature)  # argmax-invariant shift
-        votes = np.zeros((len(sim), n_classes))
-        np.add.at(votes, (np.repeat(np.arange(len(sim)), k), mem_y[nbr].ravel()), w.ravel())
-        preds[s:s + chunk] = votes.argmax(axis=1)
+        votes = _votes(sim, mem_y, n_classes, k, temperature)
+        best = votes.max(axis=1, keepdims=True)
+        preds[s:s + chunk] = np.argmax(votes >= best * (1.0 - VOTE_TOL), axis=1)
     return preds
 
 
@@ -88,9 +133,9 @@ def knn(features: np.ndarray, labels: np.ndarray, k: int = 20, temperature: floa
     if not float(temperature) > 0:
         raise ProbeError(f"k-NN: temperature must be > 0, got {temperature}.",
                          "Pass e.g. DINO's 0.07.")
-    z = _normalise(f)
-    preds = _predict(z, y, z if loo else _normalise(q), int(max(y.max(), qy.max())) + 1,
-                     int(k), float(temperature), loo)
+    z = _normalise(f, "feature rows" if loo else "memory feature rows")
+    q = z if loo else _normalise(q, "query feature rows")
+    preds = _predict(z, y, q, int(max(y.max(), qy.max())) + 1, int(k), float(temperature), loo)
     return float(np.mean(preds == qy))
 
 

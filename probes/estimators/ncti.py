@@ -17,12 +17,17 @@ is min-max normalised over the M models and NCTI_m = S_ncc' + S_seli' - S_vc', i
 The probe pools, per target column, every source model it scores on that target (all rows but
 the target's own model); ``score_models`` (``bench recommend``) pools all its candidates.
 
+A class with one sample is scored as the reference scores it: scikit-learn's LDA gives it a
+zero class covariance (its one sample is its mean) weighted by its prior, its posterior row
+enters S_ncc, and its block of P, one row, adds that row's length to S_vc. The LDA needs more
+samples than classes (scikit-learn raises otherwise, as the reference does; here a ProbeError).
+
 Departures: q = min(64, n, D) (the reference's PCA raises when n or D < 64); PCA uses the exact
 'full' SVD (the reference's 'auto' picks randomized SVD without a seed when max(n, D) > 500 and
 64 < 0.8 min(n, D), so its scores then vary run to run by about that solver's error, < 1% on
-the recorded case); labels need not be 0..K-1; singleton classes are rejected; a component
-equal across the pool normalises to 0 (the reference divides 0 by 0: NaN), so a pool of one
-model, which has nothing to be ranked against, scores 0.
+the recorded case); labels need not be 0..K-1; a component equal across the pool normalises to
+0 (the reference divides 0 by 0: NaN), so a pool of one model, which has nothing to be ranked
+against, scores 0.
 """
 
 from __future__ import annotations
@@ -41,10 +46,13 @@ COMPONENTS = ("S_seli", "S_ncc", "S_vc")
 def ncti_components(features: np.ndarray, labels: np.ndarray, n_components: int = 64,
                     n_shrink: int = 32) -> np.ndarray:
     """[S_seli, S_ncc, S_vc] of one model's target features (see the module docstring)."""
-    f, y, classes = check_labelled(features, labels, "NCTI", min_per_class=2)
+    f, y, classes = check_labelled(features, labels, "NCTI")
     if n_components < 1 or n_shrink < 1:
         raise ProbeError(f"NCTI: n_components ({n_components}) and n_shrink ({n_shrink}) must "
                          "be >= 1.", "Leave them at the reference's 64 and 32.")
+    if len(y) <= len(classes):
+        raise ProbeError(f"NCTI: its LDA needs more samples than classes; {len(y)} samples of "
+                         f"{len(classes)} classes.", "Sample more of the target (max_samples).")
     pca = PCA(n_components=min(n_components, *f.shape), svd_solver="full")
     x = pca.fit_transform(f)
     lam = max(float(np.exp(-pca.explained_variance_[:n_shrink].sum())), 1e-10)
@@ -95,7 +103,6 @@ class NCTIProbe(EstimatorProbe):
     """NCTI (Wang et al. 2023): distance from neural collapse, ranked over the models scored."""
 
     name = "ncti"
-    min_per_class = 2
     Options = NCTIOptions
 
     def score(self, features, probs, labels):

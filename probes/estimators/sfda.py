@@ -17,10 +17,15 @@ Transferability in a Self-challenging Fisher Space", ECCV; reference TencentARC/
 3. Score = (1/n) sum_i p'(y_i | x'_i) from step 1 refitted on the mixed data with the same
    lambda (no log, as in the reference). Higher = better transfer.
 
+A class with one sample is scored as the reference scores it: that sample is its class mean,
+so it adds nothing to S_w (the reference's per-class np.cov(bias=1) of one sample is 0), and
+it takes part in the posteriors, the mixing and the mean like any other sample.
+
 Departures: labels need not be 0..K-1 (the reference indexes probabilities by label value);
-singleton classes are rejected (no within-class scatter); the caller's array is not modified
-(the reference mixes its input in place); ``shrinkage`` may fix lambda instead (not in the
-reference; None, the default, is the reference's adaptive lambda).
+features with no within-class scatter at all (every class one sample, or constant within
+classes) are refused (the reference's power estimate divides 0 by 0 there: NaN); the caller's
+array is not modified (the reference mixes its input in place); ``shrinkage`` may fix lambda
+instead (not in the reference; None, the default, is the reference's adaptive lambda).
 """
 
 from __future__ import annotations
@@ -73,7 +78,7 @@ def _fisher_posteriors(x: np.ndarray, y: np.ndarray, k: int, lam: float | None
 def sfda(features: np.ndarray, labels: np.ndarray, shrinkage: float | None = None) -> float:
     """SFDA score of target ``labels`` under source-model ``features`` (see the module
     docstring). ``shrinkage`` fixes lambda in [0, 1] instead of the reference's adaptive one."""
-    x, y, classes = check_labelled(features, labels, "SFDA", min_per_class=2)
+    x, y, classes = check_labelled(features, labels, "SFDA")
     if shrinkage is not None and not 0.0 <= shrinkage <= 1.0:
         raise ProbeError(f"SFDA: shrinkage must be in [0, 1] or None, got {shrinkage}.",
                          "Leave it unset for the reference's adaptive lambda.")
@@ -99,7 +104,6 @@ class SFDAProbe(EstimatorProbe):
     """SFDA (Shao et al. 2022): true-class posterior of a self-challenging Fisher classifier."""
 
     name = "sfda"
-    min_per_class = 2
     Options = SFDAOptions
 
     def score(self, features, probs, labels):
