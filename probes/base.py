@@ -100,6 +100,11 @@ class Probe(ABC):
     # bumped when a change of the method changes its results, so that results stored by an
     # earlier version are not reused (part of a suite probe's config hash from version 2 on)
     version: ClassVar[int] = 1
+    # what running it for a new target costs, by tier (``bench recommend`` breaks ties between
+    # equally good methods towards the cheaper one): 1 reads the catalog card, 2 statistics of
+    # the data, 3 a forward pass of every source model, 4 trains a network or solves optimal
+    # transport
+    cost: ClassVar[int] = 2
     # options that make it run in seconds on three tiny datasets: what the contract test
     # (tests/test_contracts.py) runs every registered probe with
     smoke_options: ClassVar[dict[str, Any]] = {}

@@ -1,12 +1,16 @@
 """Transferability against probe distances (van den Brandt et al. 2021, Fig. 4): Spearman rho with its p-value,
-Kendall tau and Pearson r, pooled over all source -> target pairs and per target."""
+Kendall tau and Pearson r, pooled over all source -> target pairs and per target. With a handful
+of pairs (a target's 4 sources) the p-values come from a permutation test, exact where the
+pairings can be enumerated (``p_method`` says which), not from the large-sample formulas."""
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from scipy.stats import kendalltau, pearsonr, spearmanr
+from scipy.stats import kendalltau, pearsonr, rankdata, spearmanr
 
 # van den Brandt et al. 2021 with its public code (anchors.md): a Pearson fit labelled "rho" in their figures
 PAPER = {"task2vec": {"r": -0.11, "p": 0.61}, "expert": {"r": 0.24, "p": 0.26}}
@@ -24,14 +28,66 @@ def pair_distances(transfers: pd.DataFrame, names: list[str], matrix: np.ndarray
     return pd.DataFrame(rows)
 
 
-def _stats(x: np.ndarray, y: np.ndarray) -> dict[str, float | None]:
+EXACT_MAX_N = 8        # n! permutations enumerated (8! = 40,320)
+PERMUTATION_MAX_N = 10  # up to here a seeded Monte Carlo permutation test; beyond, scipy's
+N_RESAMPLES = 99_999    # large-sample p (anchors: spearmanr's p is asymptotic)
+
+
+def _pearson(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+    a = a - a.mean(axis=axis, keepdims=True)
+    b = b - b.mean(axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (a * b).sum(axis) / np.sqrt((a * a).sum(axis) * (b * b).sum(axis))
+
+
+def _spearman(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+    return _pearson(rankdata(a, axis=axis), rankdata(b, axis=axis), axis)
+
+
+def _kendall(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Kendall tau-b along ``axis``."""
+    a, b = np.moveaxis(a, axis, -1), np.moveaxis(b, axis, -1)
+    sa = np.sign(a[..., :, None] - a[..., None, :])
+    sb = np.sign(b[..., :, None] - b[..., None, :])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (sa * sb).sum((-2, -1)) / np.sqrt((sa * sa).sum((-2, -1)) * (sb * sb).sum((-2, -1)))
+
+
+STATISTICS = {"spearman": _spearman, "kendall": _kendall, "pearson": _pearson}
+
+
+def small_sample_p(x: np.ndarray, y: np.ndarray, statistic: str) -> tuple[float, str]:
+    """Two-sided p of a correlation by a permutation test over the pairings of ``y`` with
+    ``x``: exact over all n! pairings for n <= EXACT_MAX_N (at n = 4 a perfect rho has
+    p = 2/24 = 0.083, where the large-sample formula prints 0.000), Monte Carlo (seeded, the
+    observed pairing counted once) up to PERMUTATION_MAX_N. Returns (p, 'exact' |
+    'permutation')."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    stat = STATISTICS[statistic]
+    observed = abs(float(stat(x, y)))
+    n = len(x)
+    if n <= EXACT_MAX_N:
+        perms = np.array(list(itertools.permutations(range(n))))
+        null = np.abs(stat(np.broadcast_to(x, perms.shape), y[perms]))
+        return float(np.mean(null >= observed - 1e-12)), "exact"
+    perms = np.argsort(np.random.default_rng(0).random((N_RESAMPLES, n)), axis=1)
+    null = np.abs(stat(np.broadcast_to(x, perms.shape), y[perms]))
+    return float((1 + np.sum(null >= observed - 1e-12)) / (1 + N_RESAMPLES)), "permutation"
+
+
+def _stats(x: np.ndarray, y: np.ndarray) -> dict[str, float | str | None]:
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return {"spearman_rho": None, "spearman_p": None, "kendall_tau": None,
-                "kendall_p": None, "pearson_r": None, "pearson_p": None}
+                "kendall_p": None, "pearson_r": None, "pearson_p": None, "p_method": None}
     s, k, p = spearmanr(x, y), kendalltau(x, y), pearsonr(x, y)
-    return {"spearman_rho": float(s.statistic), "spearman_p": float(s.pvalue),
-            "kendall_tau": float(k.statistic), "kendall_p": float(k.pvalue),
-            "pearson_r": float(p.statistic), "pearson_p": float(p.pvalue)}
+    out = {"spearman_rho": float(s.statistic), "spearman_p": float(s.pvalue),
+           "kendall_tau": float(k.statistic), "kendall_p": float(k.pvalue),
+           "pearson_r": float(p.statistic), "pearson_p": float(p.pvalue),
+           "p_method": "asymptotic"}
+    if len(x) <= PERMUTATION_MAX_N:
+        for name in STATISTICS:
+            out[f"{name}_p"], out["p_method"] = small_sample_p(x, y, name)
+    return out
 
 
 def correlations(transfers: pd.DataFrame, probes: dict[str, tuple[list[str], np.ndarray]]

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from probes.base import Probe, ProbeError, ProbeResult, register_probe
+from registry.card import ExpertFeatures
 from registry.store import DatasetRecord
-
-FIELDS = ("origin", "color", "content", "subject", "diversity", "n_classes")
 
 
 def expert_vector(record: DatasetRecord) -> tuple[str, ...]:
@@ -16,7 +15,7 @@ def expert_vector(record: DatasetRecord) -> tuple[str, ...]:
         raise ProbeError(f"'{record.name}' has no expert meta-features in its card.",
                          "Add an `expert:` section to its card (see registry/catalog/*.yaml) "
                          "and register it again with --force.")
-    return tuple(str(expert[f]) for f in FIELDS)
+    return tuple(str(expert[f]) for f in ExpertFeatures.FIELDS)
 
 
 def hamming_matrix(vectors: list[tuple[str, ...]]) -> np.ndarray:
@@ -32,8 +31,9 @@ class ExpertProbe(Probe):
 
     name = "expert"
     needs_data = False
+    cost = 1
 
     def compute(self, records: list[DatasetRecord]) -> ProbeResult:
         vectors = [expert_vector(r) for r in records]
         return ProbeResult(self.name, [r.name for r in records], hamming_matrix(vectors),
-                           details={"fields": list(FIELDS)})
+                           details={"fields": list(ExpertFeatures.FIELDS)})

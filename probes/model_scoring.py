@@ -38,6 +38,7 @@ class ModelScoringProbe(Probe):
     min_per_class: ClassVar[int] = 1  # images of each class a score needs in the sample
     symmetric = False
     uses_source_models = True
+    cost = 3
 
     def score_pair(self, model: torch.nn.Module, images: torch.Tensor, labels: np.ndarray,
                    record: DatasetRecord, prep: BatchPrep) -> tuple[float, Any]:

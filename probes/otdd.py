@@ -149,6 +149,7 @@ class OTDDProbe(Probe):
     smoke_options = {"max_samples": 150}
 
     name = "otdd"
+    cost = 4
     version = 1
     uses_probe_network = True  # with features=embedding only (wants_probe_network)
     Options = OTDDOptions

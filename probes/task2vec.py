@@ -218,6 +218,7 @@ class Task2VecProbe(Probe):
                      "head_draws": 320}
 
     name = "task2vec"
+    cost = 4
     # 2: the reference's head protocol, weights-only embedding, the reference's distances
     # 3: the head over given weights starts from the probe's seed (before: torch's global state)
     version = 3

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -84,10 +84,13 @@ class ExpertFeatures(_Frozen):
     n_classes: Literal["two", "few", "many"]
     note: str | None = None
 
+    # the six properties, in the paper's order (the Hamming distance compares these)
+    FIELDS: ClassVar[tuple[str, ...]] = ("origin", "color", "content", "subject", "diversity",
+                                         "n_classes")
+
     def vector(self) -> tuple[str, ...]:
         """The six values compared by the Hamming distance."""
-        return (self.origin, self.color, self.content, self.subject, self.diversity,
-                self.n_classes)
+        return tuple(getattr(self, f) for f in self.FIELDS)
 
 
 class ImageSize(_Frozen):
@@ -196,8 +199,3 @@ def load_card(path: Path) -> DatasetCard:
         raise CardError(f"Dataset card {path} is not valid YAML: {err}.",
                         "Fix the YAML syntax.") from None
     return card_from_dict(data, str(path))
-
-
-def card_to_yaml(card: DatasetCard) -> str:
-    """The card as YAML, in field order (what `datasets show` and MLflow artifacts carry)."""
-    return yaml.safe_dump(card.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

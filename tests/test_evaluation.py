@@ -1,19 +1,19 @@
-"""Ranking agreement, baselines and noise ceiling, against scipy/numpy and hand-made tables."""
+"""Ranking agreement, baselines and the evaluation's per-target figures, against scipy/numpy and
+hand-made tables (the noise ceiling: tests/test_ceiling.py; intervals and tests:
+tests/test_inference.py, tests/test_nulls.py, tests/test_verdicts.py)."""
 
 from __future__ import annotations
 
 import math
-from itertools import combinations
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import kendalltau, spearmanr, weightedtau
 
-from benchmark.analysis.ranking import EVALUATION_COLUMNS, EvaluationError, ranking_agreement
-from benchmark.analysis.baselines import (best_on_average_scores, random_expectation,
-                                          static_size_scores)
-from benchmark.analysis.evaluation import evaluate_probes, summarize
+from benchmark.analysis.ranking import EvaluationError, ranking_agreement
+from benchmark.analysis.baselines import best_on_average_scores, static_size_scores
+from benchmark.analysis.evaluation import evaluate, figures
 from benchmark.analysis.ceiling import noise_ceiling, pair_spread
 from registry.errors import BenchError
 
@@ -106,12 +106,12 @@ def test_undefined_cases_are_none_not_nan_nor_exceptions():
         _none_not_nan(row)
 
 
-def test_random_expectation_is_mean_regret_and_zero_correlation():
-    got = random_expectation(TRUTH)
-    assert got["top1_regret"] == pytest.approx(np.mean([0.0, 0.1, 0.2, 0.3]))
-    assert (got["kendall_tau"], got["weighted_tau"], got["spearman_rho"]) == (0.0, 0.0, 0.0)
-    assert got["best"] == "a" and got["recommended"] is None
-    assert random_expectation(TRUTH[["a"]])["top1_regret"] is None
+def test_a_method_that_scored_no_candidate_is_not_judged_there():
+    """No score is no ranking: the target is left out of the method's figures (before, the
+    all-NaN prediction became a constant one and got a random pick's regret)."""
+    got = ranking_agreement(TRUTH, pd.Series(np.nan, index=TRUTH.index))
+    assert got["n_sources"] == 4
+    assert all(got[m] is None for m in ("kendall_tau", "weighted_tau", "top1_regret"))
 
 
 # --- baselines --------------------------------------------------------------------------------
@@ -131,7 +131,7 @@ def test_best_on_average_is_the_mean_over_the_other_targets():
     assert math.isnan(for_t1["d"])
     for_t2 = scores[scores["target"] == "t2"].set_index("source")["score"]
     assert for_t2.to_dict() == pytest.approx({"a": 0.75, "b": 0.65, "c": 0.675})
-    row = row_of(evaluate_probes(results_table(three_targets()), {}, {}),
+    row = row_of(figures(results_table(three_targets()), {}, {}),
                  method="best-on-average", target="t1")
     assert row["recommended"] == "b" and row["best"] == "a"
     assert row["top1_regret"] == pytest.approx(0.4)
@@ -157,7 +157,7 @@ def test_static_size_ranks_by_size():
     assert got[["a", "b", "c"]].to_dict() == pytest.approx({"a": 2.0, "b": math.log10(5000),
                                                             "c": math.log10(300)})
     assert math.isnan(got["d"])
-    row = row_of(evaluate_probes(results, {}, sizes), method="static-size", target="t1")
+    row = row_of(figures(results, {}, sizes), method="static-size", target="t1")
     assert row["recommended"] == "b" and row["top1_regret"] == pytest.approx(0.4)
     truth = [0.9, 0.5, 0.6, 0.7]
     ranks = [100, 5000, 300, 0]  # d last
@@ -177,7 +177,7 @@ def test_the_target_is_excluded_as_its_own_candidate_by_default():
     results = with_self()
     probe = scores_table({("a", "t1"): 0.0, ("b", "t1"): 1.0, ("t1", "t1"): 9.0})
     sizes = {"a": 1, "b": 2, "t1": 3}
-    default = evaluate_probes(results, {"p": probe}, sizes)
+    default = figures(results, {"p": probe}, sizes)
     for method in ("p", "random", "best-on-average", "static-size"):
         row = row_of(default, method=method, target="t1")
         assert row["n_sources"] == 2 and row["best"] == "a", method
@@ -188,7 +188,7 @@ def test_the_target_is_excluded_as_its_own_candidate_by_default():
     assert not ((spread["source"] == "t1") & (spread["target"] == "t1")).any()
     assert row_of(noise_ceiling(results), target="t1")["n_sources"] == 2
 
-    included = evaluate_probes(results, {"p": probe}, sizes, include_self=True)
+    included = figures(results, {"p": probe}, sizes, include_self=True)
     for method in ("p", "random", "best-on-average", "static-size"):
         assert row_of(included, method=method, target="t1")["n_sources"] == 3, method
     row = row_of(included, method="p", target="t1")
@@ -197,79 +197,7 @@ def test_the_target_is_excluded_as_its_own_candidate_by_default():
     assert row_of(noise_ceiling(results, include_self=True), target="t1")["n_sources"] == 3
 
 
-# --- noise ceiling and spread -----------------------------------------------------------------
-
-
-def noisy(sd: float, repeats: int = 6, targets: int = 4, seed: int = 1,
-          shuffle: bool = False) -> pd.DataFrame:
-    """8 sources 0.02 AUC apart plus Gaussian noise per repeat; ``shuffle``: a different order
-    of the sources for every target."""
-    rng = np.random.default_rng(seed)
-    aucs = {}
-    for k in range(targets):
-        base = 0.7 + 0.02 * (rng.permutation(8) if shuffle else np.arange(8))
-        for i, auc in enumerate(base):
-            aucs[(f"s{i}", f"t{k}")] = list(auc + rng.normal(0, sd, repeats))
-    return results_table(aucs)
-
-
-def ceiling_of(results: pd.DataFrame, **kw) -> float:
-    return row_of(noise_ceiling(results, **kw), scope="pooled")["noise_ceiling"]
-
-
-@pytest.mark.parametrize("repeats", [2, 3, 4])
-@pytest.mark.parametrize("same", [{"a": 0.9, "b": 0.8, "c": 0.8, "d": 0.6},
-                                  {"a": 0.8, "b": 0.8, "c": 0.7}])
-def test_noise_ceiling_is_one_for_identical_repeats(repeats, same):
-    # different sources (some tied with each other: scipy's tau-b gives 1 - 1e-16 for the
-    # second), every repeat the same
-    results = results_table({(s, t): [v] * repeats for t in ("t1", "t2") for s, v in same.items()})
-    table = noise_ceiling(results, splits=20)
-    assert (table["noise_ceiling"] == 1.0).all()
-    assert table["reason"].isna().all()
-
-
-def test_noise_ceiling_falls_as_noise_is_added():
-    low, high = ceiling_of(noisy(0.01)), ceiling_of(noisy(0.1))
-    assert low < 1.0
-    assert high < low
-    assert ceiling_of(noisy(0.01)) == low  # fixed seed: reproducible
-
-
-def test_noise_ceiling_with_two_repeats_is_the_tau_between_them():
-    results = noisy(0.03, repeats=2, targets=1)
-    wide = results.pivot(index="source", columns="repeat", values="auc")
-    expected = kendalltau(wide[0], wide[1]).statistic
-    assert row_of(noise_ceiling(results, splits=7), scope="target")["noise_ceiling"] == \
-        pytest.approx(expected)
-
-
-@pytest.mark.parametrize("repeats", [4, 5])
-def test_noise_ceiling_is_the_mean_over_split_halves(repeats):
-    # independent: enumerate every split into floor(R/2) repeats and the rest; random splits
-    # average to their mean
-    results = noisy(0.03, repeats=repeats, targets=1)
-    wide = results.pivot(index="source", columns="repeat", values="auc").to_numpy()
-    taus = []
-    for half in combinations(range(repeats), repeats // 2):
-        rest = [r for r in range(repeats) if r not in half]
-        a, b = wide[:, list(half)].mean(axis=1), wide[:, rest].mean(axis=1)
-        taus.append(kendalltau(a, b).statistic)
-    assert np.std(taus) > 0.02  # the splits differ, so the check can tell them apart
-    got = row_of(noise_ceiling(results, splits=1500), scope="target")["noise_ceiling"]
-    assert got == pytest.approx(np.mean(taus), abs=0.01)
-
-
-def test_noise_ceiling_is_undefined_with_a_reason():
-    single = results_table({("a", "t1"): [0.9], ("b", "t1"): [0.8],
-                            ("a", "t2"): [0.5, 0.5], ("b", "t2"): [0.5, 0.5]})
-    table = noise_ceiling(single)
-    one = row_of(table, target="t1")
-    assert pd.isna(one["noise_ceiling"]) and "repeat" in one["reason"]
-    tie = row_of(table, target="t2")
-    assert pd.isna(tie["noise_ceiling"]) and "tie" in tie["reason"]
-    pooled = row_of(table, scope="pooled")
-    assert pd.isna(pooled["noise_ceiling"]) and pooled["reason"]
+# --- spread over repeats ---------------------------------------------------------------------
 
 
 def test_pair_spread_matches_numpy():
@@ -293,79 +221,69 @@ def test_pair_spread_matches_numpy():
     assert "transferability_mean" not in pair_spread(results.drop(columns="transferability"))
 
 
-# --- evaluate_probes and summarize ------------------------------------------------------------
+# --- evaluate ---------------------------------------------------------------------------------
 
 
-def test_evaluate_probes_rows_and_summary():
+def noisy(sd: float, repeats: int = 6, targets: int = 4, seed: int = 1,
+          shuffle: bool = False) -> pd.DataFrame:
+    """8 sources 0.02 AUC apart plus Gaussian noise per repeat; ``shuffle``: a different order
+    of the sources for every target."""
+    rng = np.random.default_rng(seed)
+    aucs = {}
+    for k in range(targets):
+        base = 0.7 + 0.02 * (rng.permutation(8) if shuffle else np.arange(8))
+        for i, auc in enumerate(base):
+            aucs[(f"s{i}", f"t{k}")] = list(auc + rng.normal(0, sd, repeats))
+    return results_table(aucs)
+
+
+def test_evaluate_rows_and_summary():
     results = noisy(0.005, repeats=3, targets=3, shuffle=True)
     truth = results.groupby(["source", "target"], as_index=False)["auc"].mean()
     oracle = truth.rename(columns={"auc": "score"})
     reverse = oracle.assign(score=-oracle["score"])
     sizes = {f"s{i}": 10 * (8 - i) for i in range(8)}
     by_size = oracle.assign(score=oracle["source"].map(sizes).astype(float))
-    table = evaluate_probes(results, {"oracle": oracle, "reverse": reverse, "size": by_size},
-                            sizes)
-    assert list(table.columns) == list(EVALUATION_COLUMNS)
+    ev = evaluate(results, {"oracle": oracle, "reverse": reverse, "size": by_size}, sizes)
+    table = ev.per_target
     assert len(table) == 3 * 6
     for target in ("t0", "t1", "t2"):
         row = row_of(table, method="oracle", target=target)
         assert row["kind"] == "probe" and row["n_sources"] == 8
         assert row["kendall_tau"] == pytest.approx(1.0) and row["top1_regret"] == 0.0
         assert row["recommended"] == row["best"]
+        assert row["weighted_tau_p"] == pytest.approx(1 / math.factorial(8))
         assert row_of(table, method="reverse", target=target)["kendall_tau"] == pytest.approx(-1)
         assert row_of(table, method="random", target=target)["kind"] == "baseline"
 
-    ceiling = noise_ceiling(results)
-    summary = summarize(table, ceiling).set_index("method")
-    assert (summary["noise_ceiling"] == row_of(ceiling, scope="pooled")["noise_ceiling"]).all()
+    summary = ev.summary.set_index("method")
     assert summary.loc["oracle", "top1_regret"] == 0.0
     assert summary.loc["oracle", "weighted_tau"] == pytest.approx(1.0)
-    assert summary.loc["random", "top1_regret"] == pytest.approx(
-        table.loc[table["method"] == "random", "top1_regret"].mean())
-    for base in ("random", "best_on_average", "static_size"):
-        assert summary.loc["oracle", f"beats_{base}_weighted_tau"] is True
-        assert summary.loc["oracle", f"beats_{base}_top1_regret"] is True
-        assert summary.loc["random", f"beats_{base}_weighted_tau"] is None
-    assert summary.loc["reverse", "beats_random_weighted_tau"] is False
-    assert summary.loc["reverse", "beats_random_top1_regret"] is False
+    assert summary.loc["oracle", "beats_random_weighted_tau_verdict"] == "better"
+    assert summary.loc["reverse", "beats_random_weighted_tau_verdict"] == "worse"
+    assert summary.loc["reverse", "beats_random_top1_regret_verdict"] == "worse"
+    # paired verdicts over 3 targets: too few, whatever the differences
+    for base in ("best_on_average", "static_size"):
+        assert summary.loc["oracle", f"beats_{base}_weighted_tau_verdict"] == \
+            "too few targets to judge"
     # a probe that ranks like the static-size baseline does not beat it: ties are no win
     size_rows = table[table["method"] == "size"].drop(columns=["method", "kind"])
     baseline_rows = table[table["method"] == "static-size"].drop(columns=["method", "kind"])
     pd.testing.assert_frame_equal(size_rows.reset_index(drop=True),
                                   baseline_rows.reset_index(drop=True))
-    assert summary.loc["size", "beats_static_size_weighted_tau"] is False
-    assert summary.loc["size", "beats_static_size_top1_regret"] is False
+    assert summary.loc["size", "beats_static_size_weighted_tau_diff"] == 0.0
+    assert (summary.loc["size", "beats_static_size_weighted_tau_wins"],
+            summary.loc["size", "beats_static_size_weighted_tau_ties"]) == (0, 3)
 
 
 def test_bad_input_is_a_bench_error():
     results = results_table({("a", "t"): [0.5], ("b", "t"): [0.6]})
     with pytest.raises(BenchError, match="auc"):
-        evaluate_probes(results.drop(columns="auc"), {}, {})
+        evaluate(results.drop(columns="auc"), {}, {})
     with pytest.raises(EvaluationError, match="random"):
-        evaluate_probes(results, {"random": scores_table({("a", "t"): 1.0})}, {})
+        evaluate(results, {"random": scores_table({("a", "t"): 1.0})}, {})
     twice = pd.concat([scores_table({("a", "t"): 1.0})] * 2)
     with pytest.raises(EvaluationError, match="more than one row"):
-        evaluate_probes(results, {"p": twice}, {})
-
-
-def test_transferability_ceiling_is_the_two_repeats_spearman_and_one_when_they_agree():
-    from benchmark.analysis.ceiling import transferability_ceiling
-
-    rep0 = {("a", "t"): 3.0, ("b", "t"): 1.0, ("c", "t"): 2.0, ("d", "t"): 5.0,
-            ("a", "u"): -1.0, ("b", "u"): 4.0, ("c", "u"): 0.5}
-    rep1 = {("a", "t"): 2.0, ("b", "t"): 1.5, ("c", "t"): 4.0, ("d", "t"): 6.0,
-            ("a", "u"): -2.0, ("b", "u"): 3.0, ("c", "u"): 1.0}
-    rows = pd.DataFrame([{"source": s, "target": t, "repeat": r, "transferability": v[(s, t)]}
-                         for r, v in enumerate((rep0, rep1)) for (s, t) in v])
-    got = transferability_ceiling(rows, splits=20)
-    # two repeats: every split puts one in each half, so the ceiling is their Spearman rho
-    for target in ("t", "u"):
-        keys = [k for k in rep0 if k[1] == target]
-        want = spearmanr([rep0[k] for k in keys], [rep1[k] for k in keys]).statistic
-        assert got[target] == pytest.approx(want)
-    assert got["pooled"] == pytest.approx(spearmanr(list(rep0.values()),
-                                                    list(rep1.values())).statistic)
-    same = rows.copy()
-    same["transferability"] = [rep0[(s, t)] for s, t in zip(same["source"], same["target"])]
-    assert transferability_ceiling(same, splits=5) == {"t": 1.0, "u": 1.0, "pooled": 1.0}
-    assert transferability_ceiling(rows[rows["repeat"] == 0])["pooled"] is None  # one repeat
+        evaluate(results, {"p": twice}, {})
+    with pytest.raises(EvaluationError, match="no .source, target. pair with an AUC"):
+        evaluate(results.assign(auc=np.nan), {}, {})

@@ -1,6 +1,6 @@
 """The meta-learned ranker: leakage-free leave-one-target-out (a poisoned held-out target changes
-nothing of its scores), learning a planted signal, determinism, missing features, guardrails and
-the honest selection of a method."""
+nothing of its scores), learning a planted signal, determinism, missing features and guardrails
+(the honest selection of a method: tests/test_recommend.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ import pandas as pd
 import pytest
 
 from benchmark.analysis.pair_features import feature_columns, pair_table, relevance
-from benchmark.analysis.ranker import (LEARNERS, RankerRefused, best_on_average,
-                                       feature_importances, fit_lgbm, linear_weights,
-                                       loto_scores, per_target_figures)
-from benchmark.analysis.selection import nested_selection_scores, select_method
+from benchmark.analysis.ranker import (LEARNERS, RankerRefused, feature_importances, fit_lgbm,
+                                       linear_weights, loto_scores)
+from benchmark.analysis.ranking import ranking_agreement
 from synthetic_pairs import one_feature_pairs, realistic_pairs
 
 LGBM = LEARNERS["lgbm-lambdarank"]
@@ -29,6 +28,17 @@ def _poison(pairs: pd.DataFrame, target: str) -> pd.DataFrame:
     if "transferability" in out:
         out.loc[rows, "transferability"] = -out.loc[rows, "transferability"]
     return out
+
+
+def per_target_figures(pairs: pd.DataFrame, scores: pd.DataFrame, metric: str) -> pd.Series:
+    """``metric`` of ``scores`` against the pairs' AUC per target (NaN where undefined)."""
+    out = {}
+    for t, part in pairs.groupby("target"):
+        s = scores[scores["target"] == t]
+        value = ranking_agreement(pd.Series(part["auc"].to_numpy(), index=part["source"]),
+                                  pd.Series(s["score"].to_numpy(), index=s["source"]))[metric]
+        out[t] = np.nan if value is None else value
+    return pd.Series(out, dtype=float)
 
 
 def _scores(table: pd.DataFrame, target: str) -> np.ndarray:
@@ -174,67 +184,3 @@ def test_pair_table_orients_and_differences_features():
     assert pairs["expert:n_classes|abs"].tolist() == [5.0, 3.0]
     assert pairs["expert:n_classes|diff"].tolist() == [5.0, -3.0]
     assert pairs["size:log_ratio"].tolist() == pytest.approx([np.log(100), np.log(10)])
-
-
-# --- honest model selection -------------------------------------------------------------------
-
-
-def _methods(pairs):
-    fixed = {f: pairs[["source", "target", f]].rename(columns={f: "score"})
-             for f in ("dist:otdd", "est:logme")}
-    learners = {"ridge-pointwise": LEARNERS["ridge-pointwise"],
-                "lgbm-lambdarank": LGBM, "best-on-average": best_on_average}
-    return fixed, learners
-
-
-def test_selection_for_a_target_never_looks_at_it():
-    pairs = realistic_pairs(4, (6, 7))
-    fixed, learners = _methods(pairs)
-    for target in ("d0_1", "d1_4"):
-        poisoned = _poison(pairs, target)
-        a = select_method(pairs, target, fixed=fixed, learners=learners)
-        b = select_method(poisoned, target, fixed=fixed, learners=learners)
-        assert a.chosen is not None and a.runner_up is not None and a.chosen != a.runner_up
-        assert (a.chosen, a.runner_up) == (b.chosen, b.runner_up)
-        pd.testing.assert_frame_equal(a.figures, b.figures, check_exact=True)
-        assert a.figures["n_targets"].iloc[0] == 12  # the 12 other targets
-
-
-def test_selection_uses_the_other_targets():
-    """Poisoning every OTHER target does change the figures (the test above has teeth)."""
-    pairs = realistic_pairs(4, (6, 7))
-    fixed, learners = _methods(pairs)
-    poisoned = pairs
-    for t in pairs["target"].unique():
-        if t != "d0_1":
-            poisoned = _poison(poisoned, t)
-    a = select_method(pairs, "d0_1", fixed=fixed, learners=learners)
-    b = select_method(poisoned, "d0_1", fixed=fixed, learners=learners)
-    assert not a.figures["figure"].equals(b.figures["figure"])
-
-
-def test_nested_selection_is_itself_loto():
-    pairs = realistic_pairs(5, (5, 6))
-    fixed, learners = _methods(pairs)
-    learners.pop("lgbm-lambdarank")  # keep the nested run light
-    scores, choices = nested_selection_scores(pairs, fixed=fixed, learners=learners)
-    assert set(choices["target"]) == set(pairs["target"])
-    assert choices["chosen"].notna().all() and (choices["chosen"] != choices["runner_up"]).all()
-    assert set(scores["method"]) <= set(fixed) | set(learners)
-    target = "d1_0"
-    dirty, dirty_choices = nested_selection_scores(_poison(pairs, target), fixed=fixed,
-                                                   learners=learners)
-    assert _scores(scores, target).tobytes() == _scores(dirty, target).tobytes()
-    row = choices.set_index("target").loc[target]
-    assert row["chosen"] == dirty_choices.set_index("target").loc[target, "chosen"]
-    # the procedure's scores are a score table the evaluation reads like a probe's
-    figures = per_target_figures(pairs, scores, "top1_regret")
-    assert figures.notna().all()
-
-
-def test_selection_refuses_without_enough_other_targets():
-    pairs = one_feature_pairs(seed=0, n_targets=2, n_sources=4)
-    fixed = {"signal": pairs[["source", "target", "est:signal"]]
-             .rename(columns={"est:signal": "score"})}
-    sel = select_method(pairs, "t0", fixed=fixed, learners={"ridge": LEARNERS["ridge-pointwise"]})
-    assert sel.chosen is None and "fewer than 2 other targets" in sel.reason

@@ -4,12 +4,15 @@ when nothing beats it; ranking by a probe and by the baselines; the CLI without 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from benchmark.analysis.pair_features import LABEL
-from benchmark.analysis.recommend import choose, judge, rank
+from benchmark.analysis.recommend import describe, judge, rank
+from benchmark.analysis.selection import cost, pick
 from registry.errors import BenchError
 
 SOURCES = ["s1", "s2", "s3", "s4"]
@@ -44,7 +47,8 @@ def test_auto_chooses_the_best_method_on_the_other_targets_with_its_interval():
     assert choice["weighted_tau_low"] <= choice["weighted_tau"] <= choice["weighted_tau_high"]
     assert choice["n_targets"] == 4  # t1 itself takes no part
     assert choice["distinguishable_from_random"] and choice["vs_random"]["verdict"] == "better"
-    assert choice["runner_up_method"] != "good"
+    assert choice["vs_random"]["p"] == pytest.approx(1 / 24 ** 4)  # exact: 4 perfect targets
+    assert choice["runner_up_method"] != "good" and choice["tied_with"] == []
     assert "better than a random pick" in choice["message"]
     assert set(evaluation["method"]) >= {"random", "good", "bad", "learned", "best-on-average",
                                           "static-size"}
@@ -58,9 +62,71 @@ def test_the_choice_for_a_target_never_reads_its_results():
     a = judge("t1", "auto", results, probes, pairs, "s", SIZES)
     b = judge("t1", "auto", poisoned, probes, pairs, "s", SIZES)
     pd.testing.assert_frame_equal(a[0], b[0])
-    assert a[1] == b[1]
+    assert json.dumps(a[1], sort_keys=True, default=str) == \
+        json.dumps(b[1], sort_keys=True, default=str)
     assert judge("t2", "auto", poisoned, probes, pairs, "s", SIZES)[0].equals(
         judge("t2", "auto", results, probes, pairs, "s", SIZES)[0]) is False
+
+
+def test_the_nested_reliability_chooses_each_held_out_target_without_it():
+    """For each other target h the procedure's pick is made without h: reversing h's results
+    changes its figure there, never the pick; the reliability is the mean of the picks'
+    figures on their held-out targets, beside (not instead of) the winner's figure."""
+    results, probes, pairs = _setup()
+    mixed = probes["good"][1].copy()
+    mixed[:4, 6] = 1 - mixed[:4, 6]          # right on t2, t4, t5; reversed on t3
+    probes = {"mixed": (NAMES, mixed), "bad": probes["bad"]}
+    _, choice = judge("t1", "auto", results, probes, pairs, "s", SIZES)
+    rel = choice["reliability"]
+    assert [p["target"] for p in rel["picks"]] == ["t2", "t3", "t4", "t5"]
+    assert rel["n_targets"] == 4
+    assert rel["weighted_tau"] == pytest.approx(np.mean([p["weighted_tau"] for p in rel["picks"]]))
+    assert "The whole procedure, nested" in choice["message"]
+    poisoned = results.copy()
+    rows = poisoned["target"] == "t3"
+    poisoned.loc[rows, "auc"] = 1.5 - poisoned.loc[rows, "auc"]
+    _, other = judge("t1", "auto", poisoned, probes, pairs, "s", SIZES)
+    before = {p["target"]: p for p in rel["picks"]}
+    after = {p["target"]: p for p in other["reliability"]["picks"]}
+    assert after["t3"]["method"] == before["t3"]["method"]        # chosen without t3
+    assert after["t3"]["weighted_tau"] != pytest.approx(before["t3"]["weighted_tau"])
+
+
+def test_ties_are_named_and_broken_by_regret_then_cost_whatever_the_order():
+    """MLflow returns probe runs in no fixed order: the choice must not depend on it."""
+    means = pd.DataFrame([
+        {"method": "otdd", "kind": "probe", "n_targets": 4, "weighted_tau": 0.8,
+         "top1_regret": 0.01},
+        {"method": "logme", "kind": "probe", "n_targets": 4, "weighted_tau": 0.8 + 1e-12,
+         "top1_regret": 0.02},
+        {"method": "expert", "kind": "probe", "n_targets": 4, "weighted_tau": 0.8,
+         "top1_regret": 0.01},
+        {"method": "knn", "kind": "probe", "n_targets": 4, "weighted_tau": 0.7,
+         "top1_regret": 0.0}])
+    for seed in range(4):
+        shuffled = means.sample(frac=1, random_state=seed)
+        got = pick(shuffled)
+        # otdd and expert: same tau and regret; expert reads the card (cost 1), otdd solves
+        # optimal transport (4); logme is within float noise of them but has a higher regret
+        assert got["method"] == "expert" and got["tie_break"] == "cheaper method"
+        assert got["tied_with"] == ["otdd", "logme"] and got["runner_up"] == "otdd"
+    assert cost("expert") < cost("logme") < cost("otdd") < cost("learned")
+    assert cost("static-size") == 0 and cost("someone-elses-score") == 9
+    lower = means.assign(top1_regret=[0.02, 0.01, 0.03, 0.0])
+    assert pick(lower) | {"runner_up": None} == {
+        "method": "logme", "tied_with": ["otdd", "expert"], "tie_break": "lower top-1 regret",
+        "runner_up": None}
+
+
+def test_twin_probes_tie_and_the_choice_is_the_same_in_any_order():
+    results, probes, pairs = _setup()
+    twins = {"twin-b": probes["good"], "twin-a": probes["good"], "bad": probes["bad"]}
+    _, one = judge("t1", "auto", results, twins, pairs, "s", SIZES)
+    _, two = judge("t1", "auto", results, dict(reversed(list(twins.items()))), pairs, "s",
+                   SIZES)
+    assert one["method"] == two["method"] == "twin-a"
+    assert one["tied_with"] == two["tied_with"] == ["twin-b"]
+    assert one["tie_break"].startswith("name") and "tied with twin-b" in one["message"]
 
 
 def test_when_nothing_beats_a_random_pick_it_says_so():
@@ -69,10 +135,11 @@ def test_when_nothing_beats_a_random_pick_it_says_so():
     mixed[:4, 7:] = 1 - mixed[:4, 7:]  # right on t2 and t3, reversed on t4 and t5
     evaluation, _ = judge("t1", "auto", results, {"mixed": (NAMES, mixed)}, pairs, "s", SIZES)
     only = evaluation[evaluation["method"].isin(["random", "mixed"])]
-    choice = choose(only, "auto")
+    choice = describe(only, "mixed", "best weighted tau on the other targets")
     assert choice["method"] == "mixed" and not choice["distinguishable_from_random"]
-    assert "no method is distinguishable from a random pick" in choice["message"]
-    assert "Treat this ranking as a guess" in choice["message"]
+    assert choice["vs_random"]["verdict"] == "not distinguishable"
+    assert "No method is distinguishable from a random pick" in choice["message"]
+    assert "treat this ranking as a guess" in choice["message"]
 
 
 def test_a_named_method_is_used_and_still_judged():
@@ -84,7 +151,7 @@ def test_a_named_method_is_used_and_still_judged():
     assert choice["method"] == "mixed" and choice["chosen_by"] == "asked for"
     assert choice["runner_up_method"] == "good"  # the best of the others
     assert not choice["distinguishable_from_random"] and "good" in choice["better_than_random"]
-    assert "not distinguishable from a random pick" in choice["message"]
+    assert "not distinguishable against a random pick" in choice["message"]
     assert "Better than a random pick there: good" in choice["message"]
 
 
@@ -105,7 +172,7 @@ def test_rank_by_probe_baselines_and_refusals(tmp_path):
     results, probes, pairs = _setup()
     transfers = results.groupby(["source", "target"], as_index=False)["auc"].mean().rename(
         columns={"auc": "auc_mean"})
-    args = (probes, pairs, transfers, SIZES, BenchPaths(tmp_path), Catalog.load())
+    args = (probes, pairs, results, SIZES, BenchPaths(tmp_path), Catalog.load())
     ranked = rank("t1", SOURCES, "good", *args)
     d = probes["good"][1][:4, 4]
     assert list(ranked["source"]) == [SOURCES[i] for i in np.argsort(d)]
@@ -144,11 +211,11 @@ def test_best_on_average_ranks_without_a_sources_transfer_to_itself(tmp_path):
     from registry.catalog import Catalog
     from registry.paths import BenchPaths
 
-    transfers = pd.DataFrame([("isic", "isic", 0.99), ("imagenet", "isic", 0.80),
-                              ("chest", "isic", 0.70), ("chest", "chest", 0.99),
-                              ("imagenet", "chest", 0.80), ("isic", "chest", 0.60)],
-                             columns=["source", "target", "auc_mean"])
-    args = ({}, pairs_frame(), transfers, {}, BenchPaths(tmp_path), Catalog.load())
+    results = pd.DataFrame([("isic", "isic", 0.99), ("imagenet", "isic", 0.80),
+                            ("chest", "isic", 0.70), ("chest", "chest", 0.99),
+                            ("imagenet", "chest", 0.80), ("isic", "chest", 0.60)],
+                           columns=["source", "target", "auc"]).assign(repeat=0)
+    args = ({}, pairs_frame(), results, {}, BenchPaths(tmp_path), Catalog.load())
     ranked = rank("pcam", ["imagenet", "isic", "chest"], "best-on-average", *args)
     assert list(ranked["source"]) == ["imagenet", "chest", "isic"]  # 0.80, 0.70, 0.60
     assert ranked["score"].tolist() == pytest.approx([0.80, 0.70, 0.60])

@@ -1,7 +1,9 @@
-"""The baselines a method must beat to be useful: a random ranking (exact expectation), the
-source best on average over the other targets, and the static ranking by source size (Singh,
-Hess & Vanschoren 2026, "How not to benchmark your SITE metric": one list for every target,
-the largest source first)."""
+"""The baselines a method must beat to be useful: a random ranking (its permutation null,
+:mod:`benchmark.analysis.nulls`), the source best on average over the other targets, and the
+static ranking by source size (Singh, Hess & Vanschoren 2026, "How not to benchmark your SITE
+metric": one list for every target, the largest source first). This module holds the one
+best-on-average and the one static ranking that the evaluation, ``bench recommend`` and the
+learned ranker's comparison all use."""
 
 from __future__ import annotations
 
@@ -10,45 +12,35 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from benchmark.analysis.ranking import (CORRELATIONS, SCORE_COLUMNS, tied_names, target_list,
-                                        undefined_row, truth_table)
+from benchmark.analysis.ranking import SCORE_COLUMNS, target_list, truth_table
 
-
-def random_expectation(truth: pd.Series) -> dict:
-    """The expected agreement of a uniformly random ranking with ``truth`` (index: sources).
-
-    A random ranking puts each source first with probability 1/n, so its expected top-1 regret is
-    the mean over sources of (best - truth). The correlations are 0 by definition: a random order
-    carries no association with the truth (each pair is concordant or discordant with equal
-    probability). The value is the exact expectation, not a Monte-Carlo estimate. Same keys as
-    :func:`ranking_agreement`, with recommended None.
-    """
-    t = truth.dropna().astype(float)
-    if len(t) < 2:
-        return undefined_row(len(t))
-    best = t.index[t.to_numpy() == t.max()]
-    return {"n_sources": len(t), **dict.fromkeys(CORRELATIONS, 0.0),
-            "top1_regret": float((t.max() - t).mean()), "recommended": None, "best": tied_names(best)}
+RANDOM, BEST_ON_AVERAGE, STATIC_SIZE = "random", "best-on-average", "static-size"
 
 
 def _score_frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(SCORE_COLUMNS))
 
 
+def mean_over_other_targets(truth: pd.DataFrame, target: str | None) -> pd.Series:
+    """Per source: the mean of its truth (``truth``: source, target, auc; one row per pair)
+    over the targets other than ``target``, each target counting once whatever its number of
+    repeats; NaN for a source with no other target. It never reads ``target``'s results."""
+    wide = truth.pivot_table(index="source", columns="target", values="auc", aggfunc="mean")
+    return wide.drop(columns=[target], errors="ignore").mean(axis=1)
+
+
 def best_on_average_scores(results: pd.DataFrame, targets: Iterable[str] | None = None,
                            include_self: bool = False) -> pd.DataFrame:
     """Scores of the "best on average" baseline (columns source, target, score).
 
-    For target t the score of candidate s is the mean over the OTHER targets of the truth of
-    (s, other target), each target counting once whatever its number of repeats. It never reads
-    t's results (leave one target out), otherwise it would see the answer. Sources with no result
-    on another target get NaN (ranked last). Candidates of t are the sources with a result for t.
+    For target t the score of candidate s is :func:`mean_over_other_targets` (leave one target
+    out: it never sees t's answer). Sources with no result on another target get NaN (ranked
+    last). Candidates of t are the sources with a result for t.
     """
     truth = truth_table(results, include_self)
-    wide = truth.pivot(index="source", columns="target", values="auc")
     rows = []
     for target in target_list(truth, targets):
-        mean = wide.drop(columns=[target], errors="ignore").mean(axis=1)
+        mean = mean_over_other_targets(truth, target)
         for source in truth.loc[truth["target"] == target, "source"]:
             rows.append({"source": source, "target": target, "score": mean.get(source, np.nan)})
     return _score_frame(rows)
@@ -76,3 +68,9 @@ def static_size_scores(results: pd.DataFrame, sizes: Mapping[str, float],
             for s in truth.loc[truth["target"] == target, "source"]]
     return _score_frame(rows)
 
+
+def baseline_score_tables(results: pd.DataFrame, sizes: Mapping[str, float],
+                          include_self: bool = False) -> dict[str, pd.DataFrame]:
+    """Score tables of the baselines that have scores: best-on-average and static-size."""
+    return {BEST_ON_AVERAGE: best_on_average_scores(results, None, include_self),
+            STATIC_SIZE: static_size_scores(results, sizes, None, include_self)}

@@ -20,12 +20,12 @@ from benchmark.analysis.pair_features import LABEL, feature_columns, pair_table
 from benchmark.analysis.ranker import DEFAULT_LEARNER, LEARNERS, Learner, loto_scores
 from benchmark.analysis.results import results_table
 from probes.logging import load_probe_matrices
+from registry.card import ExpertFeatures
 from registry.catalog import Catalog
 from registry.errors import BenchError
 from registry.paths import BenchPaths
 from registry.store import RegistryStore
 
-EXPERT_FIELDS = ("origin", "color", "content", "subject", "diversity", "n_classes")
 META_FIELDS = ("NumberOfClasses", "ClassEntropy", "imbalance_ratio", "channels",
                "intensity_mean", "intensity_std", "image_contrast_mean", "edge_strength_mean",
                "intensity_entropy_bits", "native_height_max", "native_width_max")
@@ -42,7 +42,7 @@ def dataset_tables(names: list[str], paths: BenchPaths, catalog: Catalog
     for name in names:
         card = catalog.cards.get(name)
         fields = card.expert.model_dump() if card is not None and card.expert else {}
-        expert[name] = {f: fields.get(f) for f in EXPERT_FIELDS}
+        expert[name] = {f: fields.get(f) for f in ExpertFeatures.FIELDS}
         record = store.get(name) if store is not None else None
         values = record.meta_features if record is not None else {}
         meta[name] = {f: float(values[f]) if f in values else np.nan for f in META_FIELDS}

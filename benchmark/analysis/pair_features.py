@@ -16,7 +16,6 @@ from registry.errors import BenchError
 
 LABEL = "auc"
 KEYS = ("source", "target")
-SCORE_COLUMNS = ("source", "target", "score")
 RELATIVE_SUFFIX = "@rel"
 
 

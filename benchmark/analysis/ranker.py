@@ -55,9 +55,9 @@ each feature within each target's candidate set; that reads only the FEATURES of
 own candidates (known at prediction time), never a label and never another target. Arrays are
 handed to the models in one canonical memory layout, so a held-out target's scores are bitwise
 identical whatever its labels (tests/test_ranker.py poisons them to check).
-Model selection (:func:`benchmark.analysis.selection.select_method`) for t scores the candidate methods on the other targets
-with t removed entirely (nested LOTO: a learned method's inner models are fitted without t as
-well), so the choice for t cannot depend on t's labels.
+``bench recommend`` chooses a method for t on the other targets with t removed entirely
+(:mod:`benchmark.analysis.selection`; nested LOTO: the learned method's inner models are fitted
+without t as well), so the choice for t cannot depend on t's labels.
 
 When not to trust it
 --------------------
@@ -68,7 +68,8 @@ When not to trust it
   linearly, and a feature missing in training is imputed (ridge) or ignored;
 * few targets in general (under ~10): the LOTO figures have a spread of the same order as the
   differences between methods; compare against ``best-on-average`` and the best single probe,
-  and prefer the honest selection (:func:`benchmark.analysis.selection.nested_selection_scores`) to picking a winner by eye;
+  and read the nested reliability of the selection (:mod:`benchmark.analysis.selection`)
+  rather than the winner's figure;
 * feature importances from a handful of targets are unstable: read them as "which features the
   model used", not as evidence that a probe works.
 """
@@ -88,10 +89,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from benchmark.analysis.pair_features import (LABEL, RELATIVE_SUFFIX, SCORE_COLUMNS,
+from benchmark.analysis.pair_features import (LABEL, RELATIVE_SUFFIX,
                                               add_relative_features, feature_columns, relevance,
                                               within_target_z)
-from benchmark.analysis.ranking import ranking_agreement
+from benchmark.analysis.baselines import mean_over_other_targets
+from benchmark.analysis.ranking import SCORE_COLUMNS
 from registry.errors import BenchError
 
 MIN_TARGETS = 2  # training targets: with fewer, nothing relates one target to another
@@ -270,10 +272,11 @@ def ridge_transferability(train: pd.DataFrame, test: pd.DataFrame, features: lis
 
 
 def best_on_average(train: pd.DataFrame, test: pd.DataFrame, features: list[str]) -> np.ndarray:
-    """The source's mean within-target standardised AUC over the training targets (NaN for a
-    source never seen in training): the best-on-average baseline as a learner."""
-    rows = train.dropna(subset=[LABEL])
-    mean = rows.assign(_z=within_target_z(rows, LABEL)).groupby("source")["_z"].mean()
+    """The best-on-average baseline as a learner: the source's mean AUC over the training
+    targets (:func:`benchmark.analysis.baselines.mean_over_other_targets`, the evaluation's own
+    baseline; NaN for a source never seen in training)."""
+    mean = mean_over_other_targets(train.dropna(subset=[LABEL])[["source", "target", LABEL]]
+                                   .rename(columns={LABEL: "auc"}), None)
     return test["source"].map(mean).to_numpy(dtype=float)
 
 
@@ -322,24 +325,6 @@ def loto_scores(pairs: pd.DataFrame, learner: Learner | None = None,
            else pd.DataFrame(columns=list(SCORE_COLUMNS)))
     out.attrs["refused"] = refused
     return out
-
-
-def truth_of(pairs: pd.DataFrame, label: str = LABEL) -> pd.DataFrame:
-    """The pair table as ``evaluate_probes`` results (source, target, repeat=0, auc)."""
-    return pairs[["source", "target"]].assign(repeat=0, auc=pairs[label].to_numpy())
-
-
-def per_target_figures(pairs: pd.DataFrame, scores: pd.DataFrame, metric: str = "top1_regret",
-                       label: str = LABEL) -> pd.Series:
-    """``metric`` of ``scores`` against the pairs' labels, per target (NaN where undefined)."""
-    out = {}
-    for t, part in pairs.groupby("target"):
-        truth = pd.Series(part[label].to_numpy(dtype=float), index=part["source"].to_numpy())
-        s = scores[scores["target"] == t]
-        pred = pd.Series(s["score"].to_numpy(dtype=float), index=s["source"].to_numpy())
-        value = ranking_agreement(truth, pred)[metric]
-        out[t] = np.nan if value is None else float(value)
-    return pd.Series(out, name=metric, dtype=float)
 
 
 # --- documentation ----------------------------------------------------------------------------

@@ -18,10 +18,7 @@ RESULT_COLUMNS = ("source", "target", "repeat", "auc")
 SCORE_COLUMNS = ("source", "target", "score")
 CORRELATIONS = ("kendall_tau", "weighted_tau", "spearman_rho")
 METRICS = (*CORRELATIONS, "top1_regret")
-BASELINES = ("random", "best-on-average", "static-size")
-EVALUATION_COLUMNS = ("method", "kind", "target", "n_sources", *METRICS, "recommended", "best")
-CEILING_COLUMNS = ("scope", "target", "n_sources", "n_repeats", "n_splits", "noise_ceiling",
-                   "reason")
+KINDS = ("probe", "learned", "baseline")
 TIE_SEP = "|"  # joins the names of tied sources in `recommended` and `best`
 
 
@@ -96,8 +93,22 @@ def _nan_last(predicted: pd.Series) -> pd.Series:
     """``predicted`` with NaN scores replaced by a value below every real score (ranked last)."""
     if not predicted.isna().any():
         return predicted
-    finite = predicted.dropna()
-    return predicted.fillna(float(finite.min()) - 1.0 if len(finite) else 0.0)
+    return predicted.fillna(float(predicted.min()) - 1.0)
+
+
+def aligned(truth: pd.Series, predicted: pd.Series) -> tuple[pd.Series, pd.Series] | None:
+    """The sources a prediction is judged on for one target, truth and prediction aligned:
+    sources in both series with a truth; NaN predictions ranked last. None when fewer than 2
+    sources remain or the method scored none of them (no score is no ranking: the target is
+    left out of the method's figures, not given a random pick's)."""
+    if not (truth.index.is_unique and predicted.index.is_unique):
+        raise EvaluationError("A ranking names a source twice.", "Give one value per source.")
+    truth = truth.dropna().astype(float)
+    common = truth.index.intersection(predicted.index)
+    p = predicted.loc[common].astype(float)
+    if len(common) < 2 or p.isna().all():
+        return None
+    return truth.loc[common], _nan_last(p)
 
 
 def _correlations(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float | None]:
@@ -132,22 +143,17 @@ def undefined_row(n_sources: int) -> dict:
 def ranking_agreement(truth: pd.Series, predicted: pd.Series) -> dict:
     """Agreement of a predicted ranking with the truth for one target (indexes: source names).
 
-    Only sources in both series count; sources with NaN truth are dropped, NaN predictions are
-    ranked last. Returns n_sources, kendall_tau, weighted_tau, spearman_rho, top1_regret,
-    recommended (predicted top source) and best (true best source); tied names are joined by
-    ``|``. Fewer than 2 common sources: all None. A constant side: the correlations are None
-    (undefined), the regret stays defined (a constant truth gives 0; a constant prediction gives
-    the mean regret over all sources).
+    Judged on the sources of :func:`aligned`. Returns n_sources, kendall_tau, weighted_tau,
+    spearman_rho, top1_regret, recommended (predicted top source) and best (true best source);
+    tied names are joined by ``|``. Fewer than 2 common sources, or no score for any of them:
+    all None. A constant side: the correlations are None (undefined), the regret stays defined
+    (a constant truth gives 0; a constant prediction gives the mean regret over all sources).
     """
-    if not (truth.index.is_unique and predicted.index.is_unique):
-        raise EvaluationError("A ranking names a source twice.", "Give one value per source.")
-    truth = truth.dropna().astype(float)
-    common = truth.index.intersection(predicted.index)
-    if len(common) < 2:
-        return undefined_row(len(common))
-    t, p = truth.loc[common], _nan_last(predicted.loc[common].astype(float))
+    pair = aligned(truth, predicted)
+    if pair is None:
+        return undefined_row(len(truth.dropna().index.intersection(predicted.index)))
+    t, p = pair
     regret, top = _regret(t, p)
     best = t.index[t.to_numpy() == t.max()]
-    return {"n_sources": len(common), **_correlations(t.to_numpy(), p.to_numpy()),
+    return {"n_sources": len(t), **_correlations(t.to_numpy(), p.to_numpy()),
             "top1_regret": regret, "recommended": tied_names(top), "best": tied_names(best)}
-

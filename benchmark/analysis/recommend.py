@@ -4,11 +4,13 @@ The methods: every probe and estimator logged for the suite (smallest distance f
 learned ranker (:mod:`benchmark.analysis.ranker`, fitted on every finished pair in the store
 whose target is not the one it ranks) and the baselines best-on-average and static-size.
 Without ``--method`` (``auto``) the method is chosen by its weighted Kendall tau on the suite's
-OTHER targets (the target being ranked never takes part: its pairs are left out of the
-evaluation and of the learned ranker's training, so the choice is as honest as the figure),
-with a 95 % bootstrap interval (targets and repeats resampled) and a paired comparison against
-a random pick on the same resamples. When the chosen method is not distinguishable from random,
-the recommendation says so. A target is never its own candidate unless asked (``include_self``).
+OTHER targets (:mod:`benchmark.analysis.selection`: ties named, broken by lower regret, then the
+cheaper method); the target being ranked never takes part, neither in the figures nor in the
+learned ranker's training. Beside the winner's figure there (optimistic: the best of a dozen
+methods on a few targets) stands the reliability of the whole procedure, nested: for each other
+target, choose on the rest, score on it. Against a random pick: the exact permutation test
+(:mod:`benchmark.analysis.nulls`). A target is never its own candidate unless asked
+(``include_self``).
 """
 
 from __future__ import annotations
@@ -22,15 +24,17 @@ import numpy as np
 import pandas as pd
 
 from bench_core.tracking import open_tracker
-from benchmark.analysis.assessment import LEARNED
-from benchmark.analysis.baselines import size_score
-from benchmark.analysis.fidelity import baseline_score_tables
-from benchmark.analysis.intervals import bootstrap_evaluation, summary_with_intervals
+from benchmark.analysis.baselines import (BEST_ON_AVERAGE, RANDOM, STATIC_SIZE,
+                                          mean_over_other_targets, size_score)
+from benchmark.analysis.evaluation import (DECIDING, LEARNED, Evaluation, evaluate, figures,
+                                           mean_figures)
+from benchmark.analysis.inference import MIN_TARGETS
 from benchmark.analysis.meta_dataset import dataset_tables, learned_scores, store_pairs
 from benchmark.analysis.pair_features import LABEL, feature_columns, pair_table
 from benchmark.analysis.ranker import DEFAULT_LEARNER, LEARNERS, refusal
-from benchmark.analysis.ranking import drop_self
+from benchmark.analysis.ranking import truth_table
 from benchmark.analysis.results import probe_scores, repeat_results, results_tables
+from benchmark.analysis.selection import AUTO, nested_reliability, pick, require_choice
 from benchmark.suite.files import DEFAULT_SUITE, resolve_suite
 from probes.logging import load_probe_matrices
 from registry.catalog import Catalog
@@ -39,9 +43,6 @@ from registry.names import unknown_name_message
 from registry.paths import BenchPaths
 from registry.store import RegistryStore
 from registry.views import dataset_sizes
-
-AUTO = "auto"
-CHOOSE_BY = "weighted_tau"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,124 +53,129 @@ class Recommendation:
 
     target: str
     method: str
-    choice: dict[str, Any]     # how the method was chosen, its figure and interval, the verdict
+    choice: dict[str, Any]     # how the method was chosen, its figures, ties, reliability
     ranking: pd.DataFrame      # source, score (higher = better)
     evaluation: pd.DataFrame   # per method on the other targets: figures with intervals
     models: pd.DataFrame | None = None
 
 
-def method_scores(results: pd.DataFrame, probes: dict, pairs: pd.DataFrame, suite: str,
-                  sizes: dict[str, float], include_self: bool = False) -> dict[str, pd.DataFrame]:
-    """Every method's scores of ``results``' pairs: the probes', the learned ranker's (each
-    target's from a model that never saw it) and the two baselines with scores."""
-    scores = dict(probe_scores(probes))
-    scores[LEARNED] = learned_scores(pairs, suite)
-    return scores | baseline_score_tables(results, sizes, include_self)
-
-
-def evaluate_methods(results: pd.DataFrame, scores: dict[str, pd.DataFrame],
-                     sizes: dict[str, float], include_self: bool = False,
-                     n_boot: int = 1000) -> pd.DataFrame:
-    """Each method's figures on ``results`` with bootstrap intervals and paired verdicts (the
-    baselines best-on-average and static-size appear once, as baselines)."""
-    own = {k: v for k, v in scores.items() if k not in ("best-on-average", "static-size")}
-    boot = bootstrap_evaluation(results, own, sizes, n_boot=n_boot, include_self=include_self)
-    summary = summary_with_intervals(boot)
-    return summary.assign(kind=summary["kind"].where(summary["method"] != LEARNED, LEARNED))
-
-
-def choose(evaluation: pd.DataFrame, method: str = AUTO) -> dict[str, Any]:
-    """The method to rank with (``method``, or ``auto``: the best weighted tau on the other
-    targets) and the runner-up, with their figures, intervals and verdict against random.
-    ``auto`` chooses among the methods with a figure on every judged target: a method scored
-    on fewer (one easy target) would win on less evidence than the others had."""
-    rows = evaluation[evaluation["method"] != "random"].dropna(subset=[CHOOSE_BY])
-    rows = rows[rows["n_targets"] == rows["n_targets"].max()] if len(rows) else rows
-    rows = rows.sort_values(CHOOSE_BY, ascending=False, kind="stable")
-    if method == AUTO:
-        if rows.empty:
-            raise BenchError("No method has a figure on the suite's other targets, so none "
-                             "can be chosen honestly.", "Run the suite on more targets, or "
-                             "name a method with --method.")
-        chosen = rows.iloc[0]
-    else:
-        found = evaluation[evaluation["method"] == method]
-        chosen = found.iloc[0] if len(found) else None
-    runner = rows[rows["method"] != (chosen["method"] if chosen is not None else method)]
-    out = {"chosen_by": "best weighted tau on the other targets" if method == AUTO
-           else "asked for", "method": method if chosen is None else chosen["method"]}
-    for prefix, row in (("", chosen), ("runner_up_", runner.iloc[0] if len(runner) else None)):
-        if row is None:
-            continue
-        out[f"{prefix}method"] = row["method"]
-        for key in (CHOOSE_BY, f"{CHOOSE_BY}_low", f"{CHOOSE_BY}_high"):
-            out[f"{prefix}{key}"] = _num(row[key])
-        key = f"beats_random_{CHOOSE_BY}"
-        out[f"{prefix}vs_random"] = {f: _num(row[f"{key}_{f}"]) if f != "verdict"
-                                     else row[f"{key}_verdict"]
-                                     for f in ("diff", "low", "high", "win_share", "verdict")}
-    verdict = out.get("vs_random", {}).get("verdict")
-    out["distinguishable_from_random"] = verdict == "better"
-    out["better_than_random"] = [r["method"] for _, r in rows.iterrows()
-                                 if r[f"beats_random_{CHOOSE_BY}_verdict"] == "better"]
-    out["n_targets"] = int(chosen["n_targets"]) if chosen is not None else 0
-    out["message"] = choice_message(out)
-    return out
-
-
-def _figure(out: dict, prefix: str = "") -> str:
-    value = out.get(f"{prefix}{CHOOSE_BY}")
-    if value is None:
-        return "undefined"
-    low, high = out.get(f"{prefix}{CHOOSE_BY}_low"), out.get(f"{prefix}{CHOOSE_BY}_high")
-    return f"{value:+.3f}" + ("" if low is None else f" [{low:+.3f}, {high:+.3f}]")
-
-
-def choice_message(out: dict) -> str:
-    """The choice in a sentence a user can weigh: the method, how it was chosen, its weighted
-    tau on the other targets with its 95 % interval, its verdict against a random pick, the
-    runner-up; and plainly, when nothing beats a random pick."""
-    vs = out.get("vs_random") or {}
-    where = f"on the suite's {out['n_targets']} other target(s)"
-    against = ("" if vs.get("diff") is None else
-               f" (difference {vs['diff']:+.3f} [{vs['low']:+.3f}, {vs['high']:+.3f}], "
-               f"better in {100 * vs['win_share']:.0f}% of resamples)")
-    runner = (f" Runner-up: {out['runner_up_method']}, weighted tau {_figure(out, 'runner_up_')}."
-              if out.get("runner_up_method") else "")
-    if out["distinguishable_from_random"]:
-        return (f"Ranked by {out['method']} ({out['chosen_by']}): weighted tau {_figure(out)} "
-                f"{where}, better than a random pick{against}.{runner}")
-    if out["better_than_random"]:
-        return (f"Ranked by {out['method']} ({out['chosen_by']}): weighted tau {_figure(out)} "
-                f"{where}, not distinguishable from a random pick{against}. Better than a "
-                f"random pick there: {', '.join(out['better_than_random'])} (--method "
-                f"{out['better_than_random'][0]}).{runner}")
-    return (f"Ranked by {out['method']} ({out['chosen_by']}), but no method is "
-            f"distinguishable from a random pick {where}: {out['method']} has weighted tau "
-            f"{_figure(out)}{against}. Treat this ranking as a guess; more targets (a wider "
-            f"suite) would tell the methods apart.{runner}")
+def method_scores(results: pd.DataFrame, probes: dict, pairs: pd.DataFrame, suite: str
+                  ) -> dict[str, pd.DataFrame]:
+    """Every method's scores of ``results``' pairs besides the baselines (the evaluation adds
+    those): the probes' and the learned ranker's (each target's from a model that never saw
+    it, nor any target missing from ``pairs``)."""
+    return {**probe_scores(probes), LEARNED: learned_scores(pairs, suite)}
 
 
 def _num(value) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
 
 
+def _figure(row: pd.Series | dict) -> dict[str, Any]:
+    return {k: _num(row[k]) for k in (DECIDING, f"{DECIDING}_low", f"{DECIDING}_high",
+                                      "top1_regret")} | {"n_targets": int(row["n_targets"])}
+
+
+def _vs_random(row: pd.Series) -> dict[str, Any]:
+    key = f"beats_random_{DECIDING}"
+    return {"diff": _num(row[f"{key}_diff"]), "p": _num(row[f"{key}_p"]),
+            "verdict": row[f"{key}_verdict"]}
+
+
+def describe(summary: pd.DataFrame, method: str, chosen_by: str, *, tied_with=(),
+             tie_break: str | None = None, runner_up: str | None = None,
+             reliability: dict | None = None) -> dict[str, Any]:
+    """The choice as JSON-ready facts and a message a user can weigh (:func:`choice_message`)."""
+    rows = summary.set_index("method")
+    if method not in rows.index:
+        raise BenchError(f"No method '{method}' was scored on the other targets.",
+                         f"Use {AUTO} or one of {sorted(m for m in rows.index if m != RANDOM)}.")
+    row = rows.loc[method]
+    better = [m for m, r in rows.iterrows()
+              if m != RANDOM and r[f"beats_random_{DECIDING}_verdict"] == "better"]
+    out = {"chosen_by": chosen_by, "method": method, **_figure(row),
+           "vs_random": _vs_random(row), "tied_with": list(tied_with), "tie_break": tie_break,
+           "better_than_random": better, "reliability": reliability}
+    out["distinguishable_from_random"] = out["vs_random"]["verdict"] == "better"
+    if runner_up is not None:
+        out |= {"runner_up_method": runner_up,
+                **{f"runner_up_{k}": v for k, v in _figure(rows.loc[runner_up]).items()}}
+    return out | {"message": choice_message(out)}
+
+
+def _iv(value, low, high) -> str:
+    if value is None:
+        return "undefined"
+    return f"{value:+.3f}" + ("" if low is None else f" [{low:+.3f}, {high:+.3f}]")
+
+
+def choice_message(out: dict) -> str:
+    """The choice in sentences: the method and how it was chosen (ties named), its weighted
+    tau on the other targets, its test against a random pick, the nested reliability of the
+    procedure, the runner-up; and plainly when nothing beats a random pick."""
+    vs = out["vs_random"]
+    where = f"on the suite's {out['n_targets']} other target(s)"
+    tie = (f"; tied with {' and '.join(out['tied_with'])} on weighted tau, chosen by the "
+           f"{out['tie_break']}" if out["tied_with"] else "")
+    if 0 < out["n_targets"] < MIN_TARGETS[DECIDING]:
+        where += (f" (fewer than {MIN_TARGETS[DECIDING]}: an interval whose coverage "
+                  "was not checked)")
+    head = (f"Ranked by {out['method']} ({out['chosen_by']}{tie}): weighted tau "
+            f"{_iv(out[DECIDING], out[f'{DECIDING}_low'], out[f'{DECIDING}_high'])} {where}")
+    p = "" if vs["p"] is None else f" (permutation p = {vs['p']:.3g})"
+    if out["distinguishable_from_random"]:
+        head += f", better than a random pick{p}."
+    elif vs["verdict"] is not None:
+        head += f", {vs['verdict']} against a random pick{p}."
+    else:
+        head += "."
+    rel = out["reliability"] or {}
+    if rel.get("n_targets"):
+        head += (f" The whole procedure, nested (choose on the others, score on the held-out "
+                 f"target, over {rel['n_targets']} targets): weighted tau "
+                 f"{_iv(rel[DECIDING], rel.get(f'{DECIDING}_low'), rel.get(f'{DECIDING}_high'))}"
+                 "; expect that for a new target, not the winner's figure.")
+    if not out["better_than_random"]:
+        head += (" No method is distinguishable from a random pick there: treat this ranking "
+                 "as a guess; more targets (a wider suite) would tell the methods apart.")
+    elif not out["distinguishable_from_random"]:
+        head += (f" Better than a random pick there: {', '.join(out['better_than_random'])} "
+                 f"(--method {out['better_than_random'][0]}).")
+    if out.get("runner_up_method"):
+        runner = [out[f"runner_up_{DECIDING}{end}"] for end in ("", "_low", "_high")]
+        head += f" Runner-up: {out['runner_up_method']}, weighted tau {_iv(*runner)}."
+    return head
+
+
 def unjudged(method: str) -> dict[str, Any]:
     """The choice of a method the user named when the suite has no other finished target to
     judge it on: it ranks, and the message says its reliability is unknown."""
     return {"chosen_by": "asked for", "method": method, "n_targets": 0,
-            "distinguishable_from_random": False, "better_than_random": [],
+            "distinguishable_from_random": False, "better_than_random": [], "tied_with": [],
+            "reliability": None,
             "message": f"Ranked by {method} (asked for). The suite has no other finished "
                        "target to judge it on, so how far to trust this ranking is unknown; "
                        "run the suite on more targets to measure it."}
 
 
+def _auto_without(held: str, others: pd.DataFrame, probes: dict, pairs: pd.DataFrame,
+                  suite: str, sizes: dict, include_self: bool) -> str | None:
+    """The ``auto`` choice made without ``held`` (nor the target being ranked)."""
+    rest = others[others["target"] != held]
+    if rest.empty:
+        return None
+    scores = method_scores(rest, probes, pairs[pairs["target"] != held], suite)
+    choice = pick(mean_figures(figures(rest, scores, sizes, include_self=include_self)))
+    return None if choice is None else choice["method"]
+
+
 def judge(target: str, method: str, results: pd.DataFrame, probes: dict,
           pairs: pd.DataFrame, suite: str, sizes: dict[str, float],
           include_self: bool = False) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Every method's figures on the suite's targets other than ``target`` and the choice of
-    a method for it (:func:`choose`): ``target``'s results and pairs take no part, neither in
-    the figures nor in the learned ranker's training."""
+    """Every method's figures on the suite's targets other than ``target`` (the evaluation
+    summary) and the choice of a method for it: ``target``'s results and pairs take no part,
+    neither in the figures nor in the learned ranker's training. With ``auto`` the choice
+    carries the nested reliability of the procedure."""
     others = results[results["target"] != target]
     if others.empty and method != AUTO:
         return pd.DataFrame(columns=["method", "kind"]), unjudged(method)
@@ -177,26 +183,44 @@ def judge(target: str, method: str, results: pd.DataFrame, probes: dict,
         raise BenchError(f"Suite '{suite}' has no finished results on targets other than "
                          f"'{target}' to judge the methods on.",
                          f"Run `bench run --suite {suite}` with more targets.")
-    scores = method_scores(others, probes, pairs[pairs["target"] != target], suite, sizes,
-                           include_self)
-    evaluation = evaluate_methods(others, scores, sizes, include_self)
-    return evaluation, choose(evaluation, method)
+    pairs = pairs[pairs["target"] != target]
+    ev = evaluate(others, method_scores(others, probes, pairs, suite), sizes,
+                  include_self=include_self)
+    if method == AUTO:
+        return ev.summary, _auto_choice(ev, others, probes, pairs, suite, sizes, include_self)
+    if method not in set(ev.summary["method"]):  # rank() says what is known
+        return ev.summary, {"method": method, "chosen_by": "asked for"}
+    best = pick(mean_figures(ev.per_target[ev.per_target["method"] != method]))
+    return ev.summary, describe(ev.summary, method, "asked for",
+                                runner_up=None if best is None else best["method"])
+
+
+def _auto_choice(ev: Evaluation, others, probes, pairs, suite, sizes, include_self
+                 ) -> dict[str, Any]:
+    choice = require_choice(pick(mean_figures(ev.per_target)))
+    targets = sorted(others["target"].unique())
+    reliability = (nested_reliability(ev, lambda h: _auto_without(
+        h, others, probes, pairs, suite, sizes, include_self), targets)
+        if len(targets) > 1 else None)
+    return describe(ev.summary, choice["method"], "best weighted tau on the other targets",
+                    tied_with=choice["tied_with"], tie_break=choice["tie_break"],
+                    runner_up=choice["runner_up"], reliability=reliability)
 
 
 def rank(target: str, candidates: list[str], method: str, probes: dict, pairs: pd.DataFrame,
-         transfers: pd.DataFrame, sizes: dict[str, float], paths: BenchPaths,
+         results: pd.DataFrame, sizes: dict[str, float], paths: BenchPaths,
          catalog: Catalog, include_self: bool = False) -> pd.DataFrame:
     """``target``'s candidates, best first, by ``method`` (a probe, the learned ranker or a
     baseline); the learned ranker is fitted on every pair whose target is not ``target``;
     best-on-average leaves out a source's transfer to itself unless ``include_self``, as its
-    evaluation does (:func:`best_on_average_scores`)."""
+    evaluation does (:func:`mean_over_other_targets`); ``results``: the suite's transfer
+    results per repeat (source, target, repeat, auc)."""
     if method == LEARNED:
         score = _learned_for(target, candidates, probes, pairs, sizes, paths, catalog)
-    elif method == "best-on-average":
-        others = drop_self(transfers[transfers["target"] != target], include_self)
-        mean = others.groupby("source")["auc_mean"].mean()
+    elif method == BEST_ON_AVERAGE:
+        mean = mean_over_other_targets(truth_table(results, include_self), target)
         score = [mean.get(s, np.nan) for s in candidates]
-    elif method == "static-size":
+    elif method == STATIC_SIZE:
         score = [size_score(sizes, s) for s in candidates]
     elif method in probes:
         names, matrix = probes[method]
@@ -261,14 +285,14 @@ def recommend_from_store(target: str, paths: BenchPaths, *, suite: str = DEFAULT
     tracker = open_tracker(paths, f"transfer-bench/{resolved.name}", tracking_uri)
     sizes = dataset_sizes(paths, catalog)
     with contextlib.redirect_stdout(sys.stderr):
-        table, folds = results_tables(tracker, resolved.name)
+        _, folds = results_tables(tracker, resolved.name)
         probes = load_probe_matrices(tracker, resolved.name)
         pairs = store_pairs(paths, tracking_uri, sizes, catalog)
-    evaluation, choice = judge(name, method, repeat_results(folds), probes, pairs,
-                               resolved.name, sizes, include_self)
+    results = repeat_results(folds)
+    evaluation, choice = judge(name, method, results, probes, pairs, resolved.name, sizes,
+                               include_self)
     candidates = [s.name for s in resolved.sources if include_self or s.name != name]
-    transfers = table[table["kind"] == "transfer"]
-    ranking = rank(name, candidates, choice["method"], probes, pairs, transfers, sizes,
+    ranking = rank(name, candidates, choice["method"], probes, pairs, results, sizes,
                    paths, catalog, include_self)
     return Recommendation(target=name, method=choice["method"], choice=choice,
                           ranking=ranking, evaluation=evaluation)

@@ -1,100 +1,123 @@
-"""Which method to rank a target's sources with, chosen honestly: by each candidate method's
-figure on the OTHER targets only (nested leave-one-target-out), so the choice for a target never
-depends on its own results; and that procedure itself evaluated leave-one-target-out."""
+"""Which method to rank a target's sources with, chosen on the OTHER targets only, and how far
+that whole procedure can be trusted.
+
+The choice (``auto``): among the methods with a figure on every judged target, the highest mean
+weighted tau; methods within :data:`~benchmark.analysis.inference.TIE_TOL` of it are TIED and
+named as such; a tie goes to the lower mean top-1 regret, then to the cheaper method
+(:func:`cost`), then to the name. Nothing depends on the order a tracking store returns runs in.
+
+The winner's own figure on the other targets is optimistic: it is the best of a dozen methods
+on a few targets (the winner's curse). The honest figure is the nested one
+(:func:`nested_reliability`): for every target h, choose on the targets other than h (and the
+target being ranked), score the chosen method on h, and average over h. That is the
+reliability of the procedure a user relies on, and it is reported beside the winner's figure.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from benchmark.analysis.pair_features import LABEL, SCORE_COLUMNS
-from benchmark.analysis.ranker import (MIN_PAIRS, MIN_TARGETS, Learner, loto_scores,
-                                       per_target_figures)
+from benchmark.analysis.baselines import BEST_ON_AVERAGE, RANDOM, STATIC_SIZE
+from benchmark.analysis.evaluation import DECIDING, LEARNED, Evaluation
+from benchmark.analysis.inference import TIE_TOL, mean_interval, p_verdict
+from benchmark.analysis.nulls import compare_with_null, mean_null
+from probes.base import PROBES
+from registry.errors import BenchError
+
+AUTO = "auto"
+REGRET = "top1_regret"
+UNKNOWN_COST = 9  # a method this installation does not know (an imported score column)
 
 
-@dataclass(frozen=True)
-class Selection:
-    target: str
-    chosen: str | None
-    runner_up: str | None
-    figures: pd.DataFrame          # method, n_targets, figure (on the other targets only)
-    reason: str | None = None      # why nothing was chosen
+def cost(method: str) -> int:
+    """How much a method costs to run for a new target, by tier (lower = cheaper): 0 the
+    baselines (nothing to compute), a probe's ``cost`` (1 the catalog card, 2 statistics of
+    the data, 3 a forward pass of every source model, 4 training a network or solving optimal
+    transport), 5 the learned ranker (it needs every probe), 9 an unknown method."""
+    if method in (RANDOM, BEST_ON_AVERAGE, STATIC_SIZE):
+        return 0
+    if method == LEARNED:
+        return 5
+    return PROBES.get(method).cost if method in PROBES.names() else UNKNOWN_COST
 
 
-def _lower_is_better(metric: str) -> bool:
-    return metric == "top1_regret"
+def ordered(means: pd.DataFrame) -> pd.DataFrame:
+    """The methods of a :func:`~benchmark.analysis.evaluation.mean_figures` table that can be
+    chosen (not random; a figure on every judged target), best first by the rule of the module
+    docstring; columns of ``means`` plus ``cost``."""
+    rows = means[(means["method"] != RANDOM) & means[DECIDING].notna()]
+    if rows.empty:
+        return rows.assign(cost=[])
+    rows = rows[rows["n_targets"] == rows["n_targets"].max()]
+    rows = rows.assign(cost=[cost(m) for m in rows["method"]],
+                       _tau=np.floor(rows[DECIDING] / TIE_TOL),
+                       _regret=rows[REGRET].fillna(np.inf))
+    rows = rows.sort_values(["_tau", "_regret", "cost", "method"],
+                            ascending=[False, True, True, True], kind="stable")
+    return rows.drop(columns=["_tau", "_regret"]).reset_index(drop=True)
 
 
-def select_method(pairs: pd.DataFrame, target: str, *, fixed: Mapping[str, pd.DataFrame] = {},
-                  learners: Mapping[str, Learner] = {}, features: list[str] | None = None,
-                  metric: str = "kendall_tau", label: str = LABEL,
-                  min_targets: int = MIN_TARGETS, min_pairs: int = MIN_PAIRS) -> Selection:
-    """The method to rank ``target``'s candidates with, chosen WITHOUT looking at ``target``.
-
-    Every candidate is scored by its mean ``metric`` over the OTHER targets (higher tau / lower
-    top1_regret wins; ties go to the earlier method, ``fixed`` before ``learners``). Kendall tau
-    by default: on synthetic data, choosing by regret (a noisier figure on 4-10 candidates) did
-    worse on both figures. ``fixed``: score tables that do not depend on any label (a probe's -distance); only their rows for other
-    targets are read. ``learners``: label-dependent methods, re-run leave-one-target-out on the
-    pairs without ``target`` (nested LOTO), so their inner models never see ``target`` either.
-    Methods are compared on the other targets where all of them have a figure.
-    """
-    inner = pairs[pairs["target"] != target]
-    per = {}
-    for name, table in fixed.items():
-        per[name] = per_target_figures(inner, table[table["target"] != target], metric, label)
-    for name, learner in learners.items():
-        scores = loto_scores(inner, learner, features, label=label, min_targets=min_targets,
-                             min_pairs=min_pairs)
-        per[name] = per_target_figures(inner, scores, metric, label)
-    wide = pd.DataFrame(per)
-    usable = [m for m in wide.columns if wide[m].notna().any()]
-    common = wide[usable].dropna()
-    if len(usable) == 0 or len(common) < 2:
-        figures = pd.DataFrame({"method": list(wide.columns), "n_targets": 0,
-                                "figure": np.nan})
-        return Selection(target, None, None, figures,
-                         f"fewer than 2 other targets where every method has a {metric}")
-    means = common.mean()
-    figures = pd.DataFrame({"method": usable, "n_targets": len(common),
-                            "figure": [float(means[m]) for m in usable]})
-    order = figures.assign(_key=figures["figure"] * (1 if _lower_is_better(metric) else -1),
-                           _pos=range(len(figures)))
-    order = order.sort_values(["_key", "_pos"], kind="stable")
-    names = list(order["method"])
-    return Selection(target, names[0], names[1] if len(names) > 1 else None,
-                     figures.reset_index(drop=True))
+def pick(means: pd.DataFrame) -> dict[str, Any] | None:
+    """The ``auto`` choice from the methods' mean figures: the method, the methods it tied
+    with on weighted tau, and what broke the tie; None when nothing can be chosen."""
+    rows = ordered(means)
+    if rows.empty:
+        return None
+    first = rows.iloc[0]
+    tied = rows[(rows[DECIDING] - first[DECIDING]).abs() <= TIE_TOL]
+    others = tied.iloc[1:]
+    rule = None
+    if len(others):
+        rule = ("lower top-1 regret" if (others[REGRET] > first[REGRET] + TIE_TOL).all()
+                else "cheaper method" if (others["cost"] > first["cost"]).all()
+                else "name (equal regret and cost)")
+    return {"method": first["method"], "tied_with": list(others["method"]), "tie_break": rule,
+            "runner_up": rows.iloc[1]["method"] if len(rows) > 1 else None}
 
 
-def nested_selection_scores(pairs: pd.DataFrame, *, fixed: Mapping[str, pd.DataFrame] = {},
-                            learners: Mapping[str, Learner] = {},
-                            features: list[str] | None = None, metric: str = "kendall_tau",
-                            label: str = LABEL, min_targets: int = MIN_TARGETS,
-                            min_pairs: int = MIN_PAIRS) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The selection procedure itself, evaluated LOTO: for each target t, :func:`select_method`
-    picks a method on the other targets, and t's scores are that method's LOTO scores for t (a
-    learner fitted on all targets but t). Returns (scores: source, target, score, method;
-    choices: target, chosen, runner_up, figure, runner_up_figure, reason)."""
-    outer = {name: loto_scores(pairs, lrn, features, label=label, min_targets=min_targets,
-                               min_pairs=min_pairs) for name, lrn in learners.items()}
-    tables = {**fixed, **outer}
-    frames, choices = [], []
-    for t in sorted(pairs["target"].unique()):
-        sel = select_method(pairs, t, fixed=fixed, learners=learners, features=features,
-                            metric=metric, label=label, min_targets=min_targets,
-                            min_pairs=min_pairs)
-        fig = dict(zip(sel.figures["method"], sel.figures["figure"]))
-        choices.append({"target": t, "chosen": sel.chosen, "runner_up": sel.runner_up,
-                        "figure": fig.get(sel.chosen, np.nan),
-                        "runner_up_figure": fig.get(sel.runner_up, np.nan),
-                        "reason": sel.reason})
-        if sel.chosen is not None:
-            table = tables[sel.chosen]
-            frames.append(table[table["target"] == t][list(SCORE_COLUMNS)]
-                          .assign(method=sel.chosen))
-    scores = (pd.concat(frames, ignore_index=True) if frames
-              else pd.DataFrame(columns=[*SCORE_COLUMNS, "method"]))
-    return scores, pd.DataFrame(choices)
+def nested_reliability(evaluation: Evaluation, choose_without: Callable[[str], str | None],
+                       targets: Iterable[str]) -> dict[str, Any]:
+    """The selection procedure scored leave-one-target-out: for each target h of ``targets``,
+    ``choose_without(h)`` picks a method without h's results, and that method's figures on h
+    (from ``evaluation``, whose learned scores for h never saw h) are the procedure's there.
+    Returns the mean weighted tau and regret with their intervals, the test against a random
+    ranking (the chosen methods' nulls on their targets combined), and each target's pick."""
+    per = evaluation.per_target.set_index(["method", "target"])
+    picks = []
+    for h in targets:
+        chosen = choose_without(h)
+        row = per.loc[(chosen, h)] if chosen is not None and (chosen, h) in per.index else None
+        picks.append({"target": h, "method": chosen,
+                      DECIDING: np.nan if row is None else float(row[DECIDING]),
+                      REGRET: np.nan if row is None else float(row[REGRET])})
+    table = pd.DataFrame(picks, columns=["target", "method", DECIDING, REGRET])
+    tau = mean_interval(table[DECIDING], DECIDING, np.random.default_rng(0))
+    regret = mean_interval(table[REGRET], REGRET, np.random.default_rng(1))
+    out = {"n_targets": tau.n, DECIDING: tau.mean, f"{DECIDING}_low": tau.low,
+           f"{DECIDING}_high": tau.high, REGRET: regret.mean, f"{REGRET}_low": regret.low,
+           f"{REGRET}_high": regret.high, "picks": table.to_dict("records")}
+    return out | {"vs_random": _nested_vs_random(evaluation, table)}
+
+
+def _nested_vs_random(evaluation: Evaluation, table: pd.DataFrame) -> dict[str, Any]:
+    scored = table.dropna(subset=[DECIDING])
+    nulls = [evaluation.nulls.get((m, DECIDING), {}).get(t) for m, t in
+             zip(scored["method"], scored["target"])]
+    if not nulls or any(n is None for n in nulls):
+        return {"p": None, "verdict": None}
+    test = compare_with_null(mean_null(nulls, np.random.default_rng(0)),
+                             float(scored[DECIDING].mean()))
+    return {"p": test.p_greater,
+            "verdict": p_verdict(test.p_greater, test.p_less, test.p_min)}
+
+
+def require_choice(choice: dict[str, Any] | None) -> dict[str, Any]:
+    if choice is None:
+        raise BenchError("No method has a figure on the other targets, so none can be chosen "
+                         "honestly.", "Run the suite on more targets, or name a method with "
+                         "--method.")
+    return choice

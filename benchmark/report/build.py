@@ -12,7 +12,7 @@ from pathlib import Path
 from mlflow.exceptions import MlflowException
 
 from bench_core.tracking import Tracker, open_tracker
-from benchmark.analysis.assessment import LEARNED
+from benchmark.analysis.evaluation import LEARNED
 from benchmark.analysis.meta_dataset import learned_scores, store_pairs
 from benchmark.publishing.registry import list_models
 from benchmark.report.html import HtmlContext

@@ -149,16 +149,22 @@ LABELS = {"weighted_tau": "weighted tau", "kendall_tau": "Kendall tau",
           "paper_r": "paper's r", "top1_regret": "top-1 regret", "noise_ceiling": "noise ceiling",
           "rho_ceiling": "rho ceiling", "n_targets": "targets",
           "effective_robustness": "effective robustness"}
-TITLES = {"vs random (weighted tau)": "paired difference to a random ranking (expected value) "
-                                      "with its 95 % interval, the share of resamples won",
+TITLES = {"weighted tau": "mean over targets with its 95 % bootstrap-t interval over targets "
+                          "(for random: the permutation null's mean and central 95 %)",
+          "vs random (permutation)": "exact permutation test within each target, combined "
+                                     "over targets: p that a random ranking does as well",
           "vs best-on-average (weighted tau)": "paired difference to ranking by the mean AUC "
-                                               "over the other targets",
+                                               "over the other targets, its interval, targets "
+                                               "won/tied/lost",
           "vs static-size (weighted tau)": "paired difference to ranking by source size (the "
                                            "same list for every target)",
           "fidelity": "Pearson r of score gaps against AUC gaps over pairs of sources",
           "without the largest source": "weighted tau with the largest source removed from "
                                         "every target's candidates",
-          "noise ceiling": "split-half Kendall tau of the ground truth with itself",
+          "at the noise ceiling": "weighted tau at or above the weighted-tau ceiling: the "
+                                  "truth's noise cannot tell the method from a perfect one",
+          "split-half tau": "Kendall tau between the means of two halves of the repeats, over "
+                            "every distinct split",
           "top-1 regret": "AUC of the best source minus AUC of the method's first choice",
           "rho ceiling": "split-half Spearman rho of the Eq. 1 transferability with itself: "
                          "the most a probe's rho can be expected to reach"}

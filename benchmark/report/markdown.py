@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from benchmark.analysis.inference import MIN_PAIRED, MIN_TARGETS
+
 
 def markdown_table(table: pd.DataFrame, digits: int = 4) -> str:
     shown = table.drop(columns=["run_id"], errors="ignore")
@@ -35,15 +37,33 @@ def interval(value, low, high, digits: int = 3) -> str:
     return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
+def _p(p) -> str:
+    return "" if p is None or pd.isna(p) else (f"p {p:.2g}" if p >= 0.001 else "p < 0.001")
+
+
+def vs_random(row: pd.Series, metric: str = "weighted_tau") -> str:
+    """The method against a random ranking: the exact permutation p and the verdict."""
+    key = f"beats_random_{metric}"
+    if row["method"] == "random" or pd.isna(row.get(f"{key}_p")):
+        return ""
+    return f"{_p(row[f'{key}_p'])}: {row[f'{key}_verdict']}"
+
+
 def paired(row: pd.Series, baseline: str, metric: str = "weighted_tau") -> str:
-    """The method against ``baseline`` on ``metric``: the difference with its interval, the
-    share of resamples it wins and the verdict (``=`` itself, empty for baselines' rows)."""
+    """The method against ``baseline`` on ``metric``: the paired difference with its
+    interval over targets, the targets won/tied/lost and the verdict (empty for itself)."""
     key = f"beats_{baseline.replace('-', '_')}_{metric}"
     if row["method"] == baseline or pd.isna(row.get(f"{key}_diff")):
         return ""
-    verdict = row[f"{key}_verdict"] or "undefined"
-    return (f"{row[f'{key}_diff']:+.3f} [{row[f'{key}_low']:+.3f}, {row[f'{key}_high']:+.3f}] "
-            f"wins {100 * row[f'{key}_win_share']:.0f}%: {verdict}")
+    spread = ("" if pd.isna(row[f"{key}_low"]) else
+              f" [{row[f'{key}_low']:+.3f}, {row[f'{key}_high']:+.3f}]")
+    won, tied, lost = (int(row[f"{key}_{k}"]) for k in ("wins", "ties", "losses"))
+    return (f"{row[f'{key}_diff']:+.3f}{spread}, won {won} tied {tied} lost {lost}: "
+            f"{row[f'{key}_verdict']}")
+
+
+def _yes(flag) -> str:
+    return {True: "yes", False: "no"}.get(flag if isinstance(flag, bool) else None, "")
 
 
 def methods_table(a) -> pd.DataFrame:
@@ -53,56 +73,68 @@ def methods_table(a) -> pd.DataFrame:
     rows = []
     for _, r in a.summary.iterrows():
         m = r["method"]
-        row = {"method": m, "kind": r["kind"], "targets": r["n_targets"],
-               "weighted tau": interval(r["weighted_tau"], r["weighted_tau_low"],
-                                        r["weighted_tau_high"]),
-               "top-1 regret": interval(r["top1_regret"], r["top1_regret_low"],
-                                        r["top1_regret_high"], 4),
-               **{f"vs {b} (weighted tau)": paired(r, b)
-                  for b in ("random", "best-on-average", "static-size")},
-               "fidelity": interval(*(fid.loc[m, c] for c in ("fidelity", "fidelity_low",
-                                                                 "fidelity_high")))
-               if m in fid.index else "",
-               "without the largest source": interval(
-                   *(out.loc[m, c] for c in ("weighted_tau_without", "weighted_tau_without_low",
-                                             "weighted_tau_without_high")))
-               if out is not None and m in out.index else "",
-               "Kendall tau above the ceiling": {True: "yes", False: "no"}.get(
-                   r["above_ceiling"], "")}
-        rows.append(row)
+        rows.append({
+            "method": m, "kind": r["kind"], "targets": r["n_targets"],
+            "weighted tau": interval(r["weighted_tau"], r["weighted_tau_low"],
+                                     r["weighted_tau_high"]),
+            "top-1 regret": interval(r["top1_regret"], r["top1_regret_low"],
+                                     r["top1_regret_high"], 4),
+            "vs random (permutation)": vs_random(r),
+            **{f"vs {b} (weighted tau)": paired(r, b) for b in ("best-on-average",
+                                                                "static-size")},
+            "fidelity": interval(*(fid.loc[m, c] for c in ("fidelity", "fidelity_low",
+                                                              "fidelity_high")))
+            if m in fid.index else "",
+            "without the largest source": interval(
+                *(out.loc[m, c] for c in ("weighted_tau_without", "weighted_tau_without_low",
+                                          "weighted_tau_without_high")))
+            if out is not None and m in out.index else "",
+            "at the noise ceiling": _yes(r.get("above_ceiling"))})
     return pd.DataFrame(rows)
 
 
 def ceiling_table(a) -> pd.DataFrame:
+    """Per target and pooled: the split-half tau, the reliability of the mean of the repeats
+    and the ceiling of each statistic (the floor of the regret)."""
     rows = []
     for _, r in a.ceiling.iterrows():
-        rows.append({"target": "pooled" if r["scope"] == "pooled" else r["target"],
+        pooled = r["scope"] == "pooled"
+        rows.append({"target": "pooled" if pooled else r["target"],
                      "repeats": "" if pd.isna(r["n_repeats"]) else int(r["n_repeats"]),
-                     "split-half tau": interval(r["split_half"], r["split_half_low"],
-                                                r["split_half_high"]),
-                     "ceiling for the mean of the repeats": interval(
-                         r["noise_ceiling"], r["noise_ceiling_low"], r["noise_ceiling_high"]),
-                     "why undefined": r["reason"] if pd.isna(r["noise_ceiling"]) else ""})
+                     "splits": "" if pd.isna(r["n_splits"]) else int(r["n_splits"]),
+                     "split-half tau": interval(r["split_half"], None, None),
+                     "reliability": interval(r["reliability"], None, None),
+                     **{label: interval(r[f"{m}_ceiling"], r[f"{m}_ceiling_low"],
+                                        r[f"{m}_ceiling_high"], 4 if m == "top1_regret" else 3)
+                        for m, label in (("weighted_tau", "weighted tau"),
+                                         ("kendall_tau", "Kendall tau"),
+                                         ("spearman_rho", "Spearman rho"),
+                                         ("top1_regret", "regret floor"))},
+                     "why undefined": r["reason"] if pd.isna(r["kendall_tau_ceiling"]) else ""})
     return pd.DataFrame(rows)
 
 
+def per_target_table(a) -> pd.DataFrame:
+    """Weighted tau per method (rows) and target (columns), each with its exact p against a
+    random ranking on that target."""
+    per = a.per_target
+    cells = [interval(v, None, None) + ("" if pd.isna(p) else f" ({_p(p)})")
+             for v, p in zip(per["weighted_tau"], per.get("weighted_tau_p", pd.Series(
+                 [None] * len(per), index=per.index)))]
+    table = per.assign(cell=cells).pivot(index="method", columns="target", values="cell")
+    return table.reindex(a.summary["method"]).reset_index()
+
+
 def evaluation_markdown(a, extra: dict | None = None) -> str:
-    """Every method against the baselines with 95 % bootstrap intervals (targets and repeats
-    resampled) and paired verdicts, the noise ceiling per target, weighted tau per target, the
-    spread over repeats; what the learned ranker could not score and why."""
-    per = a.per_target.assign(cell=[interval(v, lo, hi) for v, lo, hi in zip(
-        a.per_target["weighted_tau"], a.per_target["weighted_tau_low"],
-        a.per_target["weighted_tau_high"])])
-    by_target = per.pivot(index="method", columns="target", values="cell")
-    by_target = by_target.reindex(a.summary["method"]).reset_index()
-    parts = ["## Methods against baselines (95 % bootstrap intervals over targets and repeats)\n",
-             "A method is better or worse than a baseline only when the interval of their "
-             "paired difference excludes 0; 'wins' is the share of resamples where it is "
-             "better.\n", markdown_table(methods_table(a)),
-             "\n## Noise ceiling (Kendall tau), corrected to the number of repeats\n",
+    """Every method against the baselines (intervals over targets, the exact permutation
+    test against a random ranking, paired verdicts), the noise ceiling of each statistic,
+    weighted tau per target, the spread over repeats; what the learned ranker could not score
+    and why."""
+    parts = ["## Methods against baselines\n", METHODS_NOTE, markdown_table(methods_table(a)),
+             "\n## Noise ceiling of each statistic, for the mean of the repeats\n",
              markdown_table(ceiling_table(a)),
-             "\n## Weighted tau per target (interval: that target's repeats resampled)\n",
-             markdown_table(by_target)]
+             "\n## Weighted tau per target (p: exact permutation test against a random "
+             "ranking on that target)\n", markdown_table(per_target_table(a))]
     refused = getattr((extra or {}).get("learned"), "attrs", {}).get("refused") or {}
     if refused:
         parts.append("\nThe learned ranker scored no candidates of: " + "; ".join(
@@ -111,3 +143,20 @@ def evaluation_markdown(a, extra: dict | None = None) -> str:
         parts += ["\n## Spread over repeats (mean of each repeat's folds)\n",
                   markdown_table(a.spread, digits=4)]
     return "\n".join(parts)
+
+
+def _minimums(table: dict) -> str:
+    return ", ".join(f"{n} for {m.replace('_', ' ')}" for m, n in table.items())
+
+
+METHODS_NOTE = (
+    "Means over targets with 95 % studentized-bootstrap (bootstrap-t) intervals over targets, "
+    "clipped to the figure's range; their coverage was measured by simulation "
+    "(docs/results.md#coverage-of-the-intervals) and holds from "
+    f"{_minimums(MIN_TARGETS)} targets. The random row is the permutation null: its "
+    "expectation and the central 95 % of a random ranking's mean. 'vs random' is the exact "
+    "permutation test within each target, combined over targets (two-sided verdict at 5 %). "
+    "Against best-on-average and static-size: the paired difference with its interval and the "
+    f"targets won, tied and lost; a verdict needs {_minimums(MIN_PAIRED)} targets ('too few "
+    "targets to judge' below). 'At the noise ceiling': the method's weighted tau reaches what "
+    "the truth's own noise allows.\n")

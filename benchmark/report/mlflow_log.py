@@ -68,7 +68,7 @@ def _log_summary(summary: pd.DataFrame | None) -> None:
                 if pd.notna(value):
                     values[f"{metric}{suffix}_{row['method']}"] = float(value)
     first = summary.iloc[0] if len(summary) else {}
-    for key in ("noise_ceiling", "noise_ceiling_low", "noise_ceiling_high"):
+    for key in ("weighted_tau_ceiling", "kendall_tau_ceiling"):
         if key in first and pd.notna(first[key]):
             values[key] = float(first[key])
     mlflow.log_metrics(values)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from bench_core.tracking import Tracker
-from benchmark.analysis.assessment import Assessment, assess
+from benchmark.analysis.evaluation import Assessment, assess
 from benchmark.analysis.ceiling import transferability_ceiling
 from benchmark.analysis.results import probe_scores, repeat_results, results_tables, shift_models
 from benchmark.analysis.shift_stats import shift_analysis
@@ -78,8 +78,9 @@ def _evaluation(probes: dict[str, tuple[list[str], np.ndarray]], folds: pd.DataF
                 sizes: dict[str, int], out_dir: Path, files: dict[str, Path], include_self: bool,
                 extra: dict[str, pd.DataFrame]) -> Assessment | None:
     """Every probe, estimator and the learned ranker (``extra``) against the baselines, with
-    bootstrap intervals and paired verdicts, beside the corrected noise ceiling; fidelity and
-    the figures without the largest source: CSV and markdown."""
+    intervals over targets, the permutation test against a random ranking and paired verdicts,
+    beside the noise ceiling of each statistic; fidelity and the figures without the largest
+    source: CSV and markdown."""
     results = repeat_results(folds)
     if results.empty:
         return None

@@ -12,7 +12,8 @@ N(0, 1); truth = mean of the R repeats. A method scores m_s = rho q_s + sqrt(1 -
 spread), ``strong`` rho = 1 - a Beta(1, 10) (``--strong a``; mean weighted tau about 0.82,
 piled at the bound 1), ``null`` rho = 0. The three score the same targets, so the paired
 estimands ``strong-weak`` and ``weak-null`` (per-target A - B) use the same stores. Metrics:
-weighted tau (scipy's ``weightedtau(truth, score, rank=None)``), Kendall tau-b, top-1 regret,
+weighted tau (scipy's ``weightedtau(truth, score, rank=None)``), Kendall tau-b, Spearman rho,
+top-1 regret,
 from ``agreement_batch`` (equal to scipy).
 
 Reliability [1, 300] (median repeat-to-repeat correlation 0.95, near the default store's
@@ -65,7 +66,7 @@ from scipy import stats
 
 from benchmark.analysis.batch_metrics import agreement_batch
 
-METRICS = ("weighted_tau", "kendall_tau", "top1_regret")
+METRICS = ("weighted_tau", "kendall_tau", "spearman_rho", "top1_regret")
 SCENARIOS = ("weak", "strong", "null")
 PAIRS = (("strong", "weak"), ("weak", "null"))
 SERIES = (*SCENARIOS, *(f"{a}-{b}" for a, b in PAIRS))
@@ -133,7 +134,7 @@ def panel_tables(auc: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> np.
     x = np.broadcast_to(truth, (len(SCENARIOS), *truth.shape))
     y = np.broadcast_to(scores[:, :, None, :], x.shape)
     res = agreement_batch(x, y, np.ones(x.shape, dtype=bool))
-    single = np.stack([res[m] for m in METRICS], 1)          # [3, 3, n, K]
+    single = np.stack([res[m] for m in METRICS], 1)          # [3, M, n, K]
     paired = [single[SCENARIOS.index(a)] - single[SCENARIOS.index(b)] for a, b in PAIRS]
     return np.concatenate([single, np.stack(paired)]).reshape(len(PANELS), *truth.shape[:2])
 
@@ -369,7 +370,8 @@ def markdown(result: dict) -> str:
            f"(two-stage {cfg['n_boot_2stage']}); reliability {cfg['reliability']}; "
            f"{result['seconds']:.0f} s. Cells: coverage % ± binomial se (mean width).", "",
            "## Estimands (population mean, Monte-Carlo se)", "",
-           "| design | series | " + " | ".join(METRICS) + " |", "|---|---|" + "---:|" * 3]
+           "| design | series | " + " | ".join(METRICS) + " |",
+           "|---|---|" + "---:|" * len(METRICS)]
     est = {(e["design"], e["series"], e["metric"]): e for e in result["estimands"]}
     for design in dict.fromkeys(e["design"] for e in result["estimands"]):
         for s in SERIES:
