@@ -82,6 +82,11 @@ def test_the_nested_reliability_chooses_each_held_out_target_without_it():
     assert rel["n_targets"] == 4
     assert rel["weighted_tau"] == pytest.approx(np.mean([p["weighted_tau"] for p in rel["picks"]]))
     assert "The whole procedure, nested" in choice["message"]
+    json.dumps(choice, allow_nan=False)  # what --json prints: strict JSON, no NaN nor inf
+    _, two = judge("t1", "auto", results[results["target"].isin(["t1", "t2", "t3"])], probes,
+                   pairs, "s", SIZES)
+    assert two["reliability"]["n_targets"] == 2 and two["weighted_tau_low"] is None
+    json.dumps(two, allow_nan=False)
     poisoned = results.copy()
     rows = poisoned["target"] == "t3"
     poisoned.loc[rows, "auc"] = 1.5 - poisoned.loc[rows, "auc"]

@@ -90,6 +90,8 @@ def test_a_method_right_on_three_targets_beats_random_but_not_a_baseline():
     assert row["beats_static_size_weighted_tau_verdict"] == TOO_FEW
     assert row["beats_best_on_average_top1_regret_verdict"] == TOO_FEW
     assert not row["enough_targets"]
+    numbers = ev.summary.select_dtypes("number").to_numpy(dtype=float)
+    assert not np.isinf(numbers).any()   # regret intervals end at the largest possible regret
 
 
 def test_paired_verdicts_with_enough_targets_come_from_the_paired_t_test():

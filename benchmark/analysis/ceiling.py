@@ -215,8 +215,9 @@ def noise_ceiling(results: pd.DataFrame, include_self: bool = False, seed: int =
     table = pd.DataFrame(per_target, columns=list(CEILING_COLUMNS))
     for col in ("split_half", "reliability"):
         pooled[col] = table[col].mean() if table[col].notna().any() else np.nan
+    cap = float(rows.groupby("target")["auc"].agg(lambda a: a.max() - a.min()).max())
     for i, m in enumerate(METRICS):
-        iv = mean_interval(table[f"{m}_ceiling"], m, np.random.default_rng([seed, i]))
+        iv = mean_interval(table[f"{m}_ceiling"], m, np.random.default_rng([seed, i]), cap)
         pooled |= {f"{m}_ceiling": iv.mean, f"{m}_ceiling_low": iv.low,
                    f"{m}_ceiling_high": iv.high}
     pooled["reason"] = (None if table["kendall_tau_ceiling"].notna().any()

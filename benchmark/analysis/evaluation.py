@@ -66,6 +66,7 @@ class Evaluation:
     per_target: pd.DataFrame
     summary: pd.DataFrame
     nulls: dict = field(default_factory=dict)  # (method, metric) -> {target: Null}
+    regret_cap: float = np.inf  # the largest regret any target allows (bounds its intervals)
 
 
 def _kind(name: str) -> str:
@@ -177,11 +178,17 @@ def _rng(seed: int, *keys) -> np.random.Generator:
     return np.random.default_rng([seed, *(zlib.crc32(str(k).encode()) for k in keys)])
 
 
+def regret_cap(truth: pd.DataFrame) -> float:
+    """The largest gap between a target's best and worst candidate: no regret exceeds it."""
+    gaps = truth.groupby("target")["auc"].agg(lambda a: a.max() - a.min())
+    return float(gaps.max()) if len(gaps) else np.inf
+
+
 def _summary_row(name: str, kind: str, part: pd.DataFrame, wide: dict, null_of: dict,
-                 seed: int) -> dict:
+                 seed: int, cap: float) -> dict:
     row = {"method": name, "kind": kind}
     for m in METRICS:
-        iv = mean_interval(part[m].to_numpy(dtype=float), m, _rng(seed, name, m))
+        iv = mean_interval(part[m].to_numpy(dtype=float), m, _rng(seed, name, m), cap)
         row |= {m: iv.mean, f"{m}_low": iv.low, f"{m}_high": iv.high}
         if m == DECIDING:
             row |= {"n_targets": iv.n, "enough_targets": iv.enough}
@@ -189,21 +196,21 @@ def _summary_row(name: str, kind: str, part: pd.DataFrame, wide: dict, null_of: 
         row |= {f"beats_random_{m}_{k}": v for k, v in vs.items()}
         for base in PAIRED_BASELINES:
             key = f"beats_{base.replace('-', '_')}_{m}"
-            got = (paired_difference(wide[m][name], wide[m][base], m, _rng(seed, name, m, base))
-                   if name != base else dict.fromkeys(PAIRED_FIELDS))
+            got = (paired_difference(wide[m][name], wide[m][base], m, _rng(seed, name, m, base),
+                                     cap) if name != base else dict.fromkeys(PAIRED_FIELDS))
             row |= {f"{key}_{k}": v for k, v in got.items()}
     return row
 
 
-def _summary(per_target: pd.DataFrame, targets: list[str], null_of: dict, seed: int
-             ) -> pd.DataFrame:
+def _summary(per_target: pd.DataFrame, targets: list[str], null_of: dict, seed: int,
+             cap: float) -> pd.DataFrame:
     methods = per_target[per_target["method"] != RANDOM]
     wide = {m: methods.pivot(index="method", columns="target", values=m)
             .reindex(columns=targets).astype(float) for m in METRICS}
     wide = {m: {name: w.loc[name].to_numpy() for name in w.index} for m, w in wide.items()}
     rows = [_random_summary(null_of, seed)]
     for (name, kind), part in methods.groupby(["method", "kind"], sort=False):
-        rows.append(_summary_row(name, kind, part, wide, null_of, seed))
+        rows.append(_summary_row(name, kind, part, wide, null_of, seed, cap))
     return pd.DataFrame(rows)
 
 
@@ -247,10 +254,11 @@ def evaluate(results: pd.DataFrame, scores: Mapping[str, pd.DataFrame],
                               "Give results with at least one AUC.")
     methods = _methods(results, scores, sizes, include_self)
     per_target, null_of = _per_target(truth, targets, methods, _Nulls(seed))
-    summary = _summary(per_target, targets, null_of, seed)
+    cap = regret_cap(truth)
+    summary = _summary(per_target, targets, null_of, seed, cap)
     if ceiling is not None:
         per_target, summary = flag_ceiling(per_target, summary, ceiling)
-    return Evaluation(per_target=per_target, summary=summary, nulls=null_of)
+    return Evaluation(per_target=per_target, summary=summary, nulls=null_of, regret_cap=cap)
 
 
 def _above(value: float, ceiling: float, metric: str) -> bool | None:

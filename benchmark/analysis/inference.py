@@ -43,13 +43,17 @@ MIN_PAIRED = {"weighted_tau": 5, "kendall_tau": 5, "spearman_rho": 5, "top1_regr
 TIE_TOL = 1e-9      # |difference| at or below this is a tie, not a win
 TOO_FEW = "too few targets to judge"
 VERDICTS = ("better", "worse", "not distinguishable", TOO_FEW)
-TAU_RANGE = (-1.0, 1.0)
-REGRET_RANGE = (0.0, math.inf)
+MIN_VALUES = 3      # fewer values than this: a mean, but no interval (2 values resample 4 ways)
 
 
-def metric_range(metric: str) -> tuple[float, float]:
-    """The values a per-target figure can take (intervals are clipped to it)."""
-    return REGRET_RANGE if metric == "top1_regret" else TAU_RANGE
+def metric_range(metric: str, regret_cap: float = math.inf, paired: bool = False
+                 ) -> tuple[float, float]:
+    """The values a per-target figure (``paired``: a difference of two) can take: [-1, 1] for
+    a tau, [0, regret_cap] for the regret, ``regret_cap`` being the largest gap between a
+    target's best and worst candidate. Intervals are clipped to it."""
+    if metric == "top1_regret":
+        return (-regret_cap, regret_cap) if paired else (0.0, regret_cap)
+    return (-2.0, 2.0) if paired else (-1.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -87,16 +91,17 @@ def _studentized(v: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.nda
 
 
 def bootstrap_t(values, rng: np.random.Generator, *, level: float = LEVEL,
-                bounds: tuple[float, float] = TAU_RANGE, minimum: int = 2,
+                bounds: tuple[float, float] = (-math.inf, math.inf), minimum: int = MIN_VALUES,
                 n_boot: int = N_BOOT) -> tuple[Interval, float]:
     """The mean of the finite ``values`` with its studentized bootstrap interval
     [mean - q(1 - a) se, mean - q(a) se] (q: quantiles of t*, a = (1 - level) / 2; se = s /
     sqrt(n)), clipped to ``bounds``, and the two-sided p of mean = 0 from the same t*
     (2 min(P(t* >= t), P(t* <= t)), t = mean / se; (1 + k) / (1 + B), never 0). Values that do
-    not vary give the point interval and p = 1 at a mean of 0, else p = NaN."""
+    not vary give the point interval and p = 1 at a mean of 0, else p = NaN; fewer than
+    MIN_VALUES values give no interval and no p."""
     v = _finite(values)
     n = len(v)
-    if n < 2:
+    if n < MIN_VALUES:
         return Interval(float(v.mean()) if n else math.nan, math.nan, math.nan, n, minimum), \
             math.nan
     mean, se = float(v.mean()), float(v.std(ddof=1) / math.sqrt(n))
@@ -111,13 +116,16 @@ def bootstrap_t(values, rng: np.random.Generator, *, level: float = LEVEL,
     return Interval(mean, low, high, n, minimum), min(1.0, p)
 
 
-def mean_interval(values, metric: str, rng: np.random.Generator) -> Interval:
-    """The evaluation's interval for the mean of a figure over targets (:func:`bootstrap_t`)."""
-    return bootstrap_t(values, rng, bounds=metric_range(metric), minimum=MIN_TARGETS[metric])[0]
+def mean_interval(values, metric: str, rng: np.random.Generator,
+                  regret_cap: float = math.inf) -> Interval:
+    """The evaluation's interval for the mean of a figure over targets (:func:`bootstrap_t`),
+    clipped to :func:`metric_range`."""
+    return bootstrap_t(values, rng, bounds=metric_range(metric, regret_cap),
+                       minimum=MIN_TARGETS[metric])[0]
 
 
 def jackknife_interval(per_group: np.ndarray, statistic, level: float = LEVEL,
-                       bounds: tuple[float, float] = TAU_RANGE) -> Interval:
+                       bounds: tuple[float, float] = (-1.0, 1.0)) -> Interval:
     """A statistic of ``per_group`` (one row per target) with the delete-one-target jackknife
     t-interval (for the mean of the rows: the Student-t interval, mean +- t_{n-1} s / sqrt(n)),
     for statistics that are no mean over targets (the pooled fidelity, a ratio of sums).
@@ -140,7 +148,8 @@ def jackknife_interval(per_group: np.ndarray, statistic, level: float = LEVEL,
     return Interval(point, max(bounds[0], point - half), min(bounds[1], point + half), n)
 
 
-def paired_difference(method, other, metric: str, rng: np.random.Generator) -> dict:
+def paired_difference(method, other, metric: str, rng: np.random.Generator,
+                      regret_cap: float = math.inf) -> dict:
     """``method`` against ``other`` on the targets where both have a figure (arrays aligned by
     target): diff = mean of method - other (other - method for top1_regret: positive = the
     method is better), low/high its bootstrap-t interval, p the two-sided bootstrap-t p,
@@ -150,7 +159,8 @@ def paired_difference(method, other, metric: str, rng: np.random.Generator) -> d
     both = np.isfinite(a) & np.isfinite(b)
     d = (b - a if metric == "top1_regret" else a - b)[both]
     d = np.where(np.abs(d) <= TIE_TOL, 0.0, d)
-    iv, p = bootstrap_t(d, rng, bounds=(-math.inf, math.inf), minimum=MIN_PAIRED[metric])
+    iv, p = bootstrap_t(d, rng, bounds=metric_range(metric, regret_cap, paired=True),
+                        minimum=MIN_PAIRED[metric])
     return {"diff": iv.mean, "low": iv.low, "high": iv.high, "p": p,
             "wins": int((d > 0).sum()), "ties": int((d == 0).sum()),
             "losses": int((d < 0).sum()), "n": iv.n, "verdict": interval_verdict(iv)}

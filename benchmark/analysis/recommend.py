@@ -131,10 +131,13 @@ def choice_message(out: dict) -> str:
         head += "."
     rel = out["reliability"] or {}
     if rel.get("n_targets"):
+        nested_vs = rel.get("vs_random") or {}
+        against = ("" if nested_vs.get("verdict") is None else
+                   f", {nested_vs['verdict']} against a random pick (p = {nested_vs['p']:.3g})")
         head += (f" The whole procedure, nested (choose on the others, score on the held-out "
                  f"target, over {rel['n_targets']} targets): weighted tau "
                  f"{_iv(rel[DECIDING], rel.get(f'{DECIDING}_low'), rel.get(f'{DECIDING}_high'))}"
-                 "; expect that for a new target, not the winner's figure.")
+                 f"{against}; expect that for a new target, not the winner's figure.")
     if not out["better_than_random"]:
         head += (" No method is distinguishable from a random pick there: treat this ranking "
                  "as a guess; more targets (a wider suite) would tell the methods apart.")

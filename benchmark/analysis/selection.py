@@ -96,11 +96,20 @@ def nested_reliability(evaluation: Evaluation, choose_without: Callable[[str], s
                       REGRET: np.nan if row is None else float(row[REGRET])})
     table = pd.DataFrame(picks, columns=["target", "method", DECIDING, REGRET])
     tau = mean_interval(table[DECIDING], DECIDING, np.random.default_rng(0))
-    regret = mean_interval(table[REGRET], REGRET, np.random.default_rng(1))
+    regret = mean_interval(table[REGRET], REGRET, np.random.default_rng(1), evaluation.regret_cap)
     out = {"n_targets": tau.n, DECIDING: tau.mean, f"{DECIDING}_low": tau.low,
            f"{DECIDING}_high": tau.high, REGRET: regret.mean, f"{REGRET}_low": regret.low,
-           f"{REGRET}_high": regret.high, "picks": table.to_dict("records")}
-    return out | {"vs_random": _nested_vs_random(evaluation, table)}
+           f"{REGRET}_high": regret.high}
+    picks = [{k: _json(v) for k, v in pick_.items()} for pick_ in table.to_dict("records")]
+    return {k: _json(v) for k, v in out.items()} | {
+        "picks": picks, "vs_random": _nested_vs_random(evaluation, table)}
+
+
+def _json(value):
+    """NaN as None (JSON null); numbers as plain floats."""
+    if isinstance(value, (float, np.floating)):
+        return None if np.isnan(value) else float(value)
+    return value
 
 
 def _nested_vs_random(evaluation: Evaluation, table: pd.DataFrame) -> dict[str, Any]:
