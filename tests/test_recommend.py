@@ -156,7 +156,7 @@ def test_a_named_method_is_used_and_still_judged():
     assert choice["method"] == "mixed" and choice["chosen_by"] == "asked for"
     assert choice["runner_up_method"] == "good"  # the best of the others
     assert not choice["distinguishable_from_random"] and "good" in choice["better_than_random"]
-    assert "not distinguishable against a random pick" in choice["message"]
+    assert "not distinguishable from a random pick" in choice["message"]
     assert "Better than a random pick there: good" in choice["message"]
 
 

@@ -109,6 +109,13 @@ def _iv(value, low, high) -> str:
     return f"{value:+.3f}" + ("" if low is None else f" [{low:+.3f}, {high:+.3f}]")
 
 
+def _against(verdict: str) -> str:
+    """A verdict against a random pick in words."""
+    return {"better": "better than a random pick", "worse": "worse than a random pick",
+            "not distinguishable": "not distinguishable from a random pick"}.get(
+        verdict, f"{verdict} against a random pick")
+
+
 def choice_message(out: dict) -> str:
     """The choice in sentences: the method and how it was chosen (ties named), its weighted
     tau on the other targets, its test against a random pick, the nested reliability of the
@@ -123,17 +130,12 @@ def choice_message(out: dict) -> str:
     head = (f"Ranked by {out['method']} ({out['chosen_by']}{tie}): weighted tau "
             f"{_iv(out[DECIDING], out[f'{DECIDING}_low'], out[f'{DECIDING}_high'])} {where}")
     p = "" if vs["p"] is None else f" (permutation p = {vs['p']:.3g})"
-    if out["distinguishable_from_random"]:
-        head += f", better than a random pick{p}."
-    elif vs["verdict"] is not None:
-        head += f", {vs['verdict']} against a random pick{p}."
-    else:
-        head += "."
+    head += "." if vs["verdict"] is None else f", {_against(vs['verdict'])}{p}."
     rel = out["reliability"] or {}
     if rel.get("n_targets"):
         nested_vs = rel.get("vs_random") or {}
         against = ("" if nested_vs.get("verdict") is None else
-                   f", {nested_vs['verdict']} against a random pick (p = {nested_vs['p']:.3g})")
+                   f", {_against(nested_vs['verdict'])} (p = {nested_vs['p']:.3g})")
         head += (f" The whole procedure, nested (choose on the others, score on the held-out "
                  f"target, over {rel['n_targets']} targets): weighted tau "
                  f"{_iv(rel[DECIDING], rel.get(f'{DECIDING}_low'), rel.get(f'{DECIDING}_high'))}"

@@ -61,9 +61,10 @@ def recommend_cmd(
     json_out: JsonFlag = False,
 ) -> None:
     """Rank the suite's sources for a target by the method that did best on the suite's other
-    targets (or the one named), saying how sure that is: every method's weighted Kendall tau
-    and top-1 regret there with 95 % bootstrap intervals and its verdict against a random pick;
-    rank published models beside the suite's pretrained ones by an estimator."""
+    targets (or the one named), saying how sure that is: ties named, the nested reliability of
+    the choice, every method's weighted Kendall tau and top-1 regret there with 95 % intervals
+    and its test against a random pick; rank published models beside the suite's pretrained
+    ones by an estimator."""
     from benchmark import api  # torch and MLflow: loaded once the flags are known good
 
     rec = api.recommend_sources(target, ctx.find_root().obj, suite=suite, method=method,
@@ -79,7 +80,8 @@ def recommend_cmd(
     for i, row in rec.ranking.iterrows():
         typer.echo(f"  {i + 1}. {row['source']:<20} score {row['score']:+.4f}")
     typer.echo("\nEvery method on the suite's other targets (weighted Kendall tau and top-1 "
-               "regret, 95 % bootstrap intervals; vs random: the paired difference):")
+               "regret with 95 % bootstrap-t intervals over targets, none from fewer than 3; "
+               "vs random: the exact permutation test):")
     for _, r in rec.evaluation.iterrows():
         typer.echo(f"  {r['method']:<16} {r['kind']:<9} wtau {_iv(r, 'weighted_tau')}  "
                    f"regret {_iv(r, 'top1_regret', 4)}  "
@@ -106,6 +108,7 @@ def _iv(row, metric: str, digits: int = 3) -> str:
     value, low, high = row[metric], row[f"{metric}_low"], row[f"{metric}_high"]
     if value is None or value != value:
         return "-"
+    value = round(value, 12) + 0.0  # no -0.000 for a null's expectation of -3e-17
     if low is None or low != low:
         return f"{value:+.{digits}f}"
     return f"{value:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
