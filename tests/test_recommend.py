@@ -113,13 +113,13 @@ def test_ties_are_named_and_broken_by_regret_then_cost_whatever_the_order():
         got = pick(shuffled)
         # otdd and expert: same tau and regret; expert reads the card (cost 1), otdd solves
         # optimal transport (4); logme is within float noise of them but has a higher regret
-        assert got["method"] == "expert" and got["tie_break"] == "cheaper method"
+        assert got["method"] == "expert" and got["tie_break"] == "its lower cost"
         assert got["tied_with"] == ["otdd", "logme"] and got["runner_up"] == "otdd"
     assert cost("expert") < cost("logme") < cost("otdd") < cost("learned")
     assert cost("static-size") == 0 and cost("someone-elses-score") == 9
     lower = means.assign(top1_regret=[0.02, 0.01, 0.03, 0.0])
     assert pick(lower) | {"runner_up": None} == {
-        "method": "logme", "tied_with": ["otdd", "expert"], "tie_break": "lower top-1 regret",
+        "method": "logme", "tied_with": ["otdd", "expert"], "tie_break": "its lower top-1 regret",
         "runner_up": None}
 
 

@@ -122,7 +122,7 @@ def choice_message(out: dict) -> str:
     procedure, the runner-up; and plainly when nothing beats a random pick."""
     vs = out["vs_random"]
     where = f"on the suite's {out['n_targets']} other target(s)"
-    tie = (f"; tied with {' and '.join(out['tied_with'])} on weighted tau, chosen by the "
+    tie = (f"; tied with {' and '.join(out['tied_with'])} on weighted tau, chosen by "
            f"{out['tie_break']}" if out["tied_with"] else "")
     if 0 < out["n_targets"] < MIN_TARGETS[DECIDING]:
         where += (f" (fewer than {MIN_TARGETS[DECIDING]}: an interval whose coverage "

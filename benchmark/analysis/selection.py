@@ -72,9 +72,9 @@ def pick(means: pd.DataFrame) -> dict[str, Any] | None:
     others = tied.iloc[1:]
     rule = None
     if len(others):
-        rule = ("lower top-1 regret" if (others[REGRET] > first[REGRET] + TIE_TOL).all()
-                else "cheaper method" if (others["cost"] > first["cost"]).all()
-                else "name (equal regret and cost)")
+        rule = ("its lower top-1 regret" if (others[REGRET] > first[REGRET] + TIE_TOL).all()
+                else "its lower cost" if (others["cost"] > first["cost"]).all()
+                else "name (regret and cost equal)")
     return {"method": first["method"], "tied_with": list(others["method"]), "tie_break": rule,
             "runner_up": rows.iloc[1]["method"] if len(rows) > 1 else None}
 
