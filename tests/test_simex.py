@@ -13,7 +13,8 @@ from skimage.metrics import structural_similarity
 from probes.base import ProbeContext
 from probes.registry import PROBES
 from probes.simex import (Fleet, LeNetAutoencoder, SimExOptions, delta_matrix, greedy_pairing,
-                          per_sample_loss, ssim, train_fleet)
+                          per_sample_loss, queries_per_reference, references_per_query, ssim,
+                          train_fleet)
 from registry.catalog import Catalog
 from registry.register import AddRequest, add_dataset
 from registry.store import RegistryStore
@@ -124,6 +125,40 @@ def test_autoencoders_of_sparse_real_digits_do_not_collapse_to_a_blank_image():
     blank = float((digits[4500:] ** 2).mean())
     assert delta[0, 0] < 0.75 * blank  # clearly better than a blank output (1.0 when collapsed)
     assert delta[0, 0] < delta[0, 1]  # digits: best reconstructed by their own autoencoder
+
+
+def test_the_two_orderings_read_the_delta_matrix_along_its_two_axes():
+    delta = np.array([[0.1, 0.9, 0.5],   # rows: query sets X, columns: autoencoders A(Y)
+                      [0.3, 0.2, 0.8],
+                      [0.7, 0.4, 0.6]])
+    assert references_per_query(delta).tolist() == [[0, 2, 1], [1, 0, 2], [1, 2, 0]]
+    # row k: the query sets by Delta(X | Y_k), the list the reproduction's rho scores
+    assert queries_per_reference(delta).tolist() == [[0, 1, 2], [1, 2, 0], [0, 2, 1]]
+
+
+def _watched(orderings: list[np.ndarray], **options):
+    """train_fleet with a stub ordering that returns ``orderings`` one check after another;
+    returns its info and the Delta matrices the stub was given."""
+    seen, sets = [], [torch.rand(16, 1, 32, 32) for _ in range(2)]
+    watch = [torch.rand(8, 1, 32, 32) for _ in range(3)]  # 3 query sets, 2 autoencoders
+
+    def ordering(delta):
+        seen.append(delta)
+        return orderings[len(seen) - 1]
+
+    opts = SimExOptions(epochs=len(orderings), check_every=1, batch_size=8, **options)
+    _, info = train_fleet(sets, watch, opts, torch.device("cpu"), ordering=ordering)
+    return info, seen
+
+
+def test_early_stop_watches_the_given_ordering_of_the_given_sets():
+    same = np.array([[0, 1, 2], [2, 1, 0]])
+    other = np.array([[1, 0, 2], [2, 1, 0]])
+    info, seen = _watched([other, same, same, same, other], patience=2)
+    assert all(d.shape == (3, 2) for d in seen)  # Delta of the watched sets, not the refs
+    assert info["epochs"] == 4 and info["stopped_early"] and info["stable_from"] == 2
+    info, _ = _watched([same, other, same, other], patience=2)
+    assert info["epochs"] == 4 and not info["stopped_early"] and info["stable_from"] == 4
 
 
 def test_greedy_pairing_uses_each_class_once():
