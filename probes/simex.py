@@ -334,6 +334,7 @@ class SimExProbe(Probe):
     smoke_options = {"epochs": 2, "check_every": 1, "max_per_set": 200, "eval_per_set": 50}
 
     name = "simex"
+    cost = 4
     Options = SimExOptions
     symmetric = False
     version = 2  # linear code and output: version 1's autoencoders collapsed on sparse images
