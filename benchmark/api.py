@@ -8,7 +8,8 @@
 
 ``plan_suite`` validates a suite against the registry (registering embedded datasets it needs);
 ``run_suite`` runs its jobs on an executor (pretraining, folds, probes), closes the pairs and
-writes the report; ``run_probes`` runs only the probes; ``build_report`` reads finished runs;
+writes the report; ``run_probes`` runs only the probes; ``build_report`` reads finished runs,
+``build_results_report`` a result set (an imported transfer table);
 ``probe_datasets``, ``recommend_sources`` and ``publish_model`` are ``bench probe``, ``bench
 recommend`` and ``bench publish``. Nothing here reads flags or the environment: callers pass the
 tracking URI. Each workflow lives in the sub-package it belongs to; this module only joins them.
@@ -27,6 +28,7 @@ from benchmark.engine.session import (JobsFailed, RunOptions, SuiteRun, plan_sta
 from benchmark.publishing.publish import Published, publish_model, published_models
 from benchmark.publishing.zoo import check_estimator, rank_models
 from benchmark.report.build import build_report
+from benchmark.report.result_sets import build_results_report
 from benchmark.suite.files import DEFAULT_SUITE
 from benchmark.suite.plan import Plan
 from benchmark.suite.prepare import plan_suite
@@ -34,7 +36,8 @@ from registry.catalog import Catalog
 from registry.paths import BenchPaths, resolve_home
 
 __all__ = ["BenchPaths", "JobsFailed", "Plan", "ProbeRun", "Published", "Recommendation",
-           "RunOptions", "SuiteRun", "build_report", "open_tracker", "plan_status",
+           "RunOptions", "SuiteRun", "build_report", "build_results_report", "open_tracker",
+           "plan_status",
            "plan_suite", "probe_datasets", "publish_model", "published_models", "rank_models",
            "recommend_sources", "resolve_home", "run_probes", "run_suite"]
 

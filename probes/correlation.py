@@ -90,12 +90,23 @@ def _stats(x: np.ndarray, y: np.ndarray) -> dict[str, float | str | None]:
     return out
 
 
-def correlations(transfers: pd.DataFrame, probes: dict[str, tuple[list[str], np.ndarray]]
-                 ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    """Correlation rows (probe, scope, n, statistics, paper's r) and the joined pairs per probe."""
+def _joined(transfers: pd.DataFrame, distances) -> pd.DataFrame:
+    """``transfers`` joined with a probe's distances: (names, matrix) or a table of pairs
+    (source, target, distance); self pairs and pairs the probe did not cover are dropped."""
+    if isinstance(distances, tuple):
+        return pair_distances(transfers, *distances)
+    pairs = transfers.merge(distances[["source", "target", "distance"]], on=["source", "target"])
+    return pairs[pairs["source"] != pairs["target"]].dropna(subset=["distance"]).reset_index(
+        drop=True)
+
+
+def correlations(transfers: pd.DataFrame, probes: dict) -> tuple[pd.DataFrame,
+                                                                  dict[str, pd.DataFrame]]:
+    """Correlation rows (probe, scope, n, statistics, paper's r) and the joined pairs per probe;
+    ``probes``: name -> (names, distance matrix) or a table (source, target, distance)."""
     rows, joined = [], {}
-    for method, (names, matrix) in probes.items():
-        pairs = pair_distances(transfers, names, matrix)
+    for method, distances in probes.items():
+        pairs = _joined(transfers, distances)
         joined[method] = pairs
         if pairs.empty:
             continue

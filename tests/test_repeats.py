@@ -117,16 +117,22 @@ def test_repeats_end_to_end_give_spread_ceiling_and_baselines(cli, tmp_path, ben
     expert = methods["expert"]  # the --json contract of the evaluation
     for metric in ("weighted_tau", "kendall_tau", "spearman_rho", "top1_regret"):
         assert {metric, f"{metric}_low", f"{metric}_high"} <= set(expert)
-        for base in ("random", "best_on_average", "static_size"):
-            for field in ("diff", "low", "high", "win_share", "verdict"):
+        for field in ("diff", "p", "p_two_sided", "exact", "verdict"):
+            assert f"beats_random_{metric}_{field}" in expert
+        for base in ("best_on_average", "static_size"):
+            for field in ("diff", "low", "high", "p", "wins", "ties", "losses", "n", "verdict"):
                 assert f"beats_{base}_{metric}_{field}" in expert
-    assert {"noise_ceiling", "noise_ceiling_low", "noise_ceiling_high", "above_ceiling"} \
-        <= set(expert)
+        assert {f"{metric}_ceiling", f"{metric}_above_ceiling"} <= set(expert)
+    assert "above_ceiling" in expert and expert["enough_targets"] is False  # 2 targets
     assert expert["beats_random_weighted_tau_verdict"] in ("better", "worse",
-                                                           "not distinguishable")
+                                                           "not distinguishable",
+                                                           "too few targets to judge")
+    assert expert["beats_static_size_weighted_tau_verdict"] in (None,
+                                                                "too few targets to judge")
     assert {r["target"] for r in doc["evaluation_per_target"]} == {"lfw-faces", "histology-dab"}
     pooled_ceiling = next(r for r in doc["noise_ceiling"] if r["scope"] == "pooled")
-    assert pooled_ceiling["noise_ceiling"] >= pooled_ceiling["split_half"]  # corrected up
+    assert pooled_ceiling["kendall_tau_ceiling"] >= pooled_ceiling["split_half"]  # corrected up
+    assert all(r["n_splits"] == 1 for r in doc["noise_ceiling"] if r["scope"] == "target")
     assert {r["method"] for r in doc["fidelity"]} >= {"expert", "static-size"}
     corr = pd.read_csv(files["correlations_csv"])  # each rho beside its own ceiling
     pooled = corr[corr["scope"] == "pooled"]

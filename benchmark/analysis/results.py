@@ -15,7 +15,7 @@ from registry.errors import BenchError
 COLUMNS = ["target", "source", "kind", "k", "folds", "repeats", "auc_mean", "auc_std",
            "transferability_mean", "transferability_std", "generality_mean", "run_id"]
 FOLD_COLUMNS = ["target", "source", "kind", "k", "fold", "repeat", "auc", "accuracy",
-                "transferability", "shift_metrics"]
+                "transferability", "shift_metrics", "config_hash"]
 
 
 def results_table(tracker: Tracker, suite: str, hashes: set[str] | None = None) -> pd.DataFrame:
@@ -71,7 +71,8 @@ def _fold_rows(tracker: Tracker, parent_id: str, tags: dict[str, str]) -> list[d
              "repeat": int(c.data.tags.get("repeat", 0)), "auc": c.data.metrics.get("test_auc"),
              "accuracy": c.data.metrics.get("test_accuracy"),
              "transferability": c.data.metrics.get("transferability"),
-             "shift_metrics": {k: v for k, v in c.data.metrics.items() if k.startswith("shift_")}}
+             "shift_metrics": {k: v for k, v in c.data.metrics.items() if k.startswith("shift_")},
+             "config_hash": tags.get("config_hash")}
             for c in kids]
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from benchmark.cli import datasets, probe, publish, run, ui
+from benchmark.cli import datasets, probe, publish, results, run, ui
 from benchmark.cli.console import setup_logging
 from registry.paths import BenchPaths, resolve_home
 
@@ -17,7 +17,10 @@ app = typer.Typer(name="bench", no_args_is_help=True, add_completion=False,
 datasets_app = typer.Typer(help="List the catalog and registered datasets; show one.")
 models_app = typer.Typer(help="List the published models; show one.")
 openml_app = typer.Typer(help="OpenML: export a registered dataset as an OpenML dataset.")
+results_app = typer.Typer(help="Result sets (transfer tables): export, import, list, show, "
+                               "remove, publish.")
 app.add_typer(datasets_app, name="datasets")
+app.add_typer(results_app, name="results")
 app.add_typer(models_app, name="models")
 app.add_typer(openml_app, name="openml")
 
@@ -45,6 +48,12 @@ app.command("recommend")(probe.recommend_cmd)
 app.command("publish")(publish.publish_cmd)
 models_app.callback(invoke_without_command=True)(publish.models_list)
 models_app.command("show")(publish.models_show)
+results_app.callback(invoke_without_command=True)(results.list_cmd)
+results_app.command("export")(results.export_cmd)
+results_app.command("import")(results.import_cmd)
+results_app.command("show")(results.show_cmd)
+results_app.command("remove")(results.remove_cmd)
+app.command("score")(results.score_cmd)
 
 
 if __name__ == "__main__":  # python -m benchmark.cli.app, as the `bench` script

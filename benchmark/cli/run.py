@@ -156,18 +156,26 @@ def report_cmd(
     mlflow_url: Annotated[Optional[str], typer.Option(
         help="Base address of the MLflow UI the page links to (default: the tracking "
         "server, or http://127.0.0.1:5000 where `bench ui` serves the local store).")] = None,
+    results: Annotated[Optional[str], typer.Option(
+        help="Report on a result set (an imported or built-in transfer table) instead of a "
+        "suite's store.")] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """The results table (CSV, markdown), Fig. 3 and the HTML page from the suite's finished
-    MLflow runs; every probe, estimator and the learned ranker against the baselines (random,
-    best on average, static ranking by size) with bootstrap intervals, beside the noise
-    ceiling of the ground truth."""
+    """The results table, Fig. 3 and Fig. 4, every method and the baselines (random as its
+    permutation null, best on average, static ranking by size) with intervals beside the
+    noise ceiling, and the HTML page: of a suite's finished runs, or of a result set."""
     from benchmark import api
 
-    report = api.build_report(suite, ctx.find_root().obj, tracking_uri(), out,
-                              include_self=include_self, html=html, mlflow_url=mlflow_url)
+    paths = ctx.find_root().obj
+    if results is not None:
+        report = api.build_results_report(results, paths, out, include_self=include_self,
+                                          html=html)
+    else:
+        report = api.build_report(suite, paths, tracking_uri(), out,
+                                  include_self=include_self, html=html, mlflow_url=mlflow_url)
     if json_out:
-        print_json({"suite": suite, **report_doc(report)})
+        print_json({"suite": suite if results is None else None, "results": results,
+                    **report_doc(report)})
         return
     typer.echo(report.files["markdown"].read_text())
     for part in ("evaluation_markdown", "shift_markdown"):

@@ -84,7 +84,8 @@ def results_view(table: pd.DataFrame, ctx: HtmlContext) -> TableView:
     rows = []
     for _, r in table.iterrows():
         is_best = r["kind"] == "transfer" and best.get(r["target"]) == r["source"]
-        link = experiment_url(ctx.mlflow_url, ctx.experiment_id, r["run_id"])
+        link = (experiment_url(ctx.mlflow_url, ctx.experiment_id, r["run_id"])
+                if ctx.mlflow_url and r["run_id"] else None)
         rows.append([Cell(r["target"], r["target"]),
                      Cell(r["source"], r["source"], css="best" if is_best else ""),
                      Cell(r["kind"], r["kind"]),
@@ -95,7 +96,7 @@ def results_view(table: pd.DataFrame, ctx: HtmlContext) -> TableView:
                      _pm(r["auc_mean"], r["auc_std"]),
                      _pm(r["transferability_mean"], r["transferability_std"], 2, signed=True),
                      _num(r["generality_mean"], 3),
-                     Cell("run", None, href=link)])
+                     Cell("run" if link else "", None, href=link)])
     headers = ["target", "source", "kind", "k", "folds x repeats", "test AUC",
                "transferability (%)", "generality", "MLflow"]
     titles = {"test AUC": "mean ± std over folds and repeats",
@@ -234,8 +235,8 @@ def write_page(path: Path, page: str) -> Path:
 def header(suite: str, ctx: HtmlContext) -> dict[str, Any]:
     return {"suite": suite, "made": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
             "commit": ctx.commit[:12], "tracking_uri": ctx.tracking_uri,
-            "experiment_link": experiment_url(ctx.mlflow_url, ctx.experiment_id),
-            "mlflow_url": ctx.mlflow_url}
+            "experiment_link": experiment_url(ctx.mlflow_url, ctx.experiment_id)
+            if ctx.mlflow_url else None, "mlflow_url": ctx.mlflow_url}
 
 
 def dataset_cards(names: list[str], ctx: HtmlContext) -> list[dict[str, Any]]:

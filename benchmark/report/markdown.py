@@ -146,17 +146,53 @@ def evaluation_markdown(a, extra: dict | None = None) -> str:
 
 
 def _minimums(table: dict) -> str:
-    return ", ".join(f"{n} for {m.replace('_', ' ')}" for m, n in table.items())
+    """'5 targets for weighted tau, 8 for kendall tau, ...' from a table of minimums."""
+    parts = [f"{n} for {m.replace('_', ' ').replace('top1', 'top-1')}" for m, n in table.items()]
+    return parts[0].replace(" for ", " targets for ", 1) + ", " + ", ".join(parts[1:])
 
 
 METHODS_NOTE = (
     "Means over targets with 95 % studentized-bootstrap (bootstrap-t) intervals over targets, "
     "clipped to the figure's range; their coverage was measured by simulation "
     "(docs/results.md#coverage-of-the-intervals) and holds from "
-    f"{_minimums(MIN_TARGETS)} targets. The random row is the permutation null: its "
+    f"{_minimums(MIN_TARGETS)}. The random row is the permutation null: its "
     "expectation and the central 95 % of a random ranking's mean. 'vs random' is the exact "
     "permutation test within each target, combined over targets (two-sided verdict at 5 %). "
     "Against best-on-average and static-size: the paired difference with its interval and the "
-    f"targets won, tied and lost; a verdict needs {_minimums(MIN_PAIRED)} targets ('too few "
+    f"targets won, tied and lost; a verdict needs {_minimums(MIN_PAIRED)} ('too few "
     "targets to judge' below). 'At the noise ceiling': the method's weighted tau reaches what "
     "the truth's own noise allows.\n")
+
+
+def summary_rows(summary: pd.DataFrame, first: list[str] | None = None) -> str:
+    """A compact evaluation table (``bench score``): per method its targets, weighted tau and
+    top-1 regret with intervals, its test against random and its paired verdicts; the methods
+    of ``first`` on top."""
+    first = list(first or [])
+    order = first + [m for m in summary["method"] if m not in first]
+    rows = []
+    for m in order:
+        r = summary.set_index("method").loc[m].copy()
+        r["method"] = m
+        rows.append({"method": m, "kind": r["kind"], "targets": int(r["n_targets"]),
+                     "weighted tau": interval(r["weighted_tau"], r["weighted_tau_low"],
+                                              r["weighted_tau_high"]),
+                     "top-1 regret": interval(r["top1_regret"], r["top1_regret_low"],
+                                              r["top1_regret_high"], 4),
+                     "vs random": vs_random(r),
+                     "vs best-on-average": paired(r, "best-on-average"),
+                     "vs static-size": paired(r, "static-size"),
+                     "at the ceiling": _yes(r.get("above_ceiling"))})
+    return markdown_table(pd.DataFrame(rows))
+
+
+def per_target_rows(per_target: pd.DataFrame, methods: list[str]) -> str:
+    """Weighted tau per target of ``methods`` with each target's exact p against random."""
+    part = per_target[per_target["method"].isin(methods)]
+    if part.empty:
+        return ""
+    cells = [interval(v, None, None) + ("" if pd.isna(p) else f" ({_p(p)})")
+             for v, p in zip(part["weighted_tau"], part["weighted_tau_p"])]
+    table = part.assign(cell=cells).pivot(index="method", columns="target", values="cell")
+    return "\nWeighted tau per target (p: exact permutation test against a random ranking):\n\n" \
+        + markdown_table(table.reindex(methods).reset_index())

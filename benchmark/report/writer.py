@@ -9,13 +9,13 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from bench_core.tracking import Tracker
 from benchmark.analysis.evaluation import Assessment, assess
 from benchmark.analysis.ceiling import transferability_ceiling
 from benchmark.analysis.results import probe_scores, repeat_results, results_tables, shift_models
+from benchmark.analysis.transfer_data import AnalysisInputs
 from benchmark.analysis.shift_stats import shift_analysis
 from benchmark.report.figures import auc_bars_figure, shift_figure
 from benchmark.report.html import HtmlContext, html_report
@@ -51,16 +51,17 @@ def _beside_ceiling(corr: pd.DataFrame, folds: pd.DataFrame) -> pd.DataFrame:
     return corr
 
 
-def _correlations(probes: dict[str, tuple[list[str], np.ndarray]], table: pd.DataFrame,
-                  folds: pd.DataFrame, out_dir: Path, files: dict[str, Path]
+def _correlations(inputs: AnalysisInputs, out_dir: Path, files: dict[str, Path]
                   ) -> tuple[pd.DataFrame | None, dict[str, pd.DataFrame] | None]:
-    """Transferability vs each logged probe's distances: CSV, markdown and Fig. 4; the
-    correlations (beside the noise ceiling of Spearman's rho) and the pairs each probe scored."""
+    """Transferability vs each method's distance (minus its score): CSV, markdown and Fig. 4;
+    the correlations (beside the noise ceiling of Spearman's rho) and the pairs each scored."""
+    table, folds = inputs.pairs, inputs.folds
     transfers = table[table["kind"] == "transfer"][["source", "target", "transferability_mean"]]
     transfers = transfers.dropna()
-    if not probes or transfers.empty:
+    if not inputs.scores or transfers.empty:
         return None, None
-    corr, joined = correlations(transfers, probes)
+    distances = {m: s.assign(distance=-s["score"]) for m, s in inputs.scores.items()}
+    corr, joined = correlations(transfers, distances)
     if corr.empty:
         return None, joined
     corr = _beside_ceiling(corr, folds)
@@ -74,17 +75,16 @@ def _correlations(probes: dict[str, tuple[list[str], np.ndarray]], table: pd.Dat
 
 
 
-def _evaluation(probes: dict[str, tuple[list[str], np.ndarray]], folds: pd.DataFrame,
-                sizes: dict[str, int], out_dir: Path, files: dict[str, Path], include_self: bool,
-                extra: dict[str, pd.DataFrame]) -> Assessment | None:
+def _evaluation(inputs: AnalysisInputs, out_dir: Path, files: dict[str, Path],
+                include_self: bool, extra: dict[str, pd.DataFrame]) -> Assessment | None:
     """Every probe, estimator and the learned ranker (``extra``) against the baselines, with
     intervals over targets, the permutation test against a random ranking and paired verdicts,
     beside the noise ceiling of each statistic; fidelity and the figures without the largest
     source: CSV and markdown."""
-    results = repeat_results(folds)
+    results = inputs.results()
     if results.empty:
         return None
-    a = assess(results, {**probe_scores(probes), **extra}, sizes, include_self=include_self)
+    a = assess(results, {**inputs.scores, **extra}, inputs.sizes, include_self=include_self)
     for name, frame in (("evaluation", a.per_target), ("evaluation_summary", a.summary),
                         ("noise_ceiling", a.ceiling), ("fidelity", a.fidelity),
                         ("without_largest", a.without_largest), ("spread", a.spread)):
@@ -125,33 +125,52 @@ def _shifts(folds: pd.DataFrame, out_dir: Path, files: dict[str, Path]
 
 
 
-def write_report(tracker: Tracker, suite: str, out_dir: Path,
-                 hashes: set[str] | None = None, log_to_mlflow: bool = True,
-                 sizes: dict[str, int] | None = None, include_self: bool = False,
-                 html: HtmlContext | None = None,
-                 extra_scores: dict[str, pd.DataFrame] | None = None) -> Report:
-    """Write results.csv, results.md and fig3_auc.png (and, when probes were logged for the
-    suite, correlations.csv/.md and the Fig. 4 scatter; the probes against the baselines and
-    the noise ceiling, evaluation*.csv/.md) into ``out_dir``; log them to MLflow. ``sizes``:
-    training images per source, for the static-size baseline; ``extra_scores``: further
-    methods' score tables (the learned ranker's leave-one-target-out scores)."""
-    table, folds = results_tables(tracker, suite, hashes)
+def compose_report(inputs: AnalysisInputs, out_dir: Path, *, include_self: bool = False,
+                   extra_scores: dict[str, pd.DataFrame] | None = None) -> Report:
+    """Write results.csv, results.md and fig3_auc.png and, where the inputs have method
+    scores, correlations.csv/.md, the Fig. 4 scatter and the evaluation (evaluation*.csv/.md,
+    every method against the baselines beside the noise ceiling), and the distribution shift
+    where folds carry shifted metrics, into ``out_dir``. ``extra_scores``: further methods'
+    score tables (the learned ranker's leave-one-target-out scores)."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    table = inputs.pairs
     files = {"csv": out_dir / "results.csv", "markdown": out_dir / "results.md",
              "fig3": out_dir / "fig3_auc.png"}
     table.to_csv(files["csv"], index=False)
     files["markdown"].write_text(markdown_table(table))
     auc_bars_figure(table[table["kind"] != "freeze"]).savefig(files["fig3"], dpi=120)
-    probes = load_probe_matrices(tracker, suite)  # downloaded once, used twice
-    corr, scatter = _correlations(probes, table, folds, out_dir, files)
-    a = _evaluation(probes, folds, sizes or {}, out_dir, files, include_self, extra_scores or {})
-    shift_lines, shift_sources, shift_models_ = _shifts(folds, out_dir, files)
-    report = Report(table=table, files=files, correlations=corr,
-                    evaluation=a.per_target if a else None, summary=a.summary if a else None,
-                    assessment=a, shift_lines=shift_lines, shift_sources=shift_sources,
-                    scatter=scatter, shift_models=shift_models_)
+    corr, scatter = _correlations(inputs, out_dir, files)
+    a = _evaluation(inputs, out_dir, files, include_self, extra_scores or {})
+    shift_lines, shift_sources, shift_models_ = _shifts(inputs.folds, out_dir, files)
+    return Report(table=table, files=files, correlations=corr,
+                  evaluation=a.per_target if a else None, summary=a.summary if a else None,
+                  assessment=a, shift_lines=shift_lines, shift_sources=shift_sources,
+                  scatter=scatter, shift_models=shift_models_)
+
+
+def store_inputs(tracker: Tracker, suite: str, hashes: set[str] | None = None,
+                 sizes: dict[str, float] | None = None) -> AnalysisInputs:
+    """A suite's finished runs and logged probes as analysis inputs (probe matrices as
+    scores: minus the distance)."""
+    table, folds = results_tables(tracker, suite, hashes)
+    probes = load_probe_matrices(tracker, suite)
+    return AnalysisInputs(label=suite, pairs=table, folds=folds, scores=probe_scores(probes),
+                          sizes=dict(sizes or {}))
+
+
+def write_report(tracker: Tracker, suite: str, out_dir: Path,
+                 hashes: set[str] | None = None, log_to_mlflow: bool = True,
+                 sizes: dict[str, int] | None = None, include_self: bool = False,
+                 html: HtmlContext | None = None,
+                 extra_scores: dict[str, pd.DataFrame] | None = None) -> Report:
+    """The report of ``suite`` from its finished runs (:func:`compose_report`), the HTML page
+    and a ``report`` run in MLflow. ``sizes``: training images per source, for the
+    static-size baseline."""
+    inputs = store_inputs(tracker, suite, hashes, sizes)
+    report = compose_report(inputs, out_dir, include_self=include_self,
+                            extra_scores=extra_scores)
     if html is not None:
-        files["html"] = html_report(report, suite, html, out_dir / "report.html")
+        report.files["html"] = html_report(report, suite, html, out_dir / "report.html")
     if not log_to_mlflow:
         return report
     return dataclasses.replace(report, run_id=log_report(tracker, suite, report))
