@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench_core.relocate import relocate_tracking_store
 from registry.paths import BenchPaths
 
 
@@ -33,8 +34,13 @@ class TrackingTarget:
 def tracking_target(paths: BenchPaths, uri: str | None, experiment: str) -> TrackingTarget:
     """``uri`` (e.g. from MLFLOW_TRACKING_URI), else the SQLite store in BENCH_HOME. Artifacts
     of experiments created in a local store go to ``BENCH_HOME/mlartifacts`` (never to
-    ``./mlruns`` of the current folder); a server decides for itself."""
+    ``./mlruns`` of the current folder); a server decides for itself. Every use of BENCH_HOME's
+    own store starts here: side effect, a store whose home was copied or moved has the
+    locations it recorded in the old place rewritten to this one first (bench_core.relocate);
+    a store in place is only read."""
     uri = uri or f"sqlite:///{paths.mlflow_db}"
+    if TrackingTarget(uri, experiment).sqlite_path == paths.mlflow_db:
+        relocate_tracking_store(paths)
     local = TrackingTarget(uri, experiment).local_only
     return TrackingTarget(uri, experiment, str(paths.mlartifacts_dir) if local else None)
 

@@ -65,6 +65,12 @@ class BenchPaths:
         return self.home / "mlartifacts"
 
     @property
+    def origin_marker(self) -> Path:
+        """Where this home was first used, once it has moved (bench_core.relocate): paths
+        under the home enter config hashes in that form, so a moved home keeps its hashes."""
+        return self.home / "origin.json"
+
+    @property
     def models_dir(self) -> Path:
         """Pretrained source weights, one file per pretraining config hash."""
         return self.home / "models"

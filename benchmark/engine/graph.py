@@ -15,6 +15,7 @@ from typing import Any
 from mlflow.entities import Param
 
 from bench_core.hashing import config_hash
+from bench_core.relocate import hashed_options
 from bench_core.sources import SourceModel
 from bench_core.tracking import Tracker
 from benchmark.engine.dispatch import TaskCall
@@ -208,7 +209,7 @@ def _add_probes(g: SuiteGraph, plan: Plan, env: JobEnv, tracker: Tracker, catalo
             continue
         spec, network = probe_network(plan, spec, env.paths) \
             if cls.wants_probe_network(spec.options) else (spec, None)
-        h = config_hash({"probe": spec.method, "options": spec.options,
+        h = config_hash({"probe": spec.method, "options": hashed_options(env.paths, spec.options),
                          "data": [(r.name, r.fingerprint) for r in records],
                          **({"version": cls.version} if cls.version > 1 else {})})
         key = f"probe:{h}"
