@@ -17,10 +17,16 @@ tracking URI. Each workflow lives in the sub-package it belongs to; this module 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import sys
 import time
 
 from bench_core.tracking import open_tracker
+from benchmark.analysis.evaluation import Evaluation
+from benchmark.analysis.export import DEFAULT_LICENSE, export_suite
+from benchmark.analysis.scoring import read_scores, score_methods
+from benchmark.analysis.transfer_data import AnalysisInputs
 from benchmark.analysis.recommend import Recommendation, recommend_from_store
 from benchmark.engine.probing import ProbeRun, probe_datasets
 from benchmark.engine.session import (JobsFailed, RunOptions, SuiteRun, plan_status, run_jobs,
@@ -28,16 +34,23 @@ from benchmark.engine.session import (JobsFailed, RunOptions, SuiteRun, plan_sta
 from benchmark.publishing.publish import Published, publish_model, published_models
 from benchmark.publishing.zoo import check_estimator, rank_models
 from benchmark.report.build import build_report
-from benchmark.report.result_sets import build_results_report
+from benchmark.report.markdown import per_target_rows, summary_rows
+from benchmark.report.result_sets import build_results_report, result_set_inputs
+from benchmark.report.writer import store_inputs
 from benchmark.suite.files import DEFAULT_SUITE
 from benchmark.suite.plan import Plan
 from benchmark.suite.prepare import plan_suite
 from registry.catalog import Catalog
 from registry.paths import BenchPaths, resolve_home
+from registry.result_readers import read_any
+from registry.result_store import ImportOutcome, ResultSetRecord, ResultStore
+from registry.transfer_table import write_table
+from registry.views import dataset_sizes
 
 __all__ = ["BenchPaths", "JobsFailed", "Plan", "ProbeRun", "Published", "Recommendation",
-           "RunOptions", "SuiteRun", "build_report", "build_results_report", "open_tracker",
-           "plan_status",
+           "RunOptions", "SuiteRun", "build_report", "build_results_report", "export_results",
+           "import_results", "open_tracker", "plan_status", "remove_result_set",
+           "result_set", "result_sets", "score_file",
            "plan_suite", "probe_datasets", "publish_model", "published_models", "rank_models",
            "recommend_sources", "resolve_home", "run_probes", "run_suite"]
 
@@ -72,3 +85,64 @@ def recommend_sources(target: str, paths: BenchPaths, *, suite: str = DEFAULT_SU
     models = rank_models(rec.target, paths, suite=suite, estimator=estimator,
                          tracking_uri=tracking_uri, device=device, include_self=include_self)
     return dataclasses.replace(rec, models=models)
+
+
+# --- result sets (transfer tables) ----------------------------------------------------------
+
+
+def export_results(paths: BenchPaths, suite: str, *, tracking_uri: str | None = None,
+                   out=None, license: str = "CC-BY-4.0", citation: str | None = None):
+    """`bench results export`: the suite's transfer table, written to ``out`` (default
+    BENCH_HOME/exports/SUITE). Returns (folder, table)."""
+    lic = DEFAULT_LICENSE if license == DEFAULT_LICENSE["name"] else {"name": license}
+    table = export_suite(paths, suite, tracking_uri=tracking_uri, license=lic,
+                         citation=citation)
+    return write_table(table, out or paths.home / "exports" / suite), table
+
+
+def import_results(paths: BenchPaths, path, name: str, *, fmt: str = "auto",
+                   metric: str | None = None, scores=(), attributes=None,
+                   replace: bool = False) -> ImportOutcome:
+    """`bench results import`: a transfer table from ``path`` into the registry."""
+    table = read_any(path, fmt=fmt, metric=metric, scores=scores, attributes=attributes)
+    return ResultStore(paths).import_table(table, name, replace=replace)
+
+
+def result_sets(paths: BenchPaths) -> list[ResultSetRecord]:
+    return ResultStore(paths).records()
+
+
+def result_set(paths: BenchPaths, name: str) -> ResultSetRecord:
+    return ResultStore(paths).get(name)
+
+
+def remove_result_set(paths: BenchPaths, name: str) -> ResultSetRecord:
+    return ResultStore(paths).remove(name)
+
+
+def score_file(paths: BenchPaths, scores_path, *, results: str | None = None,
+               suite: str | None = None, tracking_uri: str | None = None,
+               include_self: bool = False) -> ScoreOutcome:
+    """`bench score`: the methods of a scores CSV judged against result set ``results`` or the
+    store of ``suite``."""
+    if results is not None:
+        inputs = result_set_inputs(results, paths)
+    else:
+        tracker = open_tracker(paths, f"transfer-bench/{suite}", tracking_uri)
+        with contextlib.redirect_stdout(sys.stderr):
+            inputs = store_inputs(tracker, suite, sizes=dataset_sizes(paths))
+    submitted = read_scores(scores_path)
+    ev, ceiling = score_methods(inputs, submitted, include_self=include_self)
+    methods = sorted(submitted)
+    return ScoreOutcome(inputs=inputs, submitted=methods, evaluation=ev, ceiling=ceiling,
+                        text=summary_rows(ev.summary, first=methods)
+                        + per_target_rows(ev.per_target, methods))
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreOutcome:
+    inputs: AnalysisInputs
+    submitted: list[str]
+    evaluation: Evaluation
+    ceiling: object
+    text: str

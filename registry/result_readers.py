@@ -138,17 +138,16 @@ def read_plain(path: Path, *, metric: str | None = None, scores: Sequence[Path] 
     _require(frame, ["candidate", "target", "repeat"], path,
              "Give candidate, target, repeat (0, 1, ...), optionally fold, and one metric column.")
     column = _metric_column(frame, metric, path)
-    attrs = _attributes(attributes)
+    frame[column] = _numeric(frame, column, path)
     results = frame.rename(columns={column: "value"}).assign(metric=column)
-    results["value"] = _numeric(results, "value", path)
-    results = results.merge(attrs, on="candidate", how="left", suffixes=("", "_attr"))
-    if "candidate_kind_attr" in results:
-        results["candidate_kind"] = results["candidate_kind"].fillna(results.pop(
-            "candidate_kind_attr"))
-    kind = np.where(results["candidate"] == SCRATCH, SCRATCH,
-                    np.where(results["candidate_params"].notna(), "model", "dataset"))
-    results["candidate_kind"] = results["candidate_kind"].fillna(pd.Series(kind,
-                                                                           index=results.index))
+    attrs = _attributes(attributes)
+    kinds = attrs.set_index("candidate")["candidate_kind"]
+    results = results.merge(attrs.drop(columns="candidate_kind"), on="candidate", how="left")
+    given = (results["candidate_kind"] if "candidate_kind" in results
+             else results["candidate"].map(kinds)).astype(object)
+    inferred = np.where(results["candidate"] == SCRATCH, SCRATCH,
+                        np.where(results["candidate_params"].notna(), "model", "dataset"))
+    results["candidate_kind"] = np.where(given.notna(), given, inferred)
     table = TransferTable(results=results, scores=_scores(scores), meta={
         "metric": column, "repeats_are": "independent repeats", **(meta or {})})
     return validate(table, labels={"results": path.name, "scores": "the score CSV(s)"})
@@ -256,7 +255,7 @@ def detect(path: Path) -> str:
     if {"source", "target", "expert_distance"} <= header and any(
             re.fullmatch(r"fold_\d+", c) for c in header):
         return "cats-scans"
-    if {"candidate", "target", "repeat"} <= header:
+    if {"candidate", "target"} <= header:
         return "plain"
     if "model" in header:
         return "model-zoo"

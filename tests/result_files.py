@@ -19,19 +19,19 @@ def cats_scans_csv(path: Path, seed: int = 0) -> Path:
     expert_distance; self rows (source == target) with zero scores and distances."""
     rng = np.random.default_rng(seed)
     rows = []
-    scratch = {t: 0.85 + 0.1 * rng.random() for t in CATS_TARGETS}
+    scratch = {t: 0.85 + 0.1 * rng.random() + rng.normal(0, 0.005, 5) for t in CATS_TARGETS}
     t2v = {(s, t): rng.random() for s in CATS_SOURCES for t in CATS_TARGETS}
     for s in CATS_SOURCES:
         for t in CATS_TARGETS:
             self_row = s == t
-            base = scratch[t] if self_row else scratch[t] + rng.normal(0, 0.03)
-            folds = base + rng.normal(0, 0.005, 5)
+            folds = scratch[t] if self_row else scratch[t].mean() + rng.normal(0, 0.03) + \
+                rng.normal(0, 0.005, 5)
             row = {"source": s, "target": t,
                    **{f"fold_{k + 1}": folds[k] for k in range(5)},
                    "mean": folds.mean(), "std": folds.std()}
-            for k in range(5):
+            for k in range(5):  # Eq. 1 against the scratch run of the same fold, as theirs
                 row[f"score_{k + 1}"] = 0.0 if self_row else \
-                    (folds[k] - scratch[t]) / scratch[t] * 100
+                    (folds[k] - scratch[t][k]) / scratch[t][k] * 100
                 row[f"distance_{k + 1}"] = 0.0 if self_row else t2v[(s, t)] + 0.01 * k
             row["expert_distance"] = 0.0 if self_row else float(rng.integers(0, 7))
             rows.append(row)

@@ -70,7 +70,8 @@ def score_methods(inputs: AnalysisInputs, submitted: dict[str, pd.DataFrame], *,
     clash = sorted(set(submitted) & (set(inputs.scores) | set(BASELINES)))
     if clash:
         raise ScoresError(f"Method column(s) {clash} are already methods of "
-                          f"'{inputs.label}'.", "Rename them in the scores file.")
+                          f"'{inputs.label}' or names of the baselines.",
+                          "Rename them in the scores file.")
     results = inputs.results()
     pairs = set(zip(results["source"], results["target"]))
     for name, table in submitted.items():

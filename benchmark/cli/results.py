@@ -1,5 +1,5 @@
 """Commands about result sets, the registry's transfer tables: ``bench results`` (export, import,
-list, show, remove, publish) and ``bench score``."""
+list, show, remove) and ``bench score``."""
 
 from __future__ import annotations
 
@@ -10,35 +10,29 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from benchmark.cli.console import handles_errors, plain_yaml, print_json, records
+from benchmark.cli.console import fail, handles_errors, plain_yaml, print_json, records
 from benchmark.cli.options import JsonFlag, tracking_uri
 from benchmark.suite.files import DEFAULT_SUITE
-
-SuiteOpt = Annotated[str, typer.Option(help="The suite whose store's results to use.")]
 
 
 @handles_errors
 def export_cmd(
     ctx: typer.Context,
-    suite: SuiteOpt = DEFAULT_SUITE,
-    out: Annotated[Optional[Path], typer.Option("-o", "--out",
-                                                help="Folder to write (default "
-                                                     "BENCH_HOME/exports/SUITE).")] = None,
+    suite: Annotated[str, typer.Option(help="The suite whose results to export.")
+                     ] = DEFAULT_SUITE,
+    out: Annotated[Optional[Path], typer.Option("-o", "--out", help="Folder to write (default "
+                                                "BENCH_HOME/exports/SUITE).")] = None,
     license: Annotated[str, typer.Option(help="The licence of the results (SPDX id).")
                        ] = "CC-BY-4.0",
     citation: Annotated[Optional[str], typer.Option(help="How to cite the results.")] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Export a suite's results (pairs, repeats, folds, scratch, every probe's scores, the
-    datasets' meta-features, provenance) as a transfer table folder."""
-    from benchmark.analysis.export import DEFAULT_LICENSE, export_suite
-    from registry.transfer_table import write_table
+    """Export a suite's results as a transfer table folder (pairs, repeats, folds, scratch,
+    every probe's scores, the datasets' meta-features, provenance)."""
+    from benchmark import api  # torch and MLflow: loaded once the flags are known good
 
-    paths = ctx.find_root().obj
-    lic = DEFAULT_LICENSE if license == DEFAULT_LICENSE["name"] else {"name": license}
-    table = export_suite(paths, suite, tracking_uri=tracking_uri(), license=lic,
-                         citation=citation)
-    folder = write_table(table, out or paths.home / "exports" / suite)
+    folder, table = api.export_results(ctx.find_root().obj, suite, tracking_uri=tracking_uri(),
+                                       out=out, license=license, citation=citation)
     doc = {"path": str(folder), "version": table.version, "rows": len(table.results),
            "methods": sorted(table.scores["method"].unique())}
     print_json(doc) if json_out else typer.echo(
@@ -65,11 +59,10 @@ def import_cmd(
     json_out: JsonFlag = False,
 ) -> None:
     """Import a transfer table into the registry (idempotent by content hash)."""
-    from registry.result_readers import read_any
-    from registry.result_store import ResultStore
+    from benchmark import api
 
-    table = read_any(path, fmt=fmt, metric=metric, scores=scores, attributes=attributes)
-    outcome = ResultStore(ctx.find_root().obj).import_table(table, name, replace=replace)
+    outcome = api.import_results(ctx.find_root().obj, path, name, fmt=fmt, metric=metric,
+                                 scores=scores, attributes=attributes, replace=replace)
     doc = {**outcome.record.summary(), "status": outcome.status}
     print_json(doc) if json_out else typer.echo(
         f"{name}: {outcome.status} ({doc['rows']} rows, {doc['targets']} targets, "
@@ -78,12 +71,12 @@ def import_cmd(
 
 @handles_errors
 def list_cmd(ctx: typer.Context, json_out: JsonFlag = False) -> None:
-    """List the result sets: imported ones and the built-in ones."""
+    """List the result sets: the imported ones and the built-in ones."""
     if ctx.invoked_subcommand is not None:
         return
-    from registry.result_store import ResultStore
+    from benchmark import api
 
-    rows = [r.summary() for r in ResultStore(ctx.find_root().obj).records()]
+    rows = [r.summary() for r in api.result_sets(ctx.find_root().obj)]
     if json_out:
         print_json(rows)
         return
@@ -100,9 +93,9 @@ def list_cmd(ctx: typer.Context, json_out: JsonFlag = False) -> None:
 def show_cmd(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Result set.")],
              json_out: JsonFlag = False) -> None:
     """One result set: its descriptor (provenance, licence, citation, methods) and counts."""
-    from registry.result_store import ResultStore
+    from benchmark import api
 
-    record = ResultStore(ctx.find_root().obj).get(name)
+    record = api.result_set(ctx.find_root().obj, name)
     doc = {**record.summary(), "descriptor": record.descriptor}
     print_json(doc) if json_out else typer.echo(plain_yaml(doc))
 
@@ -111,9 +104,9 @@ def show_cmd(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Resul
 def remove_cmd(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Result set.")],
                json_out: JsonFlag = False) -> None:
     """Remove an imported result set (its folder and registry row)."""
-    from registry.result_store import ResultStore
+    from benchmark import api
 
-    record = ResultStore(ctx.find_root().obj).remove(name)
+    record = api.remove_result_set(ctx.find_root().obj, name)
     print_json({"removed": name, "path": str(record.path)}) if json_out else \
         typer.echo(f"{name}: removed ({record.path})")
 
@@ -133,39 +126,19 @@ def score_cmd(
 ) -> None:
     """Judge a method's per-pair scores against a ground truth that already exists, with the
     same evaluation as the report: the way to submit a new method."""
-    from benchmark.analysis.scoring import read_scores, score_methods
-    from benchmark.report.markdown import per_target_rows, summary_rows
-
     if (results is None) == (suite is None):
-        from benchmark.cli.console import fail
         raise fail("Give the truth with exactly one of --results NAME or --suite NAME.", 2)
-    inputs = _truth(ctx.find_root().obj, results, suite)
-    submitted = read_scores(scores)
-    ev, ceiling = score_methods(inputs, submitted, include_self=include_self)
+    from benchmark import api
+
+    got = api.score_file(ctx.find_root().obj, scores, results=results, suite=suite,
+                         tracking_uri=tracking_uri(), include_self=include_self)
+    ev = got.evaluation
     if json_out:
-        print_json({"truth": inputs.label, "metric": inputs.metric,
-                    "submitted": sorted(submitted), "evaluation": records(ev.summary),
+        print_json({"truth": got.inputs.label, "metric": got.inputs.metric,
+                    "submitted": got.submitted, "evaluation": records(ev.summary),
                     "evaluation_per_target": records(ev.per_target),
-                    "noise_ceiling": records(ceiling)})
+                    "noise_ceiling": records(got.ceiling)})
         return
-    typer.echo(f"Against {inputs.label} ({inputs.metric}, {ev.summary['n_targets'].max()} "
-               "targets):\n")
-    typer.echo(summary_rows(ev.summary, first=sorted(submitted)))
-    typer.echo(per_target_rows(ev.per_target, sorted(submitted)))
-
-
-def _truth(paths, results: str | None, suite: str | None):
-    if results is not None:
-        from benchmark.report.result_sets import result_set_inputs
-
-        return result_set_inputs(results, paths)
-    import contextlib
-    import sys
-
-    from bench_core.tracking import open_tracker
-    from benchmark.report.writer import store_inputs
-    from registry.views import dataset_sizes
-
-    tracker = open_tracker(paths, f"transfer-bench/{suite}", tracking_uri())
-    with contextlib.redirect_stdout(sys.stderr):
-        return store_inputs(tracker, suite, sizes=dataset_sizes(paths))
+    typer.echo(f"Against {got.inputs.label} ({got.inputs.metric}, "
+               f"{int(ev.summary['n_targets'].max())} targets):\n")
+    typer.echo(got.text)
