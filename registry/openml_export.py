@@ -7,6 +7,7 @@ sets are flattened) and the nominal class. openml-python checks the ARFF it seri
 folder holds ``description.xml`` (what OpenML's upload takes), ``dataset.arff`` and
 ``qualities.json`` (our meta-features, OpenML's vocabulary). It is written to a temporary
 folder and renamed into place. ``publish_export`` uploads it with the user's API key.
+``build_dataset``, ``creator`` and ``write_files`` serve ``bench results publish --openml`` too.
 """
 
 from __future__ import annotations
@@ -84,7 +85,6 @@ def _cache(rec: DatasetRecord, size: tuple[int, int] | None) -> tuple[np.ndarray
 
 
 def _openml_dataset(rec: DatasetRecord, images: np.ndarray, labels: np.ndarray):
-    import openml
     import pandas as pd
 
     card = rec.card
@@ -101,20 +101,29 @@ def _openml_dataset(rec: DatasetRecord, images: np.ndarray, labels: np.ndarray):
         f"Derived: {json.dumps(derived)}" if derived else "",
         "Meta-features (OpenML quality names where OpenML defines them): "
         + json.dumps({k: round(v, 6) for k, v in sorted(rec.meta_features.items())})]))
+    return build_dataset(
+        "Report this with the dataset card.", name=rec.name, description=description,
+        creator=creator(card), contributor="transfer-bench export", collection_date=None,
+        language="English", licence=card["license"], attributes="auto", data=frame,
+        default_target_attribute="class", ignore_attribute=None, citation=card["citation"],
+        original_data_url=card.get("homepage"), paper_url=None, row_id_attribute=None,
+        version_label=None, update_comment=None)
+
+
+def build_dataset(advice: str, **fields: Any):
+    """``openml.datasets.create_dataset(**fields)``: the OpenMLDataset, its ARFF serialised
+    and checked by openml-python; a refusal becomes an OpenMLExportError naming
+    ``fields["name"]``, with ``advice``."""
+    import openml
+
     try:
-        return openml.datasets.create_dataset(
-            name=rec.name, description=description, creator=_creator(card),
-            contributor="transfer-bench export", collection_date=None, language="English",
-            licence=card["license"], attributes="auto", data=frame,
-            default_target_attribute="class", ignore_attribute=None,
-            citation=card["citation"], original_data_url=card.get("homepage"), paper_url=None,
-            row_id_attribute=None, version_label=None, update_comment=None)
+        return openml.datasets.create_dataset(**fields)
     except ValueError as err:
-        raise OpenMLExportError(f"openml-python refused the export of '{rec.name}': {err}",
-                                "Report this with the dataset card.") from None
+        raise OpenMLExportError(f"openml-python refused the export of '{fields['name']}': "
+                                f"{err}", advice) from None
 
 
-def _creator(card: dict) -> str:
+def creator(card: dict) -> str:
     """Who made the data: a BibTeX ``author`` line of the citation, else the authors of each
     ``Authors, Title, Venue``-style entry (``;``-separated), else the homepage."""
     cite = (card.get("citation") or "").strip()
@@ -127,9 +136,15 @@ def _creator(card: dict) -> str:
 
 def _write(dataset, rec: DatasetRecord, folder: Path) -> None:
     with atomic_folder(folder) as tmp:
-        (tmp / "description.xml").write_text(dataset._to_xml())
-        (tmp / "dataset.arff").write_text(dataset._dataset)
+        write_files(dataset, tmp)
         (tmp / "qualities.json").write_text(json.dumps(rec.meta_features, indent=2))
+
+
+def write_files(dataset, folder: Path) -> None:
+    """Write what an OpenML upload of ``dataset`` sends into ``folder``: ``description.xml``
+    (openml-python's XML of it) and ``dataset.arff`` (its checked ARFF)."""
+    (folder / "description.xml").write_text(dataset._to_xml())
+    (folder / "dataset.arff").write_text(dataset._dataset)
 
 
 def publish_export(export: Export, apikey: str | None, server: str | None = None) -> Export:

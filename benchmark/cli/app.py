@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from benchmark.cli import datasets, probe, publish, results, run, ui
+from benchmark.cli import datasets, probe, publish, results, results_publish, run, ui
 from benchmark.cli.console import setup_logging
 from registry.paths import BenchPaths, resolve_home
 
@@ -53,6 +53,7 @@ results_app.command("export")(results.export_cmd)
 results_app.command("import")(results.import_cmd)
 results_app.command("show")(results.show_cmd)
 results_app.command("remove")(results.remove_cmd)
+results_app.command("publish")(results_publish.publish_cmd)
 app.command("score")(results.score_cmd)
 
 
