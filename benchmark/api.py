@@ -27,15 +27,18 @@ from benchmark.analysis.evaluation import Evaluation
 from benchmark.analysis.export import DEFAULT_LICENSE, export_suite
 from benchmark.analysis.scoring import read_scores, score_methods
 from benchmark.analysis.transfer_data import AnalysisInputs
-from benchmark.analysis.recommend import Recommendation, recommend_from_store
+from benchmark.analysis.recommend import (Recommendation, recommend_from_store,
+                                          recommend_from_tables)
 from benchmark.engine.probing import ProbeRun, probe_datasets
 from benchmark.engine.session import (JobsFailed, RunOptions, SuiteRun, plan_status, run_jobs,
                                       run_probes)
 from benchmark.publishing.publish import Published, publish_model, published_models
+from benchmark.publishing.results_share import PublishedResults, publish_results
 from benchmark.publishing.zoo import check_estimator, rank_models
 from benchmark.report.build import build_report
 from benchmark.report.markdown import per_target_rows, summary_rows
-from benchmark.report.result_sets import build_results_report, result_set_inputs
+from benchmark.analysis.tables import result_set_inputs
+from benchmark.report.result_sets import build_results_report
 from benchmark.report.writer import store_inputs
 from benchmark.suite.files import DEFAULT_SUITE
 from benchmark.suite.plan import Plan
@@ -50,7 +53,7 @@ from registry.views import dataset_sizes
 __all__ = ["BenchPaths", "JobsFailed", "Plan", "ProbeRun", "Published", "Recommendation",
            "RunOptions", "SuiteRun", "build_report", "build_results_report", "export_results",
            "import_results", "open_tracker", "plan_status", "remove_result_set",
-           "result_set", "result_sets", "score_file",
+           "result_set", "result_sets", "score_file", "publish_results", "PublishedResults",
            "plan_suite", "probe_datasets", "publish_model", "published_models", "rank_models",
            "recommend_sources", "resolve_home", "run_probes", "run_suite"]
 
@@ -73,11 +76,17 @@ def run_suite(plan: Plan, paths: BenchPaths, options: RunOptions = RunOptions(),
 def recommend_sources(target: str, paths: BenchPaths, *, suite: str = DEFAULT_SUITE,
                       method: str = "auto", estimator: str = "logme",
                       tracking_uri: str | None = None, catalog: Catalog | None = None,
-                      device: str = "auto", include_self: bool = False) -> Recommendation:
+                      device: str = "auto", include_self: bool = False,
+                      results: list[str] | None = None) -> Recommendation:
     """Rank ``suite``'s sources for ``target`` by the method with the best figure on the
     suite's other targets (``auto``) or the one named, with every method's figures there and
-    their intervals; and rank the suite's pretrained models beside every published model by
-    ``estimator`` (LogME ...) on the target's data."""
+    their intervals and each source's predicted gain; and rank the suite's pretrained models
+    beside every published model by ``estimator`` (LogME ...) on the target's data. With
+    ``results`` (result set names) the evidence is those tables instead of the suite's store
+    (no model ranking then: a table holds no models of this store)."""
+    if results:
+        return recommend_from_tables(target, results, paths, method=method, catalog=catalog,
+                                     include_self=include_self)
     check_estimator(estimator)
     rec = recommend_from_store(target, paths, suite=suite, method=method,
                                tracking_uri=tracking_uri, catalog=catalog,

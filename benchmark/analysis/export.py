@@ -98,8 +98,7 @@ def _classes(names: list[str], paths: BenchPaths, catalog: Catalog) -> dict[str,
     return out
 
 
-def _provenance(suite_name: str, folds: pd.DataFrame) -> dict:
-    suite = resolve_suite(suite_name)
+def _provenance(suite, folds: pd.DataFrame) -> dict:
     settings = suite.finetune_defaults
     protocol = {"suite": suite.name, "architecture": suite.architecture.model_dump(mode="json"),
                 "folds": suite.folds.model_dump(mode="json"), "repeats": suite.repeats,
@@ -129,7 +128,7 @@ def export_suite(paths: BenchPaths, suite: str, *, tracking_uri: str | None = No
                    "suite's store (higher = predicted better transfer)"} for m in probes}
     meta = {"title": f"transfer-bench suite '{resolved.name}'",
             "description": resolved.description or None, "metric": "auc",
-            "repeats_are": "independent repeats", **_provenance(resolved.name, folds),
+            "repeats_are": "independent repeats", **_provenance(resolved, folds),
             "citation": citation or f"transfer-bench, suite '{resolved.name}'",
             "licenses": [license or DEFAULT_LICENSE], "tool": tool_version(),
             "methods": methods}

@@ -94,12 +94,13 @@ def store_pairs(paths: BenchPaths, tracking_uri: str | None, sizes: Mapping[str,
     return pd.concat(frames, ignore_index=True)
 
 
-def learned_scores(pairs: pd.DataFrame, suite: str, learner: Learner | None = None,
+def learned_scores(pairs: pd.DataFrame, suite: str | None, learner: Learner | None = None,
                    targets: list[str] | None = None) -> pd.DataFrame:
-    """The learned method's scores of ``suite``'s pairs: for each of its targets t, a model
-    fitted on every pair in ``pairs`` whose target is not t (any suite) scores t's candidates
-    in ``suite``. Columns source, target, score; ``attrs['refused']`` says which targets got
-    no model and why (too few other targets)."""
+    """The learned method's scores of ``suite``'s pairs (every pair's with None): for each of
+    its targets t, a model fitted on every pair in ``pairs`` whose target is not t (any
+    suite) scores t's candidates in ``suite``. Columns source, target, score;
+    ``attrs['refused']`` says which targets got no model and why (too few other targets)."""
     features = [c for c in feature_columns(pairs) if pairs[c].notna().any()]
+    scored = pairs if suite is None else pairs[pairs["suite"] == suite]
     return loto_scores(pairs, learner or LEARNERS[DEFAULT_LEARNER], features, targets=targets,
-                       scored=pairs[pairs["suite"] == suite])
+                       scored=scored)

@@ -28,6 +28,9 @@ from benchmark.analysis.baselines import (BEST_ON_AVERAGE, RANDOM, STATIC_SIZE,
                                           mean_over_other_targets, size_score)
 from benchmark.analysis.evaluation import (DECIDING, LEARNED, Evaluation, evaluate, figures,
                                            mean_figures)
+from benchmark.analysis.gain import predict_gain
+from benchmark.analysis.tables import combine, result_set_inputs, target_key
+from benchmark.analysis.transfer_data import learning_pairs
 from benchmark.analysis.inference import MIN_TARGETS
 from benchmark.analysis.meta_dataset import dataset_tables, learned_scores, store_pairs
 from benchmark.analysis.pair_features import LABEL, feature_columns, pair_table
@@ -59,12 +62,19 @@ class Recommendation:
     models: pd.DataFrame | None = None
 
 
-def method_scores(results: pd.DataFrame, probes: dict, pairs: pd.DataFrame, suite: str
+def as_scores(probes: dict) -> dict[str, pd.DataFrame]:
+    """Method scores from a suite's probe matrices (names, distances) or score tables."""
+    matrices = {k: v for k, v in probes.items() if isinstance(v, tuple)}
+    return {**{k: v for k, v in probes.items() if not isinstance(v, tuple)},
+            **probe_scores(matrices)}
+
+
+def method_scores(results: pd.DataFrame, probes: dict, pairs: pd.DataFrame, suite: str | None
                   ) -> dict[str, pd.DataFrame]:
     """Every method's scores of ``results``' pairs besides the baselines (the evaluation adds
     those): the probes' and the learned ranker's (each target's from a model that never saw
-    it, nor any target missing from ``pairs``)."""
-    return {**probe_scores(probes), LEARNED: learned_scores(pairs, suite)}
+    it, nor any target missing from ``pairs``); ``probes``: matrices or score tables."""
+    return {**as_scores(probes), LEARNED: learned_scores(pairs, suite)}
 
 
 def _num(value) -> float | None:
@@ -121,7 +131,8 @@ def choice_message(out: dict) -> str:
     tau on the other targets, its test against a random pick, the nested reliability of the
     procedure, the runner-up; and plainly when nothing beats a random pick."""
     vs = out["vs_random"]
-    where = f"on the suite's {out['n_targets']} other target(s)"
+    where = f"on the {out.get('evidence', 'suite' + chr(39) + 's')} {out['n_targets']} other " \
+        "target(s)"
     tie = (f"; tied with {' and '.join(out['tied_with'])} on weighted tau, chosen by "
            f"{out['tie_break']}" if out["tied_with"] else "")
     if 0 < out["n_targets"] < MIN_TARGETS[DECIDING]:
@@ -214,24 +225,25 @@ def _auto_choice(ev: Evaluation, others, probes, pairs, suite, sizes, include_se
 
 def rank(target: str, candidates: list[str], method: str, probes: dict, pairs: pd.DataFrame,
          results: pd.DataFrame, sizes: dict[str, float], paths: BenchPaths,
-         catalog: Catalog, include_self: bool = False) -> pd.DataFrame:
+         catalog: Catalog, include_self: bool = False,
+         datasets: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """``target``'s candidates, best first, by ``method`` (a probe, the learned ranker or a
     baseline); the learned ranker is fitted on every pair whose target is not ``target``;
     best-on-average leaves out a source's transfer to itself unless ``include_self``, as its
     evaluation does (:func:`mean_over_other_targets`); ``results``: the suite's transfer
     results per repeat (source, target, repeat, auc)."""
     if method == LEARNED:
-        score = _learned_for(target, candidates, probes, pairs, sizes, paths, catalog)
+        test = test_pairs(target, candidates, probes, sizes, paths, catalog, datasets)
+        score = _learned_for(target, test, pairs)
     elif method == BEST_ON_AVERAGE:
         mean = mean_over_other_targets(truth_table(results, include_self), target)
         score = [mean.get(s, np.nan) for s in candidates]
     elif method == STATIC_SIZE:
         score = [size_score(sizes, s) for s in candidates]
     elif method in probes:
-        names, matrix = probes[method]
-        idx = {n: i for i, n in enumerate(names)}
-        score = [-float(matrix[idx[s], idx[target]]) if s in idx and target in idx else np.nan
-                 for s in candidates]
+        table = as_scores({method: probes[method]})[method]
+        mine = table[table["target"] == target].set_index("source")["score"]
+        score = [float(mine.get(s, np.nan)) for s in candidates]
     else:
         raise BenchError(f"No method '{method}' for these datasets.",
                          f"Use {AUTO}, {LEARNED}, best-on-average, static-size or a logged "
@@ -248,16 +260,38 @@ def rank(target: str, candidates: list[str], method: str, probes: dict, pairs: p
     return ranked.reset_index(drop=True)
 
 
-def _learned_for(target, candidates, probes, pairs, sizes, paths, catalog) -> np.ndarray:
+def test_pairs(target: str, candidates: list[str], probes: dict, sizes: dict[str, float],
+               paths: BenchPaths, catalog: Catalog,
+               datasets: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """``target``'s candidate pairs with the features the learned models read: each method's
+    score of the pair (a suite's probe matrices as ``dist:``, a result set's scores as
+    ``est:``, as their training pairs have them), the datasets' meta-feature differences (a
+    result set's own, else the registry's), the sizes."""
+    truth = pd.DataFrame({"source": candidates, "target": target, LABEL: np.nan})
+    names = sorted({*candidates, _plain(target)})
+    tables = dataset_tables(names, paths, catalog)
+    for key, table in (datasets or {}).items():
+        tables[key] = pd.concat([table, tables[key].drop(index=table.index, errors="ignore")])
+    if target != _plain(target):  # a result set's target key: the dataset's own row
+        tables = {k: pd.concat([t, t.loc[[_plain(target)]].set_axis([target])])
+                  if _plain(target) in t.index else t for k, t in tables.items()}
+    matrices = {k: v for k, v in probes.items() if isinstance(v, tuple)}
+    return pair_table(truth, distances=matrices, scores=as_scores(
+        {k: v for k, v in probes.items() if not isinstance(v, tuple)}), datasets=tables,
+        sizes=sizes)
+
+
+def _plain(target: str) -> str:
+    """A dataset's name from a combined result set's target key (``SET:NAME``)."""
+    return target.split(":", 1)[1] if ":" in target else target
+
+
+def _learned_for(target: str, test: pd.DataFrame, pairs: pd.DataFrame) -> np.ndarray:
     train = pairs[pairs["target"] != target].dropna(subset=[LABEL])
     why = refusal(train)
     if why:
         raise BenchError(f"The learned ranker cannot rank '{target}': {why}.",
                          "Run the benchmark on more targets, or use --method with a probe.")
-    truth = pd.DataFrame({"source": candidates, "target": target, LABEL: np.nan})
-    names = sorted({*candidates, target})
-    test = pair_table(truth, distances=probes, datasets=dataset_tables(names, paths, catalog),
-                      sizes=sizes)
     features = [c for c in feature_columns(train) if train[c].notna().any()]
     test = test.reindex(columns=[*test.columns, *(f for f in features if f not in test)])
     return LEARNERS[DEFAULT_LEARNER](train.sort_values(["target", "suite", "source"],
@@ -277,12 +311,28 @@ def _check_target(name: str, given: str, suite, paths: BenchPaths, catalog: Cata
                          "See `bench datasets`; register a new one with `bench add-dataset`.")
 
 
+def with_gain(ranking: pd.DataFrame, target: str, test: pd.DataFrame, pairs: pd.DataFrame
+              ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The ranking with each candidate's predicted gain over scratch (Eq. 1, %) and its
+    prediction interval (:mod:`benchmark.analysis.gain`, trained on every pair whose target is
+    not ``target``), and what the interval rests on."""
+    train = pairs[pairs["target"] != target]
+    if "transferability" not in train or train["transferability"].notna().sum() == 0:
+        return ranking, {"reason": "no pair with a scratch baseline to learn the gain from"}
+    gain = predict_gain(train, test)
+    table = ranking.merge(gain.table, on="source", how="left")
+    info = {"level": gain.level, "n_targets": gain.n_targets, "n_pairs": gain.n_pairs,
+            "loto_coverage": gain.coverage, "reason": gain.reason}
+    return table, info
+
+
 def recommend_from_store(target: str, paths: BenchPaths, *, suite: str = DEFAULT_SUITE,
                          method: str = AUTO, tracking_uri: str | None = None,
                          catalog: Catalog | None = None, include_self: bool = False
                          ) -> Recommendation:
     """Rank ``suite``'s sources for ``target`` from the suite's finished results and probes and
-    every finished pair in the store, by ``method`` (``auto``: chosen on the other targets)."""
+    every finished pair in the store, by ``method`` (``auto``: chosen on the other targets),
+    with each source's predicted gain over scratch."""
     catalog = catalog or Catalog.load()
     name = catalog.key(target)
     resolved = resolve_suite(suite)
@@ -299,5 +349,36 @@ def recommend_from_store(target: str, paths: BenchPaths, *, suite: str = DEFAULT
     candidates = [s.name for s in resolved.sources if include_self or s.name != name]
     ranking = rank(name, candidates, choice["method"], probes, pairs, results, sizes,
                    paths, catalog, include_self)
-    return Recommendation(target=name, method=choice["method"], choice=choice,
-                          ranking=ranking, evaluation=evaluation)
+    test = test_pairs(name, list(ranking["source"]), probes, sizes, paths, catalog)
+    ranking, gain = with_gain(ranking, name, test, pairs)
+    return Recommendation(target=name, method=choice["method"], choice={**choice,
+                          "gain_model": gain}, ranking=ranking, evaluation=evaluation)
+
+
+def recommend_from_tables(target: str, names: list[str], paths: BenchPaths, *,
+                          method: str = AUTO, catalog: Catalog | None = None,
+                          include_self: bool = False) -> Recommendation:
+    """Rank candidates for ``target`` from result sets ``names`` (imported or built-in), each
+    target judged within its own table (:func:`benchmark.analysis.tables.combine`): the
+    target's own candidates when a table holds it (``SET:TARGET`` when several do), else every
+    candidate of the tables, for a new dataset the registry knows."""
+    catalog = catalog or Catalog.load()
+    inputs = combine([result_set_inputs(n, paths, catalog) for n in names])
+    results = inputs.results()
+    key = target_key(target, results, names, catalog, paths)
+    pairs = learning_pairs(inputs)
+    evaluation, choice = judge(key, method, results, inputs.scores, pairs, None, inputs.sizes,
+                               include_self)
+    if "n_targets" in choice and "message" in choice:
+        choice["message"] = choice_message({**choice, "evidence": "result sets'"})
+    held = results[results["target"] == key]
+    candidates = sorted(held["source"].unique()) if len(held) else \
+        sorted(set(results["source"]) - {_plain(key)})
+    ranking = rank(key, candidates, choice["method"], inputs.scores, pairs, results,
+                   inputs.sizes, paths, catalog, include_self, datasets=inputs.datasets)
+    test = test_pairs(key, list(ranking["source"]), inputs.scores, inputs.sizes, paths,
+                      catalog, inputs.datasets)
+    ranking, gain = with_gain(ranking, key, test, pairs)
+    return Recommendation(target=key, method=choice["method"], choice={
+        **choice, "gain_model": gain, "result_sets": names, "protocols": inputs.methods.get(
+            "_protocols", {})}, ranking=ranking, evaluation=evaluation)

@@ -3,7 +3,7 @@ start from for a target."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -58,6 +58,9 @@ def recommend_cmd(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     include_self: Annotated[bool, typer.Option(
         "--include-self", help="Let the target be its own candidate source.")] = False,
+    results: Annotated[Optional[str], typer.Option(
+        help="Result sets to learn from instead of the suite's store, comma-separated "
+             "(imported or built-in: see `bench results`).")] = None,
     json_out: JsonFlag = False,
 ) -> None:
     """Rank the suite's sources for a target by the method that did best on the suite's other
@@ -67,18 +70,17 @@ def recommend_cmd(
     ones by an estimator."""
     from benchmark import api  # torch and MLflow: loaded once the flags are known good
 
+    names = [n.strip() for n in results.split(",") if n.strip()] if results else None
     rec = api.recommend_sources(target, ctx.find_root().obj, suite=suite, method=method,
                                 estimator=estimator, tracking_uri=tracking_uri(),
-                                device=device, include_self=include_self)
+                                device=device, include_self=include_self, results=names)
     if json_out:
         print_json({"target": rec.target, "method": rec.method, "choice": rec.choice,
                     "ranking": records(rec.ranking), "evaluation": records(rec.evaluation),
                     "models": None if rec.models is None else records(rec.models)})
         return
     typer.echo(rec.choice["message"])
-    typer.echo(f"\nSources for {rec.target} by {rec.method} (best first):")
-    for i, row in rec.ranking.iterrows():
-        typer.echo(f"  {i + 1}. {row['source']:<20} score {row['score']:+.4f}")
+    _print_ranking(rec)
     typer.echo("\nEvery method on the suite's other targets (weighted Kendall tau and top-1 "
                "regret with 95 % bootstrap-t intervals over targets, none from fewer than 3; "
                "vs random: the exact permutation test):")
@@ -96,6 +98,34 @@ def recommend_cmd(
             typer.echo(f"  {i + 1}. {row['model']:<40} {row['kind']:<14} "
                        f"{row[estimator]:+.4f}  {int(row['parameters']):>12,} parameters  "
                        f"{images:>9} images")
+
+
+def _print_ranking(rec) -> None:
+    """The ranking, with each source's predicted gain over scratch and its interval."""
+    gain = rec.choice.get("gain_model") or {}
+    has_gain = "predicted_gain" in rec.ranking and rec.ranking["predicted_gain"].notna().any()
+    typer.echo(f"\nSources for {rec.target} by {rec.method} (best first" +
+               (f"; predicted gain over scratch, % AUC, with its {100 * gain['level']:.0f} % "
+                "prediction interval" if has_gain else "") + "):")
+    for i, row in rec.ranking.iterrows():
+        line = f"  {i + 1}. {row['source']:<20} score {row['score']:+.4f}"
+        if has_gain:
+            line += (f"  gain {row['predicted_gain']:+6.2f} [{row['gain_low']:+.2f}, "
+                     f"{row['gain_high']:+.2f}]")
+            flag = row["negative_transfer"]
+            line += f"  negative transfer {flag}" if flag else ""
+        typer.echo(line)
+    if has_gain:
+        cover = gain.get("loto_coverage")
+        under = cover is not None and cover < gain["level"] - 0.05
+        typer.echo(f"  (gain model: ridge on the pair features, {gain['n_pairs']} pairs of "
+                   f"{gain['n_targets']} targets; its interval covered "
+                   + ("?" if cover is None else f"{100 * cover:.0f} %")
+                   + " of the held-out pairs, leave-one-target-out"
+                   + ("; it undercovers on this evidence: read it as optimistic" if under
+                      else "") + ")")
+    elif gain.get("reason"):
+        typer.echo(f"  (no predicted gain: {gain['reason']})")
 
 
 def _verdict(row) -> str:

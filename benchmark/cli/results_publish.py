@@ -30,11 +30,10 @@ def publish_cmd(
     """Publish a result set: a Hugging Face dataset folder (Parquet per resource, a dataset
     card with the datasheet, the Data Package descriptor), optionally pushed to the Hub and
     written as an OpenML dataset. A table of unknown licence is refused."""
-    # pandas, the Hub and openml-python: loaded once a publish is asked for
-    from benchmark.publishing.results_share import publish_results
+    from benchmark import api  # the library: loaded once the flags are known good
 
-    pub = publish_results(name, ctx.find_root().obj, out=out, push=push, openml=openml,
-                          environ=dict(os.environ))
+    pub = api.publish_results(name, ctx.find_root().obj, out=out, push=push, openml=openml,
+                              environ=dict(os.environ))
     if json_out:
         print_json(pub.as_json())
         return

@@ -14,26 +14,18 @@ from pathlib import Path
 
 from benchmark.analysis.evaluation import LEARNED
 from benchmark.analysis.meta_dataset import learned_scores
-from benchmark.analysis.transfer_data import AnalysisInputs, inputs_from_table, learning_pairs
+from benchmark.analysis.tables import result_set_inputs
+from benchmark.analysis.transfer_data import AnalysisInputs, learning_pairs
 from benchmark.report.html import HtmlContext, html_report
 from benchmark.report.writer import Report, compose_report
 from registry.catalog import Catalog
 from registry.paths import BenchPaths
 from registry.result_store import ResultStore
 from registry.store import RegistryStore
-from registry.views import dataset_sizes
 
 FOLDS_NOTE = ("\nThe repeats of this table are the folds of one split: the noise ceiling and "
               "the intervals measure fold-to-fold noise only, which understates the noise of a "
               "new split.\n")
-
-
-def result_set_inputs(name: str, paths: BenchPaths, catalog: Catalog | None = None
-                      ) -> AnalysisInputs:
-    """Result set ``name`` (imported or built-in) as analysis inputs; candidates the table gives
-    no size for take the registry's (its cards' and registered datasets') where names match."""
-    table = ResultStore(paths).load(name)
-    return inputs_from_table(table, name, extra_sizes=dataset_sizes(paths, catalog))
 
 
 def html_context(name: str, inputs: AnalysisInputs, paths: BenchPaths, catalog: Catalog,
