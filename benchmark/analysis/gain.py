@@ -114,8 +114,9 @@ def loto_coverage(train: pd.DataFrame, level: float = LEVEL) -> float | None:
 
 
 def negative_transfer(point: float, high: float) -> str:
-    """'likely' when the whole interval is below 0, 'possible' when the prediction is."""
-    if high < 0:
+    """'likely' when the whole interval is below 0, 'possible' when the prediction is (with no
+    interval, ``high`` is the prediction: never 'likely')."""
+    if high < 0 and high != point:
         return "likely"
     return "possible" if point < 0 else ""
 
@@ -136,9 +137,14 @@ def predict_gain(train: pd.DataFrame, test: pd.DataFrame, level: float = LEVEL,
                               "interval")
     point = _fit_predict(train, test)
     half = conformal_half_width(loto_residuals(train), level)
+    reason = None
+    if not math.isfinite(half):  # fewer residuals than the quantile needs: no interval
+        half = math.nan
+        reason = (f"{len(train)} training pairs: at least {math.ceil(level / (1 - level))} are "
+                  f"needed for a {100 * level:.0f} % interval")
     table = pd.DataFrame({"source": test["source"].to_numpy(), "predicted_gain": point,
                           "gain_low": point - half, "gain_high": point + half})
-    table["negative_transfer"] = [negative_transfer(p, h) for p, h in
-                                  zip(table["predicted_gain"], table["gain_high"])]
-    coverage = loto_coverage(train, level) if check_coverage else None
-    return GainPrediction(table, n_targets, len(train), level, coverage)
+    table["negative_transfer"] = [negative_transfer(p, h if math.isfinite(h) else p)
+                                  for p, h in zip(table["predicted_gain"], table["gain_high"])]
+    coverage = loto_coverage(train, level) if check_coverage and reason is None else None
+    return GainPrediction(table, n_targets, len(train), level, coverage, reason)

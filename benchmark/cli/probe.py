@@ -110,12 +110,15 @@ def _print_ranking(rec) -> None:
     for i, row in rec.ranking.iterrows():
         line = f"  {i + 1}. {row['source']:<20} score {row['score']:+.4f}"
         if has_gain:
-            line += (f"  gain {row['predicted_gain']:+6.2f} [{row['gain_low']:+.2f}, "
-                     f"{row['gain_high']:+.2f}]")
+            line += f"  gain {row['predicted_gain']:+6.2f}" + (
+                "" if row["gain_low"] != row["gain_low"] else  # NaN: no interval
+                f" [{row['gain_low']:+.2f}, {row['gain_high']:+.2f}]")
             flag = row["negative_transfer"]
             line += f"  negative transfer {flag}" if flag else ""
         typer.echo(line)
-    if has_gain:
+    if has_gain and gain.get("reason"):
+        typer.echo(f"  (no prediction interval: {gain['reason']})")
+    elif has_gain:
         cover = gain.get("loto_coverage")
         under = cover is not None and cover < gain["level"] - 0.05
         typer.echo(f"  (gain model: ridge on the pair features, {gain['n_pairs']} pairs of "
