@@ -295,3 +295,20 @@ def test_a_suites_results_round_trip_to_the_same_evaluation(cli, tmp_path, bench
     np.testing.assert_allclose(ra.loc[rb.index, "auc_mean"], rb["auc_mean"], atol=1e-12)
     np.testing.assert_allclose(ra.loc[rb.index, "transferability_mean"].astype(float),
                                rb["transferability_mean"].astype(float), atol=1e-9)
+
+
+def test_the_built_in_result_sets_load_on_a_fresh_home_and_are_package_data(cli, bench_home):
+    from registry.result_store import BUILTIN_DIR, builtin_names
+
+    assert "mnist" in builtin_names()
+    listed = {r["name"]: r for r in cli("results", "--json").json()}
+    assert listed["mnist"]["builtin"] is True and listed["mnist"]["targets"] == 3
+    table = read_table(BUILTIN_DIR / "mnist")          # its content still has its version
+    assert table.version == listed["mnist"]["version"]
+    assert {"logme", "knn", "task2vec"} <= set(table.scores["method"])
+    removed = cli("results", "remove", "mnist")
+    assert removed.exit_code == 1 and "built-in result set" in removed.stderr
+    import tomllib
+
+    data = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert "results_builtin/*/*" in data["tool"]["setuptools"]["package-data"]["registry"]
