@@ -8,6 +8,11 @@ registry's decorator and carrying ``name = "..."`` is one extension. Their names
 line of their docstrings) are read from the source without importing anything, so the CLI lists
 them without loading torch; a module is imported when its extension is first used, and its
 decorator registers it. Installed plugins add theirs through an entry-point group.
+Functions register the same way with ``@decorator("name")`` (the embedded-dataset builders).
+
+:func:`check_extension` is how a registry's decorator holds an extension to its written
+contract (the base class, its abstract methods, the attributes its users read): a class that
+lacks one is refused when it registers, with a :class:`ContractError` naming it and the fix.
 """
 
 from __future__ import annotations
@@ -19,13 +24,15 @@ import difflib
 import importlib
 import importlib.metadata
 import importlib.util
-from collections.abc import Callable, Iterator
+import inspect
+import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from registry.errors import CardError, DuplicateNameError, UnknownNameError
+from registry.errors import BenchError, CardError, DuplicateNameError, UnknownNameError
 
 T = TypeVar("T")
 
@@ -114,25 +121,47 @@ class Extension:
 
 
 def scan_source(path: Path, module: str, decorator: str) -> list[Extension]:
-    """The classes of one source file decorated with ``decorator`` (``@decorator`` or
-    ``@x.decorator``) that set ``name = "literal"`` in their body."""
+    """The extensions of one source file: classes decorated with ``@decorator`` (or
+    ``@x.decorator``) that set ``name = "literal"`` in their body, and classes or functions
+    decorated with ``@decorator("literal")`` (the embedded-dataset builders)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     found = []
     for node in tree.body:
-        if not isinstance(node, ast.ClassDef) or not any(
-                _decorator_name(d) == decorator for d in node.decorator_list):
+        if not isinstance(node, (ast.ClassDef, ast.FunctionDef)):
             continue
-        for stmt in node.body:
-            target = stmt.targets[0] if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 \
-                else stmt.target if isinstance(stmt, ast.AnnAssign) else None
-            value = getattr(stmt, "value", None)
-            if isinstance(target, ast.Name) and target.id == "name" and \
-                    isinstance(value, ast.Constant) and isinstance(value.value, str):
+        for deco in node.decorator_list:
+            name = _registered_name(node, deco, decorator)
+            if name is not None:
                 doc = (ast.get_docstring(node) or "").strip().split("\n\n")[0]
-                found.append(Extension(value.value, f"{module}:{node.name}",
-                                       " ".join(doc.split())))
+                found.append(Extension(name, f"{module}:{node.name}", " ".join(doc.split())))
                 break
     return found
+
+
+def _registered_name(node: ast.ClassDef | ast.FunctionDef, deco: ast.expr, decorator: str
+                     ) -> str | None:
+    """The name ``deco`` registers ``node`` under, when it is ``decorator``; else None."""
+    if isinstance(deco, ast.Call):
+        first = deco.args[0] if deco.args else None
+        if _decorator_name(deco.func) == decorator and isinstance(first, ast.Constant) \
+                and isinstance(first.value, str):
+            return first.value
+        return None
+    if isinstance(node, ast.ClassDef) and _decorator_name(deco) == decorator:
+        return _name_literal(node)
+    return None
+
+
+def _name_literal(node: ast.ClassDef) -> str | None:
+    """The string a class body assigns to ``name`` (``name = "x"`` or ``name: T = "x"``)."""
+    for stmt in node.body:
+        target = stmt.targets[0] if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 \
+            else stmt.target if isinstance(stmt, ast.AnnAssign) else None
+        value = getattr(stmt, "value", None)
+        if isinstance(target, ast.Name) and target.id == "name" and \
+                isinstance(value, ast.Constant) and isinstance(value.value, str):
+            return value.value
+    return None
 
 
 def _decorator_name(node: ast.expr) -> str | None:
@@ -149,12 +178,15 @@ class LazyRegistry(Registry[T]):
 
     ``names()`` and ``extensions()`` read the source; ``get(name)`` imports the one module that
     holds ``name``, whose ``decorator`` registers it. Objects registered directly (a notebook,
-    a test) are listed too."""
+    a test) are listed too. ``check(name, obj)``, when given, holds every object added (by the
+    decorator or through an entry point) to the kind's contract: it raises to refuse one."""
 
     def __init__(self, kind: str, package: str, decorator: str,
-                 entry_points: str | None = None) -> None:
+                 entry_points: str | None = None,
+                 check: Callable[[str, T], None] | None = None) -> None:
         super().__init__(kind)
         self.package, self.decorator, self.group = package, decorator, entry_points
+        self.check = check
 
     @cached_property
     def _found(self) -> dict[str, Extension]:
@@ -197,6 +229,8 @@ class LazyRegistry(Registry[T]):
     def add(self, name: str, obj: T) -> None:
         if name in self._items and self._items[name] is obj:
             return  # a module imported twice under one name registers once
+        if self.check is not None:
+            self.check(name, obj)
         super().add(name, obj)
 
     def names(self) -> list[str]:
@@ -214,3 +248,80 @@ def validate_options(model: type, options: dict, what: str, hint: str):
     except ValidationError as err:
         fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
         raise CardError(f"Options for {what} are invalid: {fields}.", hint) from None
+
+
+# The written contract of an extension kind, checked at registration --------------------------
+
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")  # "chest-xray", "mnist-5k-rotated"
+_MISSING = object()
+
+
+class ContractError(BenchError, TypeError):
+    """An extension that lacks what its registry's users rely on (refused when it registers)."""
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One attribute an extension must have: ``check`` accepts its value, ``fix`` says what to
+    write; ``own``: it must be set in the class body itself (not inherited), as ``name`` is."""
+
+    attr: str
+    check: Callable[[Any], bool]
+    fix: str
+    own: bool = False
+
+
+def is_name(value: Any) -> bool:
+    """A registry name: lowercase letters and digits in words joined by dashes."""
+    return isinstance(value, str) and NAME_PATTERN.fullmatch(value) is not None
+
+
+def takes(*params: str) -> Callable[[Any], bool]:
+    """A check that a function (a method read off its class: ``self`` first) can be called
+    with these positional arguments."""
+
+    def check(fn: Any) -> bool:
+        if not callable(fn):
+            return False
+        try:
+            inspect.signature(fn).bind(*params)
+        except (TypeError, ValueError):
+            return False
+        return True
+
+    return check
+
+
+def check_extension(cls: Any, kind: str, base: type, requirements: Sequence[Requirement],
+                    guide: str) -> None:
+    """Refuse ``cls`` as a ``kind`` unless it subclasses ``base``, implements every abstract
+    method and meets every requirement: one :class:`ContractError` naming each problem and its
+    fix, and ``guide`` (where the contract is written)."""
+    where = f"{getattr(cls, '__module__', '?')}:{getattr(cls, '__qualname__', repr(cls))}"
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise ContractError(f"{kind.capitalize()} {where} cannot be registered: it is not a "
+                            f"subclass of {base.__module__}.{base.__qualname__}.",
+                            f"Subclass {base.__qualname__}; {guide}.")
+    problems, fixes = [], []
+    for method in sorted(getattr(cls, "__abstractmethods__", ())):
+        problems.append(f"{method}() is not implemented")
+        fixes.append(f"implement {method}{_signature(getattr(cls, method))}")
+    for req in requirements:
+        value = vars(cls).get(req.attr, _MISSING) if req.own else getattr(cls, req.attr, _MISSING)
+        if value is _MISSING:
+            problems.append(f"`{req.attr}` is missing" + (" from the class body" if req.own else ""))
+        elif not req.check(value):
+            problems.append(f"`{req.attr}` = {value!r} is not valid")
+        else:
+            continue
+        fixes.append(req.fix)
+    if problems:
+        raise ContractError(f"{kind.capitalize()} {where} cannot be registered: "
+                            f"{'; '.join(problems)}.", f"Fix: {'; '.join(fixes)} ({guide}).")
+
+
+def _signature(fn: Any) -> str:
+    try:
+        return str(inspect.signature(fn)).replace("'", "")
+    except (TypeError, ValueError):
+        return "(...)"

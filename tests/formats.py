@@ -2,7 +2,10 @@
 
 Each writer takes a folder, writes the data and returns a :class:`Fixture` saying which loader
 options to use and what the loader must find. ``FIXTURES`` maps every loader name to its writer;
-a contract test fails when a registered loader has none.
+a contract test fails when a registered loader has none. tests/test_loader_contract.py runs every
+loader on its fixture, and on bad input made from it (a missing required option, a card with a
+class too few, a file or an empty folder as --path, and, for one-file-per-sample formats, the
+first file truncated).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import yaml
 
 from registry.card import DatasetCard, card_from_dict
 from registry.catalog import CATALOG_DIR, Catalog
+from registry.embedded.builders import BUILDERS
 from registry.errors import CardError, UnknownNameError
 from registry.loaders import LOADERS
 
@@ -48,6 +49,8 @@ def test_card_is_consistent(catalog, name):
         assert card.n_samples >= len(card.classes)
     if card.obtain.kind in ("download",):
         assert all(f.url.startswith(("http://", "https://")) for f in card.obtain.files)
+    if card.format.loader == "embedded":  # its builder is found by name (nothing imported)
+        assert card.format.options["builder"] in BUILDERS, card.format.options["builder"]
     if card.obtain.kind == "embedded":
         derived = card.derived_from
         assert derived is not None and derived.description

@@ -1,14 +1,23 @@
-"""The registry of embedded-dataset builders and what they return."""
+"""The registry of embedded-dataset builders and what they return.
+
+A builder is a function ``(params, seed) -> EmbeddedData`` in a module of this folder,
+decorated with ``@register_builder("name")``: :data:`BUILDERS` finds it by reading the
+source (nothing is imported to list the names), and imports its module when a card's
+``format.options.builder`` first asks for it. A new offline dataset is one such module plus
+its card in registry/catalog/; installed packages add builders through the entry-point group
+``transfer_bench.builders``.
+"""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from registry.names import Registry
+from registry.names import ContractError, LazyRegistry, is_name, takes
 
 
 @dataclass(frozen=True)
@@ -21,7 +30,45 @@ class EmbeddedData:
 
 
 Builder = Callable[[dict[str, Any], int], EmbeddedData]
-BUILDERS: Registry[Builder] = Registry("embedded dataset builder")
+GUIDE = 'an offline dataset: docs/contributing.md, "An offline (embedded) dataset"'
+
+
+def _check_name(name: str) -> None:
+    if not is_name(name):
+        raise ContractError(f"Embedded dataset builder name {name!r} is not valid.",
+                            f"Use lowercase words joined by dashes, e.g. 'my-dataset' ({GUIDE}).")
+
+
+def check_builder(name: str, fn: Any) -> None:
+    """Refuse (a ContractError saying what to write) a builder whose name is not a registry
+    name or that is not a function called as ``builder(params, seed)``."""
+    _check_name(name)
+    if inspect.isclass(fn) or not takes("params", "seed")(fn):
+        where = f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', fn)}"
+        raise ContractError(
+            f"Embedded dataset builder '{name}' ({where}) cannot be registered: it must be a "
+            "function called as builder(params, seed).",
+            f"Fix: def build(params: dict[str, Any], seed: int) -> EmbeddedData ({GUIDE}).")
+
+
+# every @register_builder("name") function of this package, found by name without importing it;
+# installed plugins add theirs by entry point, held to the same contract
+BUILDERS: LazyRegistry[Builder] = LazyRegistry("embedded dataset builder", "registry.embedded",
+                                               "register_builder",
+                                               entry_points="transfer_bench.builders",
+                                               check=check_builder)
+
+
+def register_builder(name: str) -> Callable[[Builder], Builder]:
+    """Decorator: register a builder function ``(params, seed) -> EmbeddedData`` under
+    ``name`` (a ContractError when the name or the signature is wrong)."""
+    _check_name(name)  # at once; the function when it is decorated
+
+    def deco(fn: Builder) -> Builder:
+        BUILDERS.add(name, fn)
+        return fn
+
+    return deco
 
 
 def to_uint8(x: np.ndarray, max_value: float) -> np.ndarray:

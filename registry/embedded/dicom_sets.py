@@ -51,7 +51,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from registry.embedded.builders import BUILDERS, EmbeddedData, grid_patches
+from registry.embedded.builders import EmbeddedData, grid_patches, register_builder
 from registry.errors import DatasetFormatError
 
 MODALITY_CLASSES = ("radiograph", "ct", "mr", "ultrasound")
@@ -186,7 +186,7 @@ def class_pool(label: str, p: dict[str, Any]) -> np.ndarray:
     return _foreground_patches([f for f in frames if min(f.image.shape) >= p["patch"]], p)
 
 
-@BUILDERS.register("dicom-modality")
+@register_builder("dicom-modality")
 def build_dicom_modality(params: dict[str, Any], seed: int) -> EmbeddedData:
     p = {**DEFAULTS, **params}
     rng = np.random.default_rng(seed)

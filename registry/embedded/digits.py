@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from registry.embedded.builders import BUILDERS, EmbeddedData, composite, to_uint8
+from registry.embedded.builders import EmbeddedData, composite, register_builder, to_uint8
 
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
 BACKGROUND_IMAGES = ("brick", "grass", "gravel", "camera", "moon", "text", "coins")
@@ -31,13 +31,13 @@ def _upsample(images: np.ndarray, side: int) -> np.ndarray:
                      for im in images])
 
 
-@BUILDERS.register("digits")
+@register_builder("digits")
 def build_digits(params: dict[str, Any], seed: int) -> EmbeddedData:
     images, labels = _digits()
     return EmbeddedData(images, labels, DIGIT_CLASSES)
 
 
-@BUILDERS.register("digits-rotated")
+@register_builder("digits-rotated")
 def build_rotated(params: dict[str, Any], seed: int) -> EmbeddedData:
     images, labels = _digits()
     big = _upsample(images, params.get("side", 32))
@@ -65,7 +65,7 @@ def _background_crops(n: int, side: int, rng: np.random.Generator, max_level: fl
     return (crops.astype(np.float32) * max_level).round().astype(np.uint8)
 
 
-@BUILDERS.register("digits-background")
+@register_builder("digits-background")
 def build_background(params: dict[str, Any], seed: int) -> EmbeddedData:
     images, labels = _digits()
     side = params.get("side", 32)
@@ -75,7 +75,7 @@ def build_background(params: dict[str, Any], seed: int) -> EmbeddedData:
     return EmbeddedData(composite(big, bg), labels, DIGIT_CLASSES)
 
 
-@BUILDERS.register("digits-noise")
+@register_builder("digits-noise")
 def build_noise(params: dict[str, Any], seed: int) -> EmbeddedData:
     images, labels = _digits()
     side = params.get("side", 32)
@@ -85,7 +85,7 @@ def build_noise(params: dict[str, Any], seed: int) -> EmbeddedData:
     return EmbeddedData(composite(big, noise.astype(np.uint8)), labels, DIGIT_CLASSES)
 
 
-@BUILDERS.register("digits-inverted")
+@register_builder("digits-inverted")
 def build_inverted(params: dict[str, Any], seed: int) -> EmbeddedData:
     images, labels = _digits()
     big = _upsample(images, params.get("side", 32))

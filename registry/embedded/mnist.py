@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from registry.embedded.builders import BUILDERS, EmbeddedData, composite
+from registry.embedded.builders import EmbeddedData, composite, register_builder
 
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
 # grayscale views of the natural pictures that ship with scikit-image and scikit-learn
@@ -85,13 +85,13 @@ def rotate(images: np.ndarray, rng: np.random.Generator,
                      for im, a in zip(images, angles)])
 
 
-@BUILDERS.register("mnist-5k")
+@register_builder("mnist-5k")
 def build_mnist(params: dict[str, Any], seed: int) -> EmbeddedData:
     images, labels = mnist_5k()
     return EmbeddedData(images, labels, DIGIT_CLASSES)
 
 
-@BUILDERS.register("mnist-5k-rotated")
+@register_builder("mnist-5k-rotated")
 def build_rotated(params: dict[str, Any], seed: int) -> EmbeddedData:
     images, labels = mnist_5k()
     rng = np.random.default_rng(seed)
@@ -99,7 +99,7 @@ def build_rotated(params: dict[str, Any], seed: int) -> EmbeddedData:
                         labels, DIGIT_CLASSES)
 
 
-@BUILDERS.register("mnist-5k-background-random")
+@register_builder("mnist-5k-background-random")
 def build_background_random(params: dict[str, Any], seed: int) -> EmbeddedData:
     images, labels = mnist_5k()
     rng = np.random.default_rng(seed)
@@ -107,7 +107,7 @@ def build_background_random(params: dict[str, Any], seed: int) -> EmbeddedData:
     return EmbeddedData(composite(images, noise), labels, DIGIT_CLASSES)
 
 
-@BUILDERS.register("mnist-5k-background-image")
+@register_builder("mnist-5k-background-image")
 def build_background_image(params: dict[str, Any], seed: int) -> EmbeddedData:
     images, labels = mnist_5k()
     rng = np.random.default_rng(seed)

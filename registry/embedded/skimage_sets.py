@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from registry.embedded.builders import BUILDERS, EmbeddedData, grid_patches, to_uint8
+from registry.embedded.builders import EmbeddedData, grid_patches, register_builder, to_uint8
 
 
 def _load(name: str) -> np.ndarray:
@@ -25,7 +25,7 @@ def _load(name: str) -> np.ndarray:
     return np.asarray(getattr(skimage.data, name)())
 
 
-@BUILDERS.register("textures")
+@register_builder("textures")
 def build_textures(params: dict[str, Any], seed: int) -> EmbeddedData:
     names = tuple(params.get("sources", ("brick", "grass", "gravel")))
     size, stride = params.get("patch", 32), params.get("stride", 16)
@@ -37,14 +37,14 @@ def build_textures(params: dict[str, Any], seed: int) -> EmbeddedData:
     return EmbeddedData(np.concatenate(images), np.concatenate(labels), names)
 
 
-@BUILDERS.register("lfw-faces")
+@register_builder("lfw-faces")
 def build_lfw(params: dict[str, Any], seed: int) -> EmbeddedData:
     faces = _load("lfw_subset")  # (200, 25, 25) floats in [0, 1]
     labels = np.repeat(np.asarray([0, 1], dtype=np.int64), 100)
     return EmbeddedData(to_uint8(faces, 1.0), labels, ("face", "non-face"))
 
 
-@BUILDERS.register("histology-dab")
+@register_builder("histology-dab")
 def build_histology_dab(params: dict[str, Any], seed: int) -> EmbeddedData:
     from skimage.color import rgb2hed
 
@@ -63,7 +63,7 @@ def _fundus_patches(size: int, stride: int, min_inside: float) -> np.ndarray:
     return patches[inside.mean(axis=(1, 2)) >= min_inside]
 
 
-@BUILDERS.register("medical-sources")
+@register_builder("medical-sources")
 def build_medical_sources(params: dict[str, Any], seed: int) -> EmbeddedData:
     size = params.get("patch", 32)
     per_class = params.get("per_class", 300)

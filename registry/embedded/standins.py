@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from registry.embedded.builders import BUILDERS, EmbeddedData
+from registry.embedded.builders import EmbeddedData, register_builder
 from registry.errors import DatasetFormatError
 
 LETTERS = tuple("ABCDEFGHIJ")
@@ -95,7 +95,7 @@ def _jitter(glyph: Image.Image, rng: np.random.Generator, side: int) -> np.ndarr
     return np.asarray(out.resize((side, side), Image.BILINEAR))
 
 
-@BUILDERS.register("font-letters")
+@register_builder("font-letters")
 def build_font_letters(params: dict[str, Any], seed: int) -> EmbeddedData:
     per_class, side = params.get("per_class", 500), params.get("side", 28)
     rng = np.random.default_rng(seed)
@@ -138,7 +138,7 @@ def _random_crops(picture: Image.Image, n: int, side: int, window: tuple[int, in
     return out
 
 
-@BUILDERS.register("picture-crops")
+@register_builder("picture-crops")
 def build_picture_crops(params: dict[str, Any], seed: int) -> EmbeddedData:
     per_class, side = params.get("per_class", 500), params.get("side", 28)
     window = tuple(params.get("window", (48, 160)))
@@ -176,7 +176,7 @@ def heldout_picture(package: str, file: str, sha256: str) -> np.ndarray:
         return np.asarray(image.convert("L"))
 
 
-@BUILDERS.register("heldout-picture-crops")
+@register_builder("heldout-picture-crops")
 def build_heldout_picture_crops(params: dict[str, Any], seed: int) -> EmbeddedData:
     per_class, side = params.get("per_class", 500), params.get("side", 28)
     window = tuple(params.get("window", (48, 160)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,9 +16,9 @@ CHUNK = 1024
 class ArrayLoader(Loader):
     """Samples are rows of arrays; ``refs`` are row numbers into :meth:`rows`."""
 
+    @abstractmethod
     def rows(self, table: SampleTable, indices: np.ndarray) -> np.ndarray:
         """Images for the given (sorted) row references, uint8 (n, H, W[, C])."""
-        raise NotImplementedError
 
     def read(self, table: SampleTable, index: int) -> np.ndarray:
         return self.rows(table, np.asarray([table.refs[index]]))[0]

@@ -5,6 +5,9 @@ A loader is built from the card's ``format.options`` (validated by its own pydan
 :class:`SampleTable` (labels and a reference per sample) without decoding pixels;
 :meth:`Loader.read` decodes one sample into a uint8 array (H, W) or (H, W, C).
 Errors name the file or value and say what to do.
+
+:func:`register_loader` holds a class to :data:`LOADER_CONTRACT` (everything the registry and
+the cache builder read off a loader) and refuses one that lacks any of it, naming it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict
 
 from registry.errors import DatasetFormatError
-from registry.names import LazyRegistry, validate_options
+from registry.names import (ContractError, LazyRegistry, Requirement, check_extension, is_name,
+                            takes, validate_options)
 from registry.paths import BenchPaths
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp",
@@ -61,6 +65,22 @@ class SampleTable:
     where: str
     # the dataset's own split, when it publishes one: int8 (N,) of SPLIT_CODES (MedMNIST)
     splits: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse labels that do not index ``class_names`` (a card listing too few classes)."""
+        n, k = len(self.labels), len(self.class_names)
+        if n != len(self.refs):
+            raise DatasetFormatError(f"{self.where}: {n} labels for {len(self.refs)} samples.",
+                                     "Check that the data files belong together.")
+        if self.labels.ndim == 2 and self.labels.shape[1] != k:
+            raise DatasetFormatError(
+                f"Labels in {self.where} have {self.labels.shape[1]} columns, the card "
+                f"{k} classes.", "Fix the card's classes (one per label column, in order).")
+        if self.labels.ndim == 1 and n and (self.labels.min() < 0 or self.labels.max() >= k):
+            raise DatasetFormatError(
+                f"Labels in {self.where} run {self.labels.min()}..{self.labels.max()}, "
+                f"outside the card's {k} classes {list(self.class_names)}.",
+                "Fix the card's classes (one name per label, in label order).")
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -119,13 +139,53 @@ class Loader(ABC):
         return [r for r in table.refs if isinstance(r, Path)]
 
 
+# What the registry (registry/register.py) and the cache builder (registry/cache.py) read off a
+# loader class, beside the abstract methods (scan, read; rows for an ArrayLoader)
+LOADER_GUIDE = 'the loader contract: docs/contributing.md, "A dataset loader"'
+LOADER_CONTRACT = (
+    Requirement("name", is_name, 'set name = "my-format" in the class body (lowercase words '
+                "joined by dashes; cards name it as format.loader)", own=True),
+    Requirement("Options", lambda v: isinstance(v, type) and issubclass(v, LoaderOptions),
+                "make Options a subclass of registry.loaders.base.LoaderOptions"),
+    Requirement("needs_path", lambda v: isinstance(v, bool),
+                "set needs_path = True (it reads --path) or False (it builds or fetches its data)"),
+    Requirement("parallel_read", lambda v: isinstance(v, bool),
+                "set parallel_read = True only when read() decodes one file per sample in a "
+                "thread (as FileLoader does), else False"),
+    Requirement("__init__", takes("self", "options", "context"),
+                "keep the constructor's (options, context) arguments"),
+    Requirement("scan", takes("self", "root"), "scan(self, root) -> SampleTable"),
+    Requirement("read", takes("self", "table", "index"), "read(self, table, index) -> uint8 array"),
+    Requirement("read_sized", takes("self", "table", "index"),
+                "read_sized(self, table, index) -> (image, (height, width))"),
+    Requirement("iter_images", takes("self", "table"), "iter_images(self, table) -> images"),
+    Requirement("source_files", takes("self", "root", "table"),
+                "source_files(self, root, table) -> list of paths"),
+    Requirement("extra_meta_features", takes("self"), "extra_meta_features(self) -> dict"),
+)
+
+
+def check_loader(name: str, cls: type[Loader]) -> None:
+    """Refuse ``cls`` (a ContractError naming each problem and its fix) unless it is a
+    :class:`Loader` meeting :data:`LOADER_CONTRACT`, registered under its own ``name``."""
+    check_extension(cls, "loader", Loader, LOADER_CONTRACT, LOADER_GUIDE)
+    if name != cls.name:
+        raise ContractError(f"Loader {cls.__module__}:{cls.__qualname__} is named "
+                            f"'{cls.name}' but offered as '{name}'.",
+                            "Use one name for both (the entry point's and the class's).")
+
+
+# every @register_loader class of this package, found by name without importing it; installed
+# plugins add theirs by entry point, held to the same contract
 LOADERS: LazyRegistry[type[Loader]] = LazyRegistry("loader", "registry.loaders", "register_loader",
-                                                   entry_points="transfer_bench.loaders")
+                                                   entry_points="transfer_bench.loaders",
+                                                   check=check_loader)
 
 
 def register_loader(cls: type[Loader]) -> type[Loader]:
-    """Class decorator: register ``cls`` under ``cls.name``."""
-    LOADERS.add(cls.name, cls)
+    """Class decorator: register ``cls`` under ``cls.name`` once it meets
+    :data:`LOADER_CONTRACT` (else a ContractError naming what is missing and the fix)."""
+    LOADERS.add(getattr(cls, "name", "") if isinstance(cls, type) else "", cls)
     return cls
 
 
