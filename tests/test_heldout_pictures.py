@@ -17,7 +17,6 @@ from registry.catalog import Catalog
 from registry.embedded import mnist, standins
 from registry.embedded.builders import BUILDERS
 from registry.errors import DatasetFormatError
-from registry.loaders import embedded  # noqa: F401  (fills BUILDERS)
 
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".tif", ".npy", ".gz")
 _opened: list[str] | None = None  # files opened while a builder runs (None: not recording)

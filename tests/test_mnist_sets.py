@@ -14,7 +14,6 @@ import pytest
 
 from registry.catalog import Catalog
 from registry.embedded.builders import BUILDERS
-from registry.loaders import embedded  # noqa: F401  (fills BUILDERS)
 
 NEW = ["mnist-5k", "mnist-5k-rotated", "mnist-5k-background-random", "mnist-5k-background-image",
        "mnist-5k-rotated-background-image", "font-letters", "picture-crops"]

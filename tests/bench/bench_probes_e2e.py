@@ -36,8 +36,6 @@ SIMEX_SETS = (("mnist-5k", {}), ("mnist-5k-rotated", {}), ("mnist-5k-background-
 
 def _images(name: str, side: int, channels: int, params: dict | None = None
             ) -> tuple[torch.Tensor, np.ndarray]:
-    from registry.embedded import mnist  # noqa: F401  (registers the builders)
-
     data = BUILDERS.get(name)(params or {}, 0)
     x = torch.as_tensor(data.images).float().unsqueeze(1)
     x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
