@@ -1,11 +1,15 @@
 """Every extension registered by name passes the same contract, found by walking its registry:
 each probe and estimator on three tiny datasets, each estimator's score on tied features and
-bad input, each shift transform on a batch, each executor on a small graph of jobs; names are
-listed without importing the modules that hold them; and a new probe is one new module (in the
-package, or an installed plugin's)."""
+bad input, each shift transform on a batch, each executor on a small graph of jobs (skipped, or
+in the slow tier, as its class declares); names are listed without importing the modules that
+hold them; a new probe is one new module (in the package, or an installed plugin's), and a new
+executor one registered class, refused when it lacks what the contract asks."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -17,13 +21,14 @@ import torch
 
 from bench_core.models import build_model
 from bench_core.sources import SourceModel
-from benchmark.engine.executors import EXECUTORS, ExecutorContext, Job, make_executor
+from benchmark.engine.executors import (EXECUTORS, ExecutorContext, Job, Needs,
+                                        executor_options, make_executor)
 from benchmark.transforms import TRANSFORMS, transform_derivation, transform_images
 from probes.base import PROBES, ProbeContext, ProbeError
 from probes.estimators.base import EstimatorProbe
 from registry.errors import CardError
 from registry.loaders import LOADERS
-from registry.names import LazyRegistry
+from registry.names import ContractError, LazyRegistry
 from registry.paths import BenchPaths
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,51 +138,191 @@ def test_transform_contract(name):
         cls.check_level(low)
 
 
-def _add(deps):
-    return sum(deps.values()) + 1
+# Executors ------------------------------------------------------------------------------------
 
-
-def _boom(deps):
+JOB_BODIES = '''
+    """Job bodies of the executor contract test: a module workers import (PYTHONPATH)."""
     from registry.errors import BenchError
 
-    raise BenchError("boom")
+
+    def add(deps):
+        return sum(deps.values()) + 1
 
 
-def _executor_params():
-    marks = {"ray": [pytest.mark.slow], "slurm-local": [pytest.mark.slow],
-             "slurm": [pytest.mark.skip(reason="needs a Slurm cluster (sbatch); its submission "
-                                               "is tested with a recording sbatch in "
-                                               "test_executors.py")]}
-    return [pytest.param(n, marks=marks.get(n, [])) for n in EXECUTORS.names()]
+    def boom(deps):
+        raise BenchError("boom")
+    '''
 
 
-@pytest.mark.parametrize("name", _executor_params())
-def test_executor_contract(name, tmp_path):
+@pytest.fixture(scope="module")
+def job_bodies(tmp_path_factory) -> Path:
+    """A folder holding the importable ``contract_jobs`` module (workers cannot import tests)."""
+    folder = tmp_path_factory.mktemp("jobs")
+    (folder / "contract_jobs.py").write_text(textwrap.dedent(JOB_BODIES))
+    return folder
+
+
+def _executor_param(name: str):
+    """One registered executor as a test case, marked from what its class declares: skipped,
+    with the reason, where this machine lacks what it ``needs`` (an extra, a cluster's
+    tools); slow when its jobs run outside this process (it starts workers)."""
+    cls = EXECUTORS.get(name)
+    marks = [] if cls.placement == "process" else [pytest.mark.slow]
+    lacking = cls.needs.missing()
+    if lacking:
+        marks.append(pytest.mark.skip(reason=f"--executor {name} {lacking}"))
+    return pytest.param(name, marks=marks)
+
+
+def check_executor_contract(name: str, folder: Path, job_bodies: Path, monkeypatch) -> None:
     """Dependencies first, results passed on, a failure fails its dependents only, inline
-    jobs run by the driver: the same outcomes on every engine."""
-    import cloudpickle
+    jobs run by the driver: the same outcomes on every engine (built with its
+    ``smoke_options``)."""
+    path = os.pathsep.join(p for p in (str(job_bodies), os.environ.get("PYTHONPATH")) if p)
+    monkeypatch.setenv("PYTHONPATH", path)  # workers started from here import the bodies
+    monkeypatch.syspath_prepend(str(job_bodies))
+    import contract_jobs as b
 
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests
-    if name == "ray":
-        import ray
-
-        ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-        ray.init(num_cpus=2, include_dashboard=False)
-    jobs = [Job("a", "a", "fold", _add), Job("b", "b", "fold", _add, deps=("a",)),
-            Job("c", "c", "pair", _add, deps=("a", "b"), inline=True),
-            Job("x", "x", "fold", _boom), Job("y", "y", "pair", _add, deps=("x",), inline=True),
-            Job("z", "z", "fold", _add, deps=("done-earlier",))]
+    jobs = [Job("a", "a", "fold", b.add), Job("b", "b", "fold", b.add, deps=("a",)),
+            Job("c", "c", "pair", b.add, deps=("a", "b"), inline=True),
+            Job("x", "x", "fold", b.boom), Job("y", "y", "pair", b.add, deps=("x",), inline=True),
+            Job("z", "z", "fold", b.add, deps=("done-earlier",))]
     seen = []
-    try:
-        ex = make_executor(name, ExecutorContext(folder=tmp_path / "engine"))
-        outcomes = ex.run(jobs, {"done-earlier": 41}, seen.append)
-    finally:
-        if name == "ray":
-            ray.shutdown()
+    ex = make_executor(name, ExecutorContext(folder=folder), **EXECUTORS.get(name).smoke_options)
+    threads = ex.threads_per_job
+    assert threads is None or (isinstance(threads, int) and threads >= 1), threads
+    outcomes = ex.run(jobs, {"done-earlier": 41}, seen.append)
     assert {k: o.value for k, o in outcomes.items() if o.ok} == {"a": 1, "b": 2, "c": 4, "z": 42}
     assert not outcomes["x"].ok and outcomes["x"].error == "boom"
     assert not outcomes["y"].ok and "a job it depends on failed (x)" in outcomes["y"].error
     assert sorted(o.key for o in seen) == sorted(outcomes)
+
+
+@pytest.mark.parametrize("name", [_executor_param(n) for n in EXECUTORS.names()])
+def test_executor_contract(name, tmp_path, job_bodies, monkeypatch):
+    check_executor_contract(name, tmp_path / "engine", job_bodies, monkeypatch)
+
+
+# docs/contributing.md's example of a new executor
+NEW_EXECUTOR = '''
+    """The inline executor: every job in this process, one at a time (an example)."""
+
+    from benchmark.engine.executors.base import Engine, Executor, register_executor
+    from benchmark.engine.executors.driver import drive, run_here
+
+
+    @register_executor
+    class InlineExecutor(Executor):
+        """Every job in this process, one at a time, dependencies first."""
+
+        name = "inline-example"
+        placement = "process"
+
+        def __init__(self, context, *, cpus_per_job: int | None = None):
+            super().__init__(context)
+            self.cpus_per_job = cpus_per_job
+
+        @property
+        def threads_per_job(self):
+            return self.cpus_per_job
+
+        def run(self, jobs, done, on_outcome):
+            return drive(InlineEngine(), jobs, done, on_outcome)
+
+
+    class InlineEngine(Engine):
+        chains, slots = False, 1
+
+        def submit(self, batch):
+            handles = []
+            for job, deps in batch:
+                try:
+                    handles.append(run_here(job, dict(zip(job.deps, deps))))
+                except Exception as err:  # a crash fails this job only
+                    handles.append(err)
+            return handles
+
+        def wait(self, handles):
+            return list(enumerate(handles))
+    '''
+
+
+def _load_module(text: str, tmp_path: Path, monkeypatch) -> None:
+    """Import ``text`` as a throwaway module; what it registers is forgotten after the test."""
+    monkeypatch.setattr(EXECUTORS, "_items", dict(EXECUTORS._items))
+    path = tmp_path / "my_executor.py"
+    path.write_text(textwrap.dedent(text))
+    spec = importlib.util.spec_from_file_location("my_executor", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "my_executor", module)
+    spec.loader.exec_module(module)
+
+
+def test_a_new_executor_is_one_registered_class_that_passes_the_contract(tmp_path, job_bodies,
+                                                                         monkeypatch):
+    _load_module(NEW_EXECUTOR, tmp_path, monkeypatch)
+    assert "inline-example" in EXECUTORS.names()
+    assert executor_options("inline-example") == ["cpus_per_job"]  # its CLI options
+    check_executor_contract("inline-example", tmp_path / "engine", job_bodies, monkeypatch)
+    assert make_executor("inline-example", ExecutorContext(), cpus_per_job=2).threads_per_job == 2
+
+
+def _without(text: str, attr: str) -> str:
+    """``text`` without the class-body line or method (a property too) that defines ``attr``."""
+    pattern = rf"^        (?:{attr} = [^\n]*\n|(?:@property\n        )?def {attr}\(.*?\n\n)"
+    out, n = re.subn(pattern, "", text, count=1, flags=re.M | re.S)
+    assert n == 1, attr
+    return out
+
+
+@pytest.mark.parametrize("attr", ["name", "placement", "threads_per_job", "run"])
+def test_an_executor_without_a_required_attribute_is_refused_naming_it(attr, tmp_path,
+                                                                       monkeypatch):
+    named = rf"InlineExecutor cannot be registered: .*(`{attr}` is missing|{attr}\(\) is not)"
+    with pytest.raises(ContractError, match=named) as err:
+        _load_module(_without(NEW_EXECUTOR, attr), tmp_path, monkeypatch)
+    assert err.value.hint.startswith("Fix: ") and "Executor contract" in err.value.hint
+    assert "inline-example" not in EXECUTORS.names()
+
+
+@pytest.mark.parametrize("init,message", [
+    ("def __init__(self, context, *, cpus_per_job): ...", "option 'cpus_per_job' has no default"),
+    ("def __init__(self, context, **options): ...", "the CLI lists options by name"),
+    ("def __init__(self, *, cpus_per_job=None): ...", "does not take 'context' first"),
+])
+def test_an_executor_whose_options_the_cli_cannot_list_is_refused(init, message, tmp_path,
+                                                                 monkeypatch):
+    text = re.sub(r"def __init__\(self, context, .*?\n\n", init + "\n\n", NEW_EXECUTOR,
+                  flags=re.S)
+    with pytest.raises(ContractError, match=re.escape(message)):
+        _load_module(text, tmp_path, monkeypatch)
+
+
+def test_an_engine_without_slots_is_refused_when_defined():
+    from benchmark.engine.executors import Engine
+
+    with pytest.raises(ContractError, match=r"NoSlots does not define 'slots'\."):
+        class NoSlots(Engine):
+            def submit(self, batch):
+                return []
+
+            def wait(self, handles):
+                return []
+
+
+def test_what_an_executor_needs_decides_its_test_marks(tmp_path, monkeypatch):
+    """A class declaring an extra that is not installed is skipped with that reason (and,
+    running its jobs elsewhere, in the slow tier): no hand-written list decides."""
+    text = NEW_EXECUTOR.replace('placement = "process"', 'placement = "cluster"\n        '
+                                'needs = Needs(module="no_such_engine", extra="nope")')
+    text = text.replace("import Engine, Executor,", "import Engine, Executor, Needs,")
+    _load_module(text, tmp_path, monkeypatch)
+    marks = {m.name: m for m in _executor_param("inline-example").marks}
+    assert set(marks) == {"slow", "skip"}
+    assert marks["skip"].kwargs["reason"] == ("--executor inline-example needs no_such_engine, "
+                                              'which is not installed (pip install -e ".[nope]")')
+    assert "sbatch-not-here" in Needs(commands=("sbatch-not-here",)).missing()
+    assert Needs().missing() is None
 
 
 @pytest.mark.parametrize("registry", [PROBES, LOADERS, EXECUTORS, TRANSFORMS],

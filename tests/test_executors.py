@@ -217,6 +217,24 @@ def test_engines_are_registered_and_their_flags_checked(cli, tmp_path):
     assert res.exit_code == 1 and "Unknown executor 'rayy'. Did you mean 'ray'?" in res.stderr
 
 
+def test_the_driver_reads_where_jobs_run_from_the_executor_class():
+    """Progress bars, the device check and whether jobs want a GPU follow each executor's
+    declared ``placement``, never its name (the same choices as before it was declared)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from benchmark.engine.executors import EXECUTORS
+    from benchmark.engine.session import _accelerated
+
+    assert {n: EXECUTORS.get(n).placement for n in EXECUTORS.names()} == {
+        "local": "process", "ray": "cluster", "slurm": "cluster", "slurm-local": "machine"}
+    for placement in ("process", "machine", "cluster"):
+        ex = SimpleNamespace(placement=placement)
+        assert not _accelerated("cpu", ex) and _accelerated("cuda:0", ex)
+        assert _accelerated("auto", ex) == (placement == "cluster" or torch.cuda.is_available())
+
+
 def test_slurm_without_sbatch_says_what_to_do(cli, tmp_path, bench_home):
     res = cli("run", "--suite", write_suite(tmp_path, **SUITE), "--executor", "slurm")
     assert res.exit_code == 1

@@ -16,7 +16,7 @@ import yaml
 from bench_core.devices import resolve_device
 from bench_core.stores import ResumePolicy, tracking_target
 from bench_core.tracking import Tracker, open_client, open_tracker
-from benchmark.engine.executors import ExecutorContext, JobOutcome, make_executor
+from benchmark.engine.executors import Executor, ExecutorContext, JobOutcome, make_executor
 from benchmark.engine.graph import SuiteGraph, build_graph, check_probes
 from benchmark.engine.tasks import JobEnv
 from benchmark.suite.plan import Plan
@@ -70,7 +70,7 @@ class SuiteRun:
 @dataclass(frozen=True)
 class _Session:
     tracker: Tracker
-    executor: Any
+    executor: Executor
     env: JobEnv
 
 
@@ -125,7 +125,8 @@ def plan_status(plan: Plan, paths: BenchPaths, tracking_uri: str | None = None
     return summary
 
 
-def _executor(options: RunOptions, paths: BenchPaths, session: str, local_store: bool):
+def _executor(options: RunOptions, paths: BenchPaths, session: str,
+              local_store: bool) -> Executor:
     context = ExecutorContext(local_store=local_store, folder=paths.submitit(session))
     return make_executor(options.executor, context, **options.executor_options)
 
@@ -141,12 +142,12 @@ def job_env(plan: Plan, paths: BenchPaths, tracker: Tracker, options: RunOptions
                   system_metrics=options.system_metrics, threads=threads)
 
 
-def _accelerated(device: str, executor: str) -> bool:
-    """Whether jobs want a GPU: asked for, or ``auto`` where one may be (remote engines look
-    at their cluster; locally, at this machine)."""
+def _accelerated(device: str, executor: Executor) -> bool:
+    """Whether jobs want a GPU: asked for, or ``auto`` where one may be (engines whose jobs
+    may run elsewhere look at their cluster; on this machine, at its CUDA)."""
     if device == "cpu":
         return False
-    if device.startswith("cuda") or executor not in ("local", "slurm-local"):
+    if device.startswith("cuda") or executor.placement == "cluster":
         return True
     return torch.cuda.is_available()
 
@@ -158,21 +159,21 @@ def _session(plan: Plan, paths: BenchPaths, options: RunOptions) -> _Session:
     tracker = open_tracker(paths, f"transfer-bench/{plan.suite.name}", options.tracking_uri,
                            session, options.policy)
     executor = _executor(options, paths, session, tracker.target.local_only)
-    if options.executor == "local":
+    if executor.placement == "process":
         resolve_device(options.device)  # a CUDA request without CUDA fails here
-    env = job_env(plan, paths, tracker, options, getattr(executor, "threads_per_job", None))
+    env = job_env(plan, paths, tracker, options, executor.threads_per_job)
     return _Session(tracker, executor, env)
 
 
 def _graph(plan: Plan, s: _Session, options: RunOptions, catalog: Catalog,
            **parts: bool) -> SuiteGraph:
-    local = options.executor == "local"  # progress bars only where the jobs run here
+    here = s.executor.placement == "process"  # progress bars only where the jobs run here
     return build_graph(plan, s.env, s.tracker, catalog,
-                       accelerated=_accelerated(options.device, options.executor),
-                       progress=options.progress if local else no_progress, **parts)
+                       accelerated=_accelerated(options.device, s.executor),
+                       progress=options.progress if here else no_progress, **parts)
 
 
-def execute(executor, graph: SuiteGraph, tracker: Tracker,
+def execute(executor: Executor, graph: SuiteGraph, tracker: Tracker,
             progress: ProgressFactory = no_progress) -> list[JobOutcome]:
     """Run the graph with the driver's heartbeat on the open parent runs and a bar over its
     jobs; parents of pairs that could not finish end FAILED (KILLED on Ctrl-C), never RUNNING."""

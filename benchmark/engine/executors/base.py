@@ -13,30 +13,30 @@ that raises any other exception or whose worker dies (``max_retries``); submitit
 Slurm job only when it is preempted or times out, and any other exception fails the job.
 
 Engines are registered by name (:data:`EXECUTORS`): a new engine is one new module in this
-folder with a ``@register_executor`` class (``name = "..."``) whose constructor takes the
-:class:`ExecutorContext` and its own options as keywords; those keywords are the options the
-CLI accepts for it (``inspect.signature``), so nothing else lists them.
+folder with a ``@register_executor`` subclass of :class:`Executor`, whose documented attributes
+are the whole contract (:data:`EXECUTOR_CONTRACT`, checked when the class is registered: a
+missing one is a :class:`~registry.names.ContractError` naming it and the fix). Its constructor
+takes the :class:`ExecutorContext` and its own options as keywords with defaults; those
+keywords are the options the CLI accepts for it (``inspect.signature``), so nothing else lists
+them. Its ``run`` usually hands the graph to :func:`.driver.drive` with an :class:`Engine`
+(``submit``, ``wait``, ``chains``, ``slots``), whose contract is checked when it is defined.
 """
 
 from __future__ import annotations
 
-import graphlib
 import importlib
+import importlib.util
 import inspect
-import logging
-import os
-import socket
-import time
-import traceback
+import shutil
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Literal, get_args
 
 from registry.errors import BenchError
-from registry.names import LazyRegistry
+from registry.names import ContractError, LazyRegistry, Requirement, check_extension, is_name
 
-log = logging.getLogger(__name__)
 OutcomeCallback = Callable[["JobOutcome"], None]
 
 
@@ -83,23 +83,134 @@ class ExecutorContext:
     folder: Path | None = None
 
 
-class Executor(Protocol):
-    name: str
-    threads_per_job: int | None  # torch threads in each job (None: torch's default)
+Placement = Literal["process", "machine", "cluster"]
+PLACEMENTS: tuple[str, ...] = get_args(Placement)
 
+
+@dataclass(frozen=True)
+class Needs:
+    """What an engine needs beyond this package, declared on its class (``needs = ...``).
+
+    ``module`` is an optional package the engine imports lazily (through :meth:`load`), and
+    ``extra`` the extra of ``pyproject.toml`` that installs it: a run checks it before any
+    work (:func:`check_installed`). ``commands`` are programs on PATH the engine drives (a
+    cluster's, such as Slurm's ``sbatch``). The contract test skips an engine whose needs this
+    machine does not meet, with :meth:`missing` as the reason."""
+
+    module: str | None = None
+    extra: str | None = None
+    commands: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if (self.module is None) != (self.extra is None):
+            raise ContractError(
+                f"Needs(module={self.module!r}, extra={self.extra!r}) names one of the two.",
+                "Give both: the optional module and the extra of pyproject.toml installing it.")
+
+    def load(self) -> Any:
+        """The optional module, imported (or an error naming the extra to install)."""
+        return import_extra(self.module, self.extra) if self.module else None
+
+    def missing(self) -> str | None:
+        """What this machine lacks of these needs, in words (None when nothing); the module
+        is looked up without being imported."""
+        if self.module and importlib.util.find_spec(self.module) is None:
+            return (f"needs {self.module}, which is not installed "
+                    f'(pip install -e ".[{self.extra}]")')
+        absent = [c for c in self.commands if shutil.which(c) is None]
+        if absent:
+            return f"needs {', '.join(absent)} on PATH (a cluster's tools), not found here"
+        return None
+
+
+class Executor(ABC):
+    """Runs a graph of jobs: the base class of every registered executor.
+
+    Declared on the class (:data:`EXECUTOR_CONTRACT`, checked when it is registered):
+
+    - ``name``: the name it is registered and chosen by (``--executor NAME``).
+    - ``placement``: where its jobs run, which decides what the driver does here:
+      ``"process"`` in the driver's process (the driver shows progress bars and resolves
+      ``--device`` before any work); ``"machine"`` in other processes of this machine (with
+      ``--device auto`` jobs want a GPU when this machine has CUDA); ``"cluster"`` possibly on
+      other machines (with ``--device auto`` jobs ask for a GPU; the engine gives one where
+      the cluster has it).
+    - ``threads_per_job``: torch threads in each job (None: torch's default, every core); a
+      class attribute, or a property when an option sets it.
+    - ``run(jobs, done, on_outcome)``: run the graph, usually ``drive(engine, ...)``.
+
+    With defaults: ``needs`` (:class:`Needs`: nothing beyond this package) and
+    ``smoke_options`` (options that make the contract test's tiny graph run in seconds).
+    The constructor takes the :class:`ExecutorContext` and the engine's options as keywords,
+    each with a default: they are the options the CLI accepts for it."""
+
+    name: ClassVar[str]
+    placement: ClassVar[Placement]
+    threads_per_job: int | None
+    needs: ClassVar[Needs] = Needs()
+    smoke_options: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, context: ExecutorContext) -> None:
+        self.context = context
+
+    @abstractmethod
     def run(self, jobs: Sequence[Job], done: Mapping[str, Any],
             on_outcome: OutcomeCallback) -> dict[str, JobOutcome]:
         """Run ``jobs`` (dependencies first); ``done`` holds results that exist already."""
 
 
-EXECUTORS: LazyRegistry[Callable[..., Executor]] = LazyRegistry(
+# What the driver (session.py, driver.py) and the CLI read off an executor class, beside the
+# abstract run()
+EXECUTOR_CONTRACT = (
+    Requirement("name", is_name, 'set name = "my-engine" in the class body (lowercase words '
+                "joined by dashes: --executor my-engine)", own=True),
+    Requirement("placement", lambda v: v in PLACEMENTS,
+                f"set placement to where its jobs run: {', '.join(map(repr, PLACEMENTS))}"),
+    Requirement("threads_per_job", lambda v: v is None or isinstance(v, (int, property)),
+                "set threads_per_job = None (torch's default, every core), a number, or a "
+                "property reading an option"),
+    Requirement("needs", lambda v: isinstance(v, Needs),
+                "declare needs = Needs(module=..., extra=..., commands=...)"),
+    Requirement("smoke_options", lambda v: isinstance(v, dict),
+                "set smoke_options to a dict of options"),
+)
+_GUIDE = ('the Executor contract: benchmark/engine/executors/base.py; docs/contributing.md, '
+          '"An executor"')
+
+
+def check_executor(name: str, cls: Any) -> None:
+    """Refuse ``cls`` as the executor ``name`` unless it meets :data:`EXECUTOR_CONTRACT` and
+    its constructor takes what the CLI passes: a :class:`~registry.names.ContractError` naming
+    what is missing and the fix."""
+    check_extension(cls, "executor", Executor, EXECUTOR_CONTRACT, _GUIDE)
+    what = f"Executor {cls.__module__}:{cls.__qualname__}"
+    if name != cls.name:
+        raise ContractError(f"{what} is named '{cls.name}' but offered as '{name}'.",
+                            "Use one name for both (the entry point's and the class's).")
+    params = list(inspect.signature(cls).parameters.values())
+    if not params or params[0].name != "context":
+        raise ContractError(f"{what}'s constructor does not take 'context' first.",
+                            f"Define __init__(self, context, *, option=default, ...) ({_GUIDE}).")
+    for p in params[1:]:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY):
+            raise ContractError(f"{what}'s constructor takes {p}: the CLI lists options by name.",
+                                "Name each option as a keyword-only argument with a default.")
+        if p.default is p.empty:
+            raise ContractError(f"{what}'s option '{p.name}' has no default: the CLI passes only "
+                                "the flags given.", f"Give '{p.name}' a default.")
+
+
+# every @register_executor class of this package, found by name without importing it;
+# installed plugins add theirs by entry point, held to the same contract
+EXECUTORS: LazyRegistry[type[Executor]] = LazyRegistry(
     "executor", "benchmark.engine.executors", "register_executor",
-    entry_points="transfer_bench.executors")
+    entry_points="transfer_bench.executors", check=check_executor)
 
 
-def register_executor(cls: type) -> type:
-    """Class decorator: register ``cls`` under ``cls.name``."""
-    EXECUTORS.add(cls.name, cls)
+def register_executor(cls: type[Executor]) -> type[Executor]:
+    """Class decorator: register ``cls`` under ``cls.name`` once it meets
+    :data:`EXECUTOR_CONTRACT` (else a ContractError naming what is missing and the fix)."""
+    EXECUTORS.add(getattr(cls, "name", "") if isinstance(cls, type) else "", cls)
     return cls
 
 
@@ -123,27 +234,7 @@ def make_executor(name: str, context: ExecutorContext, **options: Any) -> Execut
 def check_installed(name: str) -> None:
     """Fail at once, naming the extra to install, if engine ``name`` (unknown names fail too)
     needs a package that is not installed: before a plan registers or downloads anything."""
-    module_extra = getattr(EXECUTORS.get(name), "requires", None)
-    if module_extra:
-        import_extra(*module_extra)
-
-
-def _sorter(jobs: Sequence[Job], done: Mapping[str, Any]) -> graphlib.TopologicalSorter:
-    """The jobs' dependency graph, prepared; every dependency must be a job of the graph or a
-    finished result, and there must be no cycle."""
-    keys = {j.key for j in jobs}
-    for job in jobs:
-        unknown = [d for d in job.deps if d not in keys and d not in done]
-        if unknown:
-            raise ExecutorError(f"Job {job.label} depends on unknown jobs {unknown}.",
-                                "This is a bug in the plan; please report it.")
-    sorter = graphlib.TopologicalSorter({j.key: [d for d in j.deps if d in keys] for j in jobs})
-    try:
-        sorter.prepare()
-    except graphlib.CycleError as err:
-        raise ExecutorError(f"The job graph has a cycle: {err.args[1]}.",
-                            "This is a bug in the plan.") from None
-    return sorter
+    EXECUTORS.get(name).needs.load()
 
 
 @dataclass(frozen=True)
@@ -157,136 +248,34 @@ class Ran:
     pid: int
 
 
-def run_here(job: Job, deps: Mapping[str, Any]) -> Ran:
-    """Run ``job`` in this process with its dependencies' values (:class:`Ran` unwrapped). A
-    dependency that failed, or a BenchError, becomes a :class:`Failed` value; other
-    exceptions propagate (the engine may retry them)."""
-    values = {k: v.value if isinstance(v, Ran) else v for k, v in deps.items()}
-    started = time.perf_counter()
-    failed = [k for k, v in values.items() if isinstance(v, Failed)]
-    if failed:
-        value: Any = Failed(_not_run(failed))
-    else:
-        try:
-            value = job.call(values)
-        except BenchError as err:
-            value = Failed(str(err))
-    return Ran(value, time.perf_counter() - started, socket.gethostname(), os.getpid())
+class Engine(ABC):
+    """What :func:`.driver.drive` needs from an engine, checked when a subclass is defined.
 
+    ``slots`` (required, a class attribute or a property): jobs in flight at most, None for no
+    limit (the engine queues them itself). ``chains`` (default False, always safe): whether a
+    job may be submitted with handles of unfinished dependencies in place of their values."""
 
-def _not_run(failed: list[str]) -> str:
-    return f"not run: a job it depends on failed ({', '.join(failed)})"
+    chains: ClassVar[bool] = False
+    slots: int | None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        missing = [a for a in ("slots", "submit", "wait") if not hasattr(cls, a)
+                   or getattr(getattr(cls, a), "__isabstractmethod__", False)]
+        if missing:
+            raise ContractError(
+                f"Engine {cls.__module__}:{cls.__qualname__} does not define "
+                f"{', '.join(repr(a) for a in missing)}.",
+                "Define slots (jobs in flight at most, None: no limit), submit(batch) and "
+                "wait(handles) on the class; see Engine in benchmark/engine/executors/base.py.")
 
-def outcome(job: Job, ran: Ran) -> JobOutcome:
-    """The outcome of ``job`` from what it returned (a :class:`Failed` is a failure)."""
-    if isinstance(ran.value, Failed):
-        return JobOutcome(job.key, job.label, job.kind, False, error=ran.value.message,
-                          seconds=ran.seconds, host=ran.host)
-    return JobOutcome(job.key, job.label, job.kind, True, ran.value, seconds=ran.seconds,
-                      host=ran.host)
-
-
-def crashed(job: Job, err: BaseException, seconds: float = 0.0) -> JobOutcome:
-    """The outcome of a job whose engine gave up on it (retries exhausted, worker lost)."""
-    log.error("%s failed:\n%s", job.label,
-              "".join(traceback.format_exception(err)).rstrip()[-4000:])
-    last = str(err).strip().splitlines()
-    return JobOutcome(job.key, job.label, job.kind, False, seconds=seconds,
-                      error=f"{type(err).__name__}: {last[-1] if last else ''}")
-
-
-def failed_value(o: JobOutcome) -> Any:
-    """What dependents of ``o``'s job receive: its value, or a Failed naming it."""
-    return o.value if o.ok else Failed(o.error or "failed")
-
-
-class Engine(Protocol):
-    """What :func:`drive` needs from a remote engine."""
-
-    chains: bool  # a job may be submitted with handles of unfinished dependencies
-    slots: int | None  # jobs in flight at most (None: no limit)
-
+    @abstractmethod
     def submit(self, batch: list[tuple[Job, list[Any]]]) -> list[Any]:
         """Start each job with its dependencies' values (or handles); one handle per job."""
 
+    @abstractmethod
     def wait(self, handles: list[Any]) -> list[tuple[int, Ran | BaseException]]:
         """Block until at least one handle is done; (index, what it produced) for each."""
-
-
-def drive(engine: Engine, jobs: Sequence[Job], done: Mapping[str, Any],
-          on_outcome: OutcomeCallback) -> dict[str, JobOutcome]:
-    """Run the graph on ``engine``: submit jobs as their dependencies allow (inline ones here,
-    once their dependencies have outcomes), in plan order among those ready, and collect
-    outcomes as they land. A job counts as done for the graph when it finishes, or, on an
-    engine that ``chains``, once it is submitted (its handle stands for its result)."""
-    sorter, order = _sorter(jobs, done), {j.key: i for i, j in enumerate(jobs)}
-    by_key = {j.key: j for j in jobs}
-    results: dict[str, Any] = dict(done)  # values, or handles of submitted jobs (chains)
-    outcomes: dict[str, JobOutcome] = {}
-    held: list[Job] = []  # ready for the graph, not started: no slot, or inline and waiting
-    pending: list = []  # (handle, job, submitted at)
-
-    def record(o: JobOutcome) -> None:
-        results[o.key], outcomes[o.key] = failed_value(o), o
-        on_outcome(o)
-
-    while sorter.is_active() or held or pending:
-        held = sorted([*held, *(by_key[k] for k in sorter.get_ready())],
-                      key=lambda j: order[j.key])
-        started = _run_inline(held, outcomes, done, results, record, sorter)
-        batch = []
-        for job in [j for j in held if not j.inline]:
-            if engine.slots is None or len(pending) + len(batch) < engine.slots:
-                held.remove(job)
-                batch.append(job)
-        if batch:
-            _start(engine, batch, results, pending)
-            for job in batch if engine.chains else ():
-                sorter.done(job.key)  # dependents may be submitted right behind it
-        if not pending:
-            if not (started or batch):
-                raise ExecutorError("Jobs wait on results that never come: "
-                                    f"{[j.label for j in held]}.", "This is a bug.")
-            continue
-        for index, got in sorted(engine.wait([p[0] for p in pending]), reverse=True):
-            _, job, t0 = pending.pop(index)
-            record(outcome(job, got) if isinstance(got, Ran)
-                   else _lost(job, got, outcomes, time.perf_counter() - t0))
-            if not engine.chains:
-                sorter.done(job.key)
-    return outcomes
-
-
-def _run_inline(held: list[Job], outcomes: Mapping[str, JobOutcome], done: Mapping[str, Any],
-                results: dict[str, Any], record: OutcomeCallback,
-                sorter: graphlib.TopologicalSorter) -> int:
-    """Run the held inline jobs whose dependencies all have outcomes, here; how many ran."""
-    ran = 0
-    for job in [j for j in held if j.inline]:
-        if all(d in outcomes or d in done for d in job.deps):
-            held.remove(job)
-            record(outcome(job, run_here(job, {d: results[d] for d in job.deps})))
-            sorter.done(job.key)
-            ran += 1
-    return ran
-
-
-def _start(engine: Engine, batch: list[Job], results: dict[str, Any], pending: list) -> None:
-    now = time.perf_counter()  # before submit: an engine may run the job right there
-    handles = engine.submit([(j, [results[d] for d in j.deps]) for j in batch])
-    for job, handle in zip(batch, handles):
-        results[job.key] = handle
-        pending.append((handle, job, now))
-
-
-def _lost(job: Job, err: BaseException, outcomes: Mapping[str, JobOutcome],
-          seconds: float) -> JobOutcome:
-    failed = [d for d in job.deps if d in outcomes and not outcomes[d].ok]
-    if failed:
-        return JobOutcome(job.key, job.label, job.kind, False, seconds=seconds,
-                          error=_not_run(failed))
-    return crashed(job, err, seconds)
 
 
 def import_extra(module: str, extra: str) -> Any:

@@ -5,28 +5,35 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from benchmark.engine.executors.base import (ExecutorContext, Job, JobOutcome, OutcomeCallback,
-                                             Ran, drive, register_executor, run_here)
+from benchmark.engine.executors.base import (Engine, Executor, ExecutorContext, Job, JobOutcome,
+                                             OutcomeCallback, Ran, register_executor)
+from benchmark.engine.executors.driver import drive, run_here
 
 
 @register_executor
-class LocalExecutor:
+class LocalExecutor(Executor):
     """Every job in this process, one at a time, dependencies first (the default).
 
     Runs the graph in topological order through the same driver as the remote engines;
     an exception fails that job (and its dependents) and the rest go on. Ctrl-C stops at once."""
 
     name = "local"
+    placement = "process"
 
     def __init__(self, context: ExecutorContext, *, cpus_per_job: int | None = None) -> None:
-        self.threads_per_job = cpus_per_job  # None: torch's default (every core)
+        super().__init__(context)
+        self.cpus_per_job = cpus_per_job
+
+    @property
+    def threads_per_job(self) -> int | None:
+        return self.cpus_per_job  # None: torch's default (every core)
 
     def run(self, jobs: Sequence[Job], done: Mapping[str, Any],
             on_outcome: OutcomeCallback) -> dict[str, JobOutcome]:
         return drive(_HereEngine(), jobs, done, on_outcome)
 
 
-class _HereEngine:
+class _HereEngine(Engine):
     """Runs a job when it is submitted, in this process; ``wait`` hands back what it gave."""
 
     chains, slots = False, 1

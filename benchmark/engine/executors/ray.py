@@ -22,9 +22,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from benchmark.engine.executors.base import (ExecutorContext, ExecutorError, Job, JobOutcome,
-                                             OutcomeCallback, Ran, drive, import_extra,
-                                             register_executor, run_here)
+from benchmark.engine.executors.base import (Engine, Executor, ExecutorContext, ExecutorError,
+                                             Job, JobOutcome, Needs, OutcomeCallback, Ran,
+                                             register_executor)
+from benchmark.engine.executors.driver import drive, run_here
 
 log = logging.getLogger(__name__)
 _TEAM_SERVER = ("Start the team server (mlflow/team, see mlflow/README.md) and set "
@@ -67,27 +68,33 @@ def remote_address(address: str | None) -> str | None:
 
 
 @register_executor
-class RayExecutor:
+class RayExecutor(Executor):
     """Ray tasks on a local instance or a cluster (``--address``), one GPU each where the
     cluster has GPUs; dependencies as object refs."""
 
     name = "ray"
-    requires = ("ray", "ray")  # module, extra
+    placement = "cluster"  # with --device auto, jobs ask for a GPU where the cluster has one
+    needs = Needs(module="ray", extra="ray")
+    smoke_options = {"num_cpus": 2}
 
     def __init__(self, context: ExecutorContext, *, address: str | None = None,
                  num_cpus: int | None = None, cpus_per_job: float = 1.0,
                  gpus_per_job: float | None = None, max_retries: int = 2) -> None:
+        super().__init__(context)
         self.address = address or os.environ.get("RAY_ADDRESS") or None  # as ray.init reads it
         self.num_cpus, self.cpus_per_job = num_cpus, cpus_per_job
         self.gpus_per_job, self.max_retries = gpus_per_job, max_retries
         self.local_store = context.local_store
-        self.threads_per_job = max(1, int(cpus_per_job))  # torch threads in each task
         self._joined = False  # connected by the preflight: run() uses it and shuts it down
         self._preflight()
 
+    @property
+    def threads_per_job(self) -> int:
+        return max(1, int(self.cpus_per_job))  # torch threads in each task
+
     def _preflight(self) -> None:
         """Before any work: the extra is installed, the flags fit, the store is reachable."""
-        ray = import_extra("ray", "ray")
+        ray = self.needs.load()
         if self.num_cpus is not None and self.address:
             raise ExecutorError(f"--num-cpus sizes a Ray instance started here; joining the "
                                 f"cluster at {self.address} (--address or RAY_ADDRESS), its "
@@ -114,7 +121,7 @@ class RayExecutor:
 
     def run(self, jobs: Sequence[Job], done: Mapping[str, Any],
             on_outcome: OutcomeCallback) -> dict[str, JobOutcome]:
-        ray = import_extra("ray", "ray")
+        ray = self.needs.load()
         started_here = self._joined or not ray.is_initialized()
         if not ray.is_initialized():
             self._init(ray)
@@ -152,7 +159,7 @@ class RayExecutor:
                                 f"has {gpus:g}.", "Use --device cpu, or add GPU nodes.")
 
 
-class _RayEngine:
+class _RayEngine(Engine):
     chains, slots = True, None  # Ray resolves refs and queues tasks by their resources
 
     def __init__(self, ray, ex: RayExecutor) -> None:

@@ -19,9 +19,10 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from benchmark.engine.executors.base import (ExecutorContext, ExecutorError, Job, JobOutcome,
-                                             OutcomeCallback, Ran, drive, import_extra,
-                                             register_executor, run_here)
+from benchmark.engine.executors.base import (Engine, Executor, ExecutorContext, ExecutorError,
+                                             Job, JobOutcome, Needs, OutcomeCallback, Ran,
+                                             register_executor)
+from benchmark.engine.executors.driver import drive, run_here
 
 log = logging.getLogger(__name__)
 
@@ -43,18 +44,23 @@ class SubmititCall:
         return submitit.helpers.DelayedSubmission(SubmititCall(self.job, self.deps))
 
 
-class SubmititExecutor:
-    """What the Slurm engines share: job arrays through submitit, results through its
-    pickles in the session's folder."""
+@register_executor
+class SlurmExecutor(Executor):
+    """Slurm job arrays through submitit (from a login node; the store must be a server).
 
-    name = "submitit"
-    cluster = "slurm"
-    requires = ("submitit", "slurm")  # module, extra
+    Results come back through submitit's pickles in the session's folder; ``slurm-local``
+    (:mod:`.slurm_local`) is this class on submitit's local executor."""
+
+    name = "slurm"
+    placement = "cluster"  # compute nodes; with --device auto, jobs ask for a GPU
+    needs = Needs(module="submitit", extra="slurm", commands=("sbatch", "srun"))
+    submitit_cluster = "slurm"  # submitit's AutoExecutor(cluster=...)
 
     def __init__(self, context: ExecutorContext, *, partition: str | None = None,
                  gpus_per_job: int = 0, cpus_per_job: int = 1, array_parallelism: int = 2,
                  timeout_min: int = 24 * 60, mem_gb: float | None = None,
                  poll_s: float = 1.0) -> None:
+        super().__init__(context)
         if context.folder is None:
             raise ExecutorError(f"--executor {self.name} needs a folder for submitit's jobs.",
                                 "This is a bug: the driver gives one; please report it.")
@@ -62,8 +68,11 @@ class SubmititExecutor:
         self.cpus_per_job, self.array_parallelism = cpus_per_job, array_parallelism
         self.timeout_min, self.mem_gb, self.local_store = timeout_min, mem_gb, context.local_store
         self.poll_s = poll_s
-        self.threads_per_job = cpus_per_job
         self._check()  # before any work: a plan that cannot run here fails at once
+
+    @property
+    def threads_per_job(self) -> int:
+        return self.cpus_per_job
 
     @property
     def slots(self) -> int | None:
@@ -84,8 +93,8 @@ class SubmititExecutor:
 
     def executor(self, gpus: int):
         """A submitit executor whose jobs get ``gpus`` GPUs each (none asked for when 0)."""
-        submitit = import_extra("submitit", "slurm")
-        ex = submitit.AutoExecutor(folder=self.folder / "%j", cluster=self.cluster)
+        submitit = self.needs.load()
+        ex = submitit.AutoExecutor(folder=self.folder / "%j", cluster=self.submitit_cluster)
         params: dict[str, Any] = {"timeout_min": self.timeout_min, "cpus_per_task": self.cpus_per_job,
                                   "name": "transfer-bench",
                                   "slurm_array_parallelism": self.array_parallelism}
@@ -99,7 +108,7 @@ class SubmititExecutor:
         return ex
 
     def _check(self) -> None:
-        import_extra("submitit", "slurm")
+        self.needs.load()
         if self.array_parallelism < 1:
             raise ExecutorError(f"--array-parallelism must be at least 1, got "
                                 f"{self.array_parallelism}.", "Pass how many jobs may run at once.")
@@ -107,7 +116,7 @@ class SubmititExecutor:
 
     def _check_cluster(self) -> None:
         """Slurm's tools are here, and the compute nodes can reach the tracking store."""
-        missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
+        missing = [tool for tool in self.needs.commands if shutil.which(tool) is None]
         if missing:
             raise ExecutorError(f"--executor slurm needs Slurm's {' and '.join(missing)}, "
                                 f"which {'is' if len(missing) == 1 else 'are'} not on PATH.",
@@ -120,19 +129,16 @@ class SubmititExecutor:
                 "and set MLFLOW_TRACKING_URI=http://HOST:5000.")
 
 
-@register_executor
-class SlurmExecutor(SubmititExecutor):
-    """Slurm job arrays through submitit (from a login node; the store must be a server)."""
-
-    name = "slurm"
-
-
-class _SubmititEngine:
+class _SubmititEngine(Engine):
     chains = False  # submitit passes values, not handles: submit once dependencies are done
 
-    def __init__(self, owner: SubmititExecutor) -> None:
-        self.owner, self.slots = owner, owner.slots
+    def __init__(self, owner: SlurmExecutor) -> None:
+        self.owner = owner
         self._executors: dict[int, Any] = {}  # GPUs per job -> submitit executor
+
+    @property
+    def slots(self) -> int | None:
+        return self.owner.slots
 
     def submit(self, batch: list[tuple[Job, list[Any]]]) -> list[Any]:
         """The batch as one job array per GPU request (jobs needing a GPU, jobs needing none)."""
