@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 def test_probe_help_lists_every_registered_probe(cli):
-    from probes.registry import PROBES
+    from probes.base import PROBES
 
     res = cli("probe", "--help")
     assert res.exit_code == 0

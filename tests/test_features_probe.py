@@ -11,11 +11,10 @@ import pytest
 import torch
 from scipy.stats import mannwhitneyu
 
-from probes.base import ProbeContext, ProbeError
+from probes.base import PROBES, ProbeContext, ProbeError
 from probes.features import (behaviour_score, counts_figure, discretize,
                              discriminative_counts, discriminative_features, rank_sum_pvalues,
                              stage_features, standardize)
-from probes.registry import PROBES
 from registry.catalog import Catalog
 from registry.errors import CardError
 from registry.register import AddRequest, add_dataset
@@ -169,7 +168,7 @@ def test_probe_end_to_end(paths, two, source):
     assert scores["digits"] == pytest.approx(found["score"])
 
     from bench_core.tracking import Tracker, tracking_target
-    from probes.logging import log_probe
+    from probes.tracking import log_probe
 
     tracker = Tracker(tracking_target(paths, None, "transfer-bench/probes"))
     run_id = log_probe(tracker, result, opts)

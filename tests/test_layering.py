@@ -199,18 +199,18 @@ def test_no_module_is_longer_than_the_limit():
 
 def test_the_scan_sees_imports_inside_functions(tmp_path):
     module = tmp_path / "m.py"
-    module.write_text("def f():\n    from benchmark.cli import app\n    import probes.registry\n")
+    module.write_text("def f():\n    from benchmark.cli import app\n    import probes.tracking\n")
     assert imported_packages(module) == {"benchmark", "probes"}
     assert ("benchmark.cli", True) in _imports(_tree(module), "m")
 
 
 @pytest.mark.slow  # a fresh interpreter imports every probe (torch)
 def test_probes_import_without_the_benchmark_engine_or_the_cli():
-    code = ("import sys, probes.registry, probes.logging\n"
-            "[probes.registry.PROBES.get(n) for n in probes.registry.PROBES.names()]\n"
+    code = ("import sys, probes.base, probes.tracking\n"
+            "[probes.base.PROBES.get(n) for n in probes.base.PROBES.names()]\n"
             "bad = sorted(m for m in sys.modules if m == 'benchmark' or m.startswith('benchmark.'))\n"
             "assert not bad, bad\n"
-            "print(sorted(probes.registry.PROBES.names()))")
+            "print(sorted(probes.base.PROBES.names()))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "task2vec" in out.stdout and "logme" in out.stdout

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from probes.base import ProbeContext
-from probes.registry import PROBES
+from probes.base import PROBES, ProbeContext
 
 
 

@@ -19,7 +19,7 @@ from PIL import Image
 from bench_core.stores import tracking_target
 from bench_core.tracking import MODEL_TRAINING, PAIRS_VIEW_STATE, Tracker, experiment_url
 from benchmark import api
-from benchmark.engine.graph import pair_params
+from benchmark.engine.runs import pair_params
 from benchmark.analysis.results import COLUMNS
 from benchmark.report.writer import Report
 from benchmark.report.html import HtmlContext, dataset_cards, html_report

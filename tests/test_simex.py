@@ -10,8 +10,7 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from probes.base import ProbeContext
-from probes.registry import PROBES
+from probes.base import PROBES, ProbeContext
 from probes.simex import (Fleet, LeNetAutoencoder, SimExOptions, delta_matrix, greedy_pairing,
                           per_sample_loss, queries_per_reference, references_per_query, ssim,
                           train_fleet)

@@ -20,7 +20,7 @@ from bench_core.tracking import open_tracker
 from benchmark.analysis.meta_dataset import dataset_tables
 from benchmark.analysis.results import results_tables
 from benchmark.suite.files import resolve_suite
-from probes.logging import load_probe_matrices
+from probes.tracking import load_probe_matrices
 from registry.card import ExpertFeatures
 from registry.catalog import Catalog
 from registry.errors import BenchError

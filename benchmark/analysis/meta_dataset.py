@@ -19,7 +19,7 @@ from bench_core.tracking import open_tracker
 from benchmark.analysis.pair_features import LABEL, feature_columns, pair_table
 from benchmark.analysis.ranker import DEFAULT_LEARNER, LEARNERS, Learner, loto_scores
 from benchmark.analysis.results import results_table
-from probes.logging import load_probe_matrices
+from probes.tracking import load_probe_matrices
 from registry.card import ExpertFeatures
 from registry.catalog import Catalog
 from registry.errors import BenchError

@@ -39,7 +39,7 @@ from benchmark.analysis.ranking import truth_table
 from benchmark.analysis.results import probe_scores, repeat_results, results_tables
 from benchmark.analysis.selection import AUTO, nested_reliability, pick, require_choice
 from benchmark.suite.files import DEFAULT_SUITE, resolve_suite
-from probes.logging import load_probe_matrices
+from probes.tracking import load_probe_matrices
 from registry.catalog import Catalog
 from registry.errors import BenchError
 from registry.names import unknown_name_message

@@ -3,8 +3,10 @@
 Keys: ``pretrain:<hash>``, ``fold:<hash>``, ``pair:<hash>``, ``probe:<hash>``. Finished work
 (cached weights, FINISHED runs with the same config hash) goes into ``done`` and is not run.
 Each unfinished pair gets its parent run here, in the driver (created, or an interrupted one
-reopened), so its fold runs nest below it wherever they run; the driver closes it through the
-pair's inline job, or marks it FAILED when the pair cannot finish.
+reopened: :func:`benchmark.engine.runs.open_parent`), so its fold runs nest below it wherever
+they run; the driver closes it through the pair's inline job, or marks it FAILED when the pair
+cannot finish. Probe jobs are resolved by the functions that check them at plan time
+(:mod:`benchmark.suite.probe_checks`), so what a dry run checks is what runs.
 """
 
 from __future__ import annotations
@@ -12,24 +14,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlflow.entities import Param
-
 from bench_core.hashing import config_hash
 from bench_core.relocate import hashed_options
-from bench_core.sources import SourceModel
 from bench_core.tracking import Tracker
 from benchmark.engine.dispatch import TaskCall
 from benchmark.engine.executors.base import Job
-from benchmark.engine.runs import log_dataset_input
+from benchmark.engine.runs import open_parent
 from benchmark.engine.tasks import (FoldTask, JobEnv, PairOutcome, PairTask, PretrainTask,
-                                    ProbeTask, fold_name, fold_outcome, settings_params)
-from benchmark.suite.plan import PairJob, Plan, PretrainJob
-from benchmark.suite.spec import ProbeSpec
-from probes.base import ProbeContext, card_only_record
-from probes.registry import PROBES
+                                    ProbeTask, fold_name, fold_outcome)
+from benchmark.suite.plan import PairJob, Plan
+from benchmark.suite.probe_checks import check_probe, probe_network, probe_records
+from benchmark.suite.source_models import pretrained_models
+from probes.base import PROBES
 from registry.catalog import Catalog
-from registry.errors import BenchError
-from registry.paths import BenchPaths
 from registry.progress import ProgressFactory, no_progress
 
 
@@ -142,62 +139,6 @@ def _finished_folds(tracker: Tracker, parent_id: str, n_folds: int) -> dict[int,
     return dict(sorted(out.items()))
 
 
-def open_parent(plan: Plan, pair: PairJob, env: JobEnv, tracker: Tracker) -> str:
-    """The pair's parent run: an interrupted one reopened, else a new one with its params,
-    config and dataset input. It stays RUNNING until the pair's job closes it."""
-    tags = {**tracker.base_tags(), **env.tags(kind=pair.kind, level="pair", source=pair.source,
-                                               target=pair.target, config_hash=pair.config_hash,
-                                               **({"k": str(pair.k)} if pair.k is not None else {}))}
-    old = tracker.reopenable(pair.config_hash)
-    if old is not None:
-        tracker.client.update_run(old.info.run_id, status="RUNNING")
-        for key, value in tags.items():
-            tracker.client.set_tag(old.info.run_id, key, value)
-        return old.info.run_id
-    run = tracker.client.create_run(tracker.experiment_id, run_name=pair.label, tags=tags)
-    run_id = run.info.run_id
-    params = pair_params(plan, pair)
-    tracker.client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
-    tracker.client.log_text(run_id, env.suite_yaml, "config/suite.yaml")
-    log_dataset_input(tracker, run_id, plan.records[pair.target], "finetune")
-    return run_id
-
-
-def full_params(plan: Plan, pair: PairJob) -> dict[str, str]:
-    """Every setting of a pair, flattened (``train.optimizer.lr``, ...): its fold runs'."""
-    return settings_params(plan.suite.architecture, plan.suite.folds, plan.suite.baseline, pair)
-
-
-def pair_params(plan: Plan, pair: PairJob) -> dict[str, str]:
-    """A parent run's params: what tells pairs apart in MLflow's compare view (source, target,
-    kind, k, arch, config hash) and any other setting that differs between the suite's pairs;
-    the settings all pairs share stay on the fold runs and in the config artifact."""
-    others = [full_params(plan, p) for p in plan.pairs]
-    mine = full_params(plan, pair)
-    keys = sorted({k for params in others for k in params})
-    differ = [k for k in keys if len({params.get(k) for params in others}) > 1
-              and k not in ("source", "target", "k", "init") and k in mine]
-    out = {"source": pair.source, "target": pair.target, "kind": pair.kind,
-           "arch": plan.suite.architecture.name, "config_hash": pair.config_hash}
-    if pair.k is not None:
-        out["k"] = str(pair.k)
-    return out | {k: mine[k] for k in differ}
-
-
-def suite_datasets(plan: Plan) -> list[str]:
-    """Sources (pretrained or weight-only) and targets, in suite order, without repeats."""
-    names = [s.name for s in plan.suite.sources] + [t.name for t in plan.suite.targets]
-    return list(dict.fromkeys(names))
-
-
-def source_models(plan: Plan, paths: BenchPaths) -> tuple[SourceModel, ...]:
-    """The models the suite pretrains (in plan order), as probes see them."""
-    size = tuple(plan.suite.finetune_defaults.image_size)
-    return tuple(SourceModel(j.source, plan.suite.architecture.name,
-                             str(paths.pretrained_weights(j.config_hash)), size)
-                 for j in plan.pretrain)
-
-
 def _add_probes(g: SuiteGraph, plan: Plan, env: JobEnv, tracker: Tracker, catalog: Catalog,
                 gpus: float, progress: ProgressFactory) -> None:
     """A job per probe of the suite (done where a finished run exists). Probes that score the
@@ -217,70 +158,10 @@ def _add_probes(g: SuiteGraph, plan: Plan, env: JobEnv, tracker: Tracker, catalo
         if done is not None:
             g.done[key] = done.info.run_id
             continue
-        models = source_models(plan, env.paths) if cls.uses_source_models else ()
+        models = pretrained_models(plan, env.paths) if cls.uses_source_models else ()
         check_probe(cls, spec, records, models, env.paths)
         deps = tuple(f"pretrain:{j.config_hash}" for j in plan.pretrain) if models else ()
         deps += (f"pretrain:{network.config_hash}",) if network else ()
         task = ProbeTask(spec, tuple(records), h, models)
         g.add(Job(key, f"probe {spec.method}", "probe", TaskCall(env, task, progress),
                   deps=deps, gpus=gpus if cls.needs_data else 0.0))
-
-
-def probe_records(plan: Plan, cls: type, catalog: Catalog) -> list:
-    """The datasets a probe of the suite compares: the registered ones, and the catalog cards
-    of weight-only sources for probes that need no data."""
-    records = []
-    for name in suite_datasets(plan):
-        if name in plan.records:
-            records.append(plan.records[name])
-        elif not cls.needs_data and name in catalog.cards:
-            records.append(card_only_record(catalog.cards[name].model_dump(mode="json")))
-    return records
-
-
-def check_probe(cls: type, spec: ProbeSpec, records: list, models: tuple[SourceModel, ...],
-                paths: BenchPaths) -> None:
-    """What the probe would fail on with these datasets, now (before any job runs)."""
-    context = ProbeContext(paths, source_models={m.name: m for m in models})
-    cls(dict(spec.options), context).check(records)
-
-
-def check_probes(plan: Plan, paths: BenchPaths, catalog: Catalog) -> None:
-    """Every probe of the suite checked against its datasets (a dry run does this too)."""
-    for spec in plan.suite.probes:
-        cls = PROBES.get(spec.method)
-        records = probe_records(plan, cls, catalog)
-        if len(records) >= 2:
-            if cls.wants_probe_network(spec.options):
-                spec, _ = probe_network(plan, spec, paths)  # its network is in the suite
-            models = source_models(plan, paths) if cls.uses_source_models else ()
-            check_probe(cls, spec, records, models, paths)
-
-
-def probe_network(plan: Plan, spec: ProbeSpec, paths: BenchPaths
-                  ) -> tuple[ProbeSpec, PretrainJob | None]:
-    """``spec`` with its ``weights`` option resolved: ``suite:SOURCE`` (the default when no
-    weights are given: the suite's first pretrained source) becomes the file of that source's
-    pretrained network, or a weight-only source's own weights (``suite:imagenet``: the file
-    given to --imagenet-weights), with the suite's architecture; any other spec stays as
-    given."""
-    weights = spec.options.get("weights") or "suite:" + (plan.pretrain[0].source
-                                                          if plan.pretrain else "")
-    if not weights.startswith("suite:"):
-        return spec, None
-    name = weights.removeprefix("suite:")
-    given = next((s.weights for s in plan.suite.sources if s.name == name and s.weights), None)
-    if given is not None:
-        return ProbeSpec(method=spec.method, options={**spec.options, "weights": given,
-                                                      "arch": plan.suite.architecture.name}), None
-    job = next((j for j in plan.pretrain if j.source == name), None)
-    if job is None:
-        raise BenchError(
-            f"Probe '{spec.method}' needs a probe network, and the suite pretrains "
-            + (f"no source '{name}'." if name else "no source to use."),
-            f"Set probes.{spec.method}.options.weights to suite:SOURCE (one of "
-            f"{', '.join(j.source for j in plan.pretrain) or 'none'}), to published weights "
-            "(models:/NAME@ALIAS, file:PATH), or to 'random' to ask for a random network.")
-    options = {**spec.options, "weights": f"file:{paths.pretrained_weights(job.config_hash)}",
-               "arch": plan.suite.architecture.name}
-    return ProbeSpec(method=spec.method, options=options), job

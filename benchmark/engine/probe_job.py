@@ -9,9 +9,8 @@ from bench_core.tracking import Tracker
 from benchmark.engine.runs import job_device
 from benchmark.engine.tasks import JobEnv, ProbeTask
 from benchmark.engine.weights_cache import fetch_weights
-from probes.base import ProbeContext
-from probes.logging import log_probe
-from probes.registry import PROBES
+from probes.base import PROBES, ProbeContext
+from probes.tracking import log_probe
 from registry.progress import ProgressFactory
 
 

@@ -17,9 +17,10 @@ from bench_core.devices import resolve_device
 from bench_core.stores import ResumePolicy, tracking_target
 from bench_core.tracking import Tracker, open_client, open_tracker
 from benchmark.engine.executors import Executor, ExecutorContext, JobOutcome, make_executor
-from benchmark.engine.graph import SuiteGraph, build_graph, check_probes
+from benchmark.engine.graph import SuiteGraph, build_graph
 from benchmark.engine.tasks import JobEnv
 from benchmark.suite.plan import Plan
+from benchmark.suite.probe_checks import check_probes
 from registry.catalog import Catalog
 from registry.errors import BenchError
 from registry.paths import BenchPaths

@@ -22,10 +22,10 @@ from benchmark.analysis.results import results_table
 from benchmark.engine.model_files import save_timm_files
 from benchmark.publishing.card import model_card
 from benchmark.publishing.hub import check_push, push
-from benchmark.publishing.registry import check_alias, list_models, register
+from benchmark.publishing.model_registry import check_alias, list_models, register
 from benchmark.publishing.trained import PublishError, Trained, find_pretraining
 from benchmark.suite.files import DEFAULT_SUITE, resolve_suite
-from probes.logging import load_probe_matrices
+from probes.tracking import load_probe_matrices
 from registry.catalog import Catalog
 from registry.errors import BenchError
 from registry.files import atomic_folder

@@ -13,11 +13,10 @@ from bench_core.sources import SourceModel
 from bench_core.stores import store_uri
 from bench_core.weights import source_model
 from bench_core.weights_check import parameter_count
-from benchmark.engine.probing import suite_models
 from benchmark.publishing.publish import published_models
 from benchmark.suite.files import DEFAULT_SUITE, resolve_suite
-from probes.base import ProbeContext
-from probes.registry import PROBES
+from benchmark.suite.source_models import suite_models
+from probes.base import PROBES, ProbeContext
 from registry.errors import BenchError
 from registry.paths import BenchPaths
 from registry.store import RegistryStore

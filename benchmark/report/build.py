@@ -1,6 +1,8 @@
-"""``bench report``: the report of a suite from its finished runs, with what the HTML page
-shows besides them (the suite's datasets, the published models, the MLflow UI's address) and the
-learned ranker's scores, learned from every finished pair in the store but the target's own."""
+"""A suite's report assembled with its context, for ``bench report --suite`` and ``bench run``:
+the suite's name resolved, the learned ranker's scores (learned from every finished pair in
+the store but the target's own) and what the HTML page shows besides the runs (the suite's
+datasets, the published models, the MLflow UI's address); the files themselves are composed
+by :mod:`benchmark.report.writer`."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from mlflow.exceptions import MlflowException
 from bench_core.tracking import Tracker, open_tracker
 from benchmark.analysis.evaluation import LEARNED
 from benchmark.analysis.meta_dataset import learned_scores, store_pairs
-from benchmark.publishing.registry import list_models
+from benchmark.publishing.model_registry import list_models
 from benchmark.report.html import HtmlContext
 from benchmark.report.writer import Report, write_report
 from benchmark.suite.files import resolve_suite

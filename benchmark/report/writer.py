@@ -1,7 +1,9 @@
-"""`bench report`: the results table (CSV and markdown) and Fig. 3 of van den Brandt et al. 2021 from the
-finished pair runs of a suite's MLflow experiment; transferability against every probe's
-distances, the probes against the baselines beside the noise ceiling, the distribution shift;
-the HTML page; logged to MLflow as a ``report`` run too."""
+"""The report's files, composed from analysis inputs whatever their source (a suite's store or
+a result set): the results table (CSV and markdown) and Fig. 3 of van den Brandt et al. 2021,
+transferability against every method's scores with Fig. 4, every method against the
+baselines beside the noise ceiling, the distribution shift (:func:`compose_report`); a
+suite's finished runs and logged probes read as those inputs (:func:`store_inputs`); and
+:func:`write_report`, which adds the HTML page and logs the files as a ``report`` run."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from benchmark.report.html import HtmlContext, html_report
 from benchmark.report.markdown import evaluation_markdown, markdown_table
 from benchmark.report.mlflow_log import log_report
 from probes.correlation import correlations, scatter_figure
-from probes.logging import load_probe_matrices
+from probes.tracking import load_probe_matrices
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,14 +1,14 @@
-"""Log a probe result to MLflow: one run per probe call, with the distance matrix as a table
-artifact, a heatmap figure and the embeddings (npz)."""
+"""A probe's MLflow run, written and read back in one place: one run per probe call with the
+distance matrix as a table artifact (``distances.json``, ``distances.csv``), a heatmap figure
+and the embeddings (npz); and each method's latest matrix logged for a suite, read back."""
 
 from __future__ import annotations
-
-import mlflow.artifacts
 
 import tempfile
 from pathlib import Path
 
 import mlflow
+import mlflow.artifacts
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
