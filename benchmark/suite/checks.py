@@ -1,7 +1,9 @@
 """Everything about a suite that can be checked before any job runs, so a bad suite fails in
 seconds with what to do: datasets registered and single-label, folds stratifiable (every class
 in every val and test split), subsets and shifted sets that fit their target, weights of
-weight-only sources (ImageNet) present, per-source target lists valid.
+weight-only sources (ImageNet) present, per-source target lists valid. These run while the
+plan is made; the suite's probes, which need the plan, are checked beside them
+(:mod:`benchmark.suite.probe_checks`).
 
 MLflow is imported only where a ``models:/`` source needs it: a suite without registry
 weights never loads it, and its errors come fast."""
