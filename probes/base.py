@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict
 
 from bench_core.sources import SourceModel
 from registry.errors import BenchError
-from registry.names import LazyRegistry, validate_options
+from registry.names import (ContractError, LazyRegistry, Requirement, check_extension, is_name,
+                            takes, validate_options)
 from registry.paths import BenchPaths
 from registry.progress import ProgressFactory, no_progress
 from registry.store import DatasetRecord
@@ -130,15 +131,59 @@ class Probe(ABC):
         """Distances between the datasets of ``records`` (square, in their order)."""
 
 
+GUIDE = "docs/contributing.md, 'A probe or an estimator'"
+# what the engine, the suite planner, `bench probe` and `bench recommend` read off a probe
+PROBE_CONTRACT = (
+    Requirement("name", is_name, 'set name = "my-probe" in the class body (lowercase words '
+                "joined by dashes: the CLI and suites name it so)", own=True),
+    Requirement("Options", lambda v: isinstance(v, type) and issubclass(v, ProbeOptions),
+                "make Options a subclass of probes.base.ProbeOptions"),
+    Requirement("symmetric", lambda v: isinstance(v, (bool, property)),
+                "set symmetric = True when d(a, b) = d(b, a), else False (a property when "
+                "it depends on the options)"),
+    Requirement("needs_data", lambda v: isinstance(v, bool),
+                "set needs_data = False only when the catalog card is enough"),
+    Requirement("uses_source_models", lambda v: isinstance(v, bool),
+                "set uses_source_models = True when it scores ProbeContext.source_models"),
+    Requirement("uses_probe_network", lambda v: isinstance(v, bool),
+                "set uses_probe_network = True when it embeds data with one network"),
+    Requirement("version", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+                "set version = 1 (bump it when a change alters results)"),
+    Requirement("cost", lambda v: v in (1, 2, 3, 4),
+                "set cost to its tier: 1 the card, 2 statistics of the data, 3 a forward pass "
+                "of every source model, 4 training a network or solving optimal transport"),
+    Requirement("smoke_options", lambda v: isinstance(v, dict),
+                "set smoke_options = {...}: options that run it in seconds on tiny data"),
+    Requirement("__init__", takes("self", "options", "context"),
+                "keep the constructor's (options, context) arguments"),
+    Requirement("compute", takes("self", "records"), "compute(self, records) -> ProbeResult"),
+    Requirement("check", takes("self", "records"), "check(self, records) -> None"),
+)
+
+
+def check_probe_class(name: str, cls: Any) -> None:
+    """Refuse ``cls`` unless it is a complete probe (:data:`PROBE_CONTRACT`, every abstract
+    method implemented: an estimator's ``score(features, probs, labels)`` too) registered under
+    its own name, naming what is missing and how to fix it."""
+    check_extension(cls, "probe", Probe, PROBE_CONTRACT, GUIDE)
+    if name != cls.name:
+        raise ContractError(f"Probe {cls.__module__}:{cls.__qualname__} is named "
+                            f"'{cls.name}' but offered as '{name}'.",
+                            "Use one name for both (the entry point's and the class's).")
+
+
 # every @register_probe class of this package, found by name without importing it (the CLI
-# lists them without loading torch); installed plugins add theirs by entry point
+# lists them without loading torch); installed plugins add theirs by entry point, checked the
+# same way
 PROBES: LazyRegistry[type[Probe]] = LazyRegistry("probe", "probes", "register_probe",
-                                                 entry_points="transfer_bench.probes")
+                                                 entry_points="transfer_bench.probes",
+                                                 check=check_probe_class)
 
 
 def register_probe(cls: type[Probe]) -> type[Probe]:
-    """Class decorator: register ``cls`` under ``cls.name``."""
-    PROBES.add(cls.name, cls)
+    """Class decorator: register ``cls`` under ``cls.name`` once it meets
+    :data:`PROBE_CONTRACT` (else a ContractError naming what is missing and the fix)."""
+    PROBES.add(getattr(cls, "name", "") if isinstance(cls, type) else "", cls)
     return cls
 
 

@@ -32,11 +32,11 @@ from registry.names import ContractError, LazyRegistry
 from registry.paths import BenchPaths
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = {"task2vec", "simex"}  # train networks: the slow tier
-
-
 def _probe_params():
-    return [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in PROBES.names()]
+    """Every registered probe; those whose cost tier is 4 (they train a network or solve
+    optimal transport) run in the slow tier: the class says so, no list here."""
+    return [pytest.param(n, marks=pytest.mark.slow) if PROBES.get(n).cost >= 4 else n
+            for n in PROBES.names()]
 
 
 @pytest.fixture(scope="module")
@@ -418,3 +418,39 @@ def test_a_probe_plugin_is_listed_and_runs_from_the_cli(tmp_path):
                           "--json"], capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stderr[-2000:]
     assert '"distances": [\n    [\n      0.0,\n      1.0' in run.stdout
+
+
+def test_a_probe_or_transform_missing_what_the_engine_reads_is_refused_by_name():
+    from benchmark.transforms.base import ShiftTransform, register_transform
+    from probes.base import Probe, register_probe
+
+    class NoCompute(Probe):
+        name = "no-compute"
+        cost = 7
+
+    with pytest.raises(ContractError, match=r"compute\(\) is not implemented.*`cost` = 7"):
+        register_probe(NoCompute)
+
+    class Unnamed(EstimatorProbe):
+        def score(self, features, probs, labels):
+            return 0.0
+
+    with pytest.raises(ContractError, match="`name` is missing from the class body"):
+        register_probe(Unnamed)
+
+    class NoScore(EstimatorProbe):
+        name = "no-score"
+
+    with pytest.raises(ContractError, match=r"score\(\) is not implemented"):
+        register_probe(NoScore)
+
+    class NoDescribe(ShiftTransform):
+        name = "no-describe"
+
+        @staticmethod
+        def apply(images, level, seed):
+            return images
+
+    with pytest.raises(ContractError, match=r"describe\(\) is not implemented"):
+        register_transform(NoDescribe)
+    assert "no-compute" not in PROBES.names() and "no-score" not in PROBES.names()

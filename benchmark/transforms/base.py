@@ -14,7 +14,8 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from registry.card import Derivation
-from registry.names import LazyRegistry
+from registry.names import (ContractError, LazyRegistry, Requirement, check_extension, is_name,
+                            takes)
 
 
 class ShiftSpec(Protocol):
@@ -53,14 +54,47 @@ class ShiftTransform(ABC):
         """What the transform did, in words (the derivation card's description)."""
 
 
+def _level_range(value: Any) -> bool:
+    return (isinstance(value, tuple) and len(value) == 2
+            and isinstance(value[0], (int, float)) and (value[1] is None
+                                                        or isinstance(value[1], (int, float))))
+
+
+GUIDE = "docs/contributing.md, 'A shift transform'"
+# what suites (validating a shift's level), the engine (applying it) and the derivation cards
+# read off a transform
+TRANSFORM_CONTRACT = (
+    Requirement("name", is_name, 'set name = "my-shift" in the class body (lowercase words '
+                "joined by dashes: suites name it so)", own=True),
+    Requirement("level_range", _level_range, "set level_range = (exclusive low, exclusive "
+                "high or None)"),
+    Requirement("seeded", lambda v: isinstance(v, bool),
+                "set seeded = True when the seed changes the result, else False"),
+    Requirement("apply", takes("images", "level", "seed"),
+                "a @staticmethod apply(images, level, seed) -> float images"),
+    Requirement("describe", takes("level", "seed"),
+                "a @staticmethod describe(level, seed) -> str"),
+)
+
+
+def check_transform(name: str, cls: Any) -> None:
+    """Refuse ``cls`` unless it meets :data:`TRANSFORM_CONTRACT` under its own name."""
+    check_extension(cls, "shift transform", ShiftTransform, TRANSFORM_CONTRACT, GUIDE)
+    if name != cls.name:
+        raise ContractError(f"Shift transform {cls.__module__}:{cls.__qualname__} is named "
+                            f"'{cls.name}' but offered as '{name}'.",
+                            "Use one name for both (the entry point's and the class's).")
+
+
 TRANSFORMS: LazyRegistry[type[ShiftTransform]] = LazyRegistry(
     "shift transform", "benchmark.transforms", "register_transform",
-    entry_points="transfer_bench.transforms")
+    entry_points="transfer_bench.transforms", check=check_transform)
 
 
 def register_transform(cls: type[ShiftTransform]) -> type[ShiftTransform]:
-    """Class decorator: register ``cls`` under ``cls.name``."""
-    TRANSFORMS.add(cls.name, cls)
+    """Class decorator: register ``cls`` under ``cls.name`` once it meets
+    :data:`TRANSFORM_CONTRACT` (else a ContractError naming what is missing and the fix)."""
+    TRANSFORMS.add(getattr(cls, "name", "") if isinstance(cls, type) else "", cls)
     return cls
 
 

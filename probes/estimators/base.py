@@ -4,6 +4,8 @@ is one module of this package: its score (NumPy, on fixed features) and its prob
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import numpy as np
 import torch
 
@@ -23,8 +25,10 @@ class EstimatorProbe(ModelScoringProbe):
 
     Options = EstimatorOptions
 
+    @abstractmethod
     def score(self, features: np.ndarray, probs: np.ndarray, labels: np.ndarray) -> float:
-        raise NotImplementedError
+        """The estimator's score of ``features`` (n, D) and source-head ``probs`` (n, C)
+        against ``labels`` (n): higher = better predicted transfer."""
 
     def checked_score(self, features: np.ndarray, probs: np.ndarray | None, labels: np.ndarray):
         """:meth:`score` after :func:`check_outputs`: every estimator refuses NaN outputs, one
