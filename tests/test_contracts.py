@@ -30,6 +30,7 @@ from registry.errors import CardError
 from registry.loaders import LOADERS
 from registry.names import ContractError, LazyRegistry
 from registry.paths import BenchPaths
+from test_contributing import examples
 
 ROOT = Path(__file__).resolve().parents[1]
 def _probe_params():
@@ -203,48 +204,9 @@ def test_executor_contract(name, tmp_path, job_bodies, monkeypatch):
     check_executor_contract(name, tmp_path / "engine", job_bodies, monkeypatch)
 
 
-# docs/contributing.md's example of a new executor
-NEW_EXECUTOR = '''
-    """The inline executor: every job in this process, one at a time (an example)."""
-
-    from benchmark.engine.executors.base import Engine, Executor, register_executor
-    from benchmark.engine.executors.driver import drive, run_here
-
-
-    @register_executor
-    class InlineExecutor(Executor):
-        """Every job in this process, one at a time, dependencies first."""
-
-        name = "inline-example"
-        placement = "process"
-
-        def __init__(self, context, *, cpus_per_job: int | None = None):
-            super().__init__(context)
-            self.cpus_per_job = cpus_per_job
-
-        @property
-        def threads_per_job(self):
-            return self.cpus_per_job
-
-        def run(self, jobs, done, on_outcome):
-            return drive(InlineEngine(), jobs, done, on_outcome)
-
-
-    class InlineEngine(Engine):
-        chains, slots = False, 1
-
-        def submit(self, batch):
-            handles = []
-            for job, deps in batch:
-                try:
-                    handles.append(run_here(job, dict(zip(job.deps, deps))))
-                except Exception as err:  # a crash fails this job only
-                    handles.append(err)
-            return handles
-
-        def wait(self, handles):
-            return list(enumerate(handles))
-    '''
+# docs/contributing.md's example of a new executor, as the page has it (indented as a class
+# body in a function would be: the helpers below strip and edit it)
+NEW_EXECUTOR = textwrap.indent(examples()["executor"], "    ")
 
 
 def _load_module(text: str, tmp_path: Path, monkeypatch) -> None:
