@@ -10,6 +10,7 @@ import typer
 import yaml
 
 from benchmark.cli.console import fail
+from probes.base import PROBES
 from registry.catalog import Catalog
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
@@ -52,3 +53,22 @@ def extension_help(extensions: dict) -> str:
     """``name (summary)`` of each registered extension, for a flag's help."""
     return "; ".join(f"{name}" + (f" ({e.summary.rstrip('.')})" if e.summary else "")
                      for name, e in extensions.items())
+
+
+def extension_list(extensions: dict) -> str:
+    """One markdown list item per extension: ``name``: its summary."""
+    return "\n".join(f"* `{name}`: {e.summary.rstrip('.')}" if e.summary else f"* `{name}`"
+                     for name, e in extensions.items())
+
+
+def probe_help() -> str:
+    """``bench probe``'s help, its methods listed in two groups, one line each, from the probe
+    registry (no module imported): the similarity probes, then the estimators."""
+    found = PROBES.extensions()
+    estimators = {n: e for n, e in found.items() if e.module.startswith("probes.estimators.")}
+    probes = {n: e for n, e in found.items() if n not in estimators}
+    return ("Run a similarity probe or a transferability estimator on registered datasets and "
+            "log its distance matrix to MLflow (an estimator's distance is minus its score of "
+            "a source model on a target).\n\n**Dataset-similarity probes** (distance between "
+            f"datasets):\n\n{extension_list(probes)}\n\n**Transferability estimators** (a "
+            f"source model scored on the target's data):\n\n{extension_list(estimators)}")

@@ -8,10 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from benchmark.cli.console import handles_errors, print_json, records
-from benchmark.cli.options import (JsonFlag, dataset_names, extension_help, parse_options,
-                                   tracking_uri)
+from benchmark.cli.options import JsonFlag, dataset_names, parse_options, tracking_uri
 from benchmark.suite.files import DEFAULT_SUITE
-from probes.base import PROBES
 from registry.catalog import Catalog
 from registry.progress import rich_progress
 
@@ -19,14 +17,13 @@ from registry.progress import rich_progress
 @handles_errors
 def probe_cmd(
     ctx: typer.Context,
-    method: Annotated[str, typer.Argument(
-        help=f"The probe: {extension_help(PROBES.extensions())}.")],
+    method: Annotated[str, typer.Argument(help="The probe or estimator (listed above).")],
     datasets: Annotated[str, typer.Option(help="Comma-separated registered datasets.")],
     option: Annotated[list[str], typer.Option(help="Probe option KEY=VALUE (YAML).")] = [],
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     json_out: JsonFlag = False,
 ) -> None:
-    """Dataset-similarity probe: distance matrix between datasets, logged to MLflow."""
+    """Run a probe on registered datasets (its help lists them: :func:`options.probe_help`)."""
     from benchmark import api  # torch and MLflow: loaded once the flags are known good
 
     catalog = Catalog.load()

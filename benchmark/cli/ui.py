@@ -19,11 +19,12 @@ def ui_cmd(ctx: typer.Context,
            suite: Annotated[str, typer.Option(help="Suite whose experiment URL to print.")]
            = DEFAULT_SUITE,
            port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
-           workers: Annotated[int, typer.Option(help="Server worker processes.")] = 1) -> None:
-    """Start the MLflow UI on the local store (127.0.0.1 only) and print the URL of the suite's
-    experiment; Ctrl-C or SIGTERM stops the whole server, its workers included. One worker by
-    default: a local UI has one user, and on a busy machine uvicorn kills workers that are
-    slow to start (MLflow's default is 4)."""
+           workers: Annotated[int, typer.Option(
+               help="Server worker processes (one: a local UI has one user, and on a busy "
+                    "machine uvicorn kills workers slow to start; MLflow's default is 4).")
+           ] = 1) -> None:
+    """Start the MLflow UI on the local store (127.0.0.1 only) and print the address of the
+    suite's experiment; Ctrl-C or SIGTERM stops the whole server, its workers included."""
     paths: BenchPaths = ctx.find_root().obj
     target = tracking_target(paths, tracking_uri(), f"transfer-bench/{suite}")
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", target.uri,
