@@ -312,3 +312,35 @@ def test_the_built_in_result_sets_load_on_a_fresh_home_and_are_package_data(cli,
 
     data = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     assert "results_builtin/*/*" in data["tool"]["setuptools"]["package-data"]["registry"]
+
+
+def test_the_built_in_wide_set_reproduces_its_published_weighted_taus(cli, bench_home, tmp_path):
+    """The wide suite's table ships (8 targets x 9 sources, 3 repeats of 2 folds), and `bench
+    score` on it gives the weighted taus docs/results.md publishes, which an independent
+    computation from the table's rows (scipy's weightedtau of each target's mean AUC against
+    the method's scores, mean over targets) reproduces."""
+    from registry.result_store import BUILTIN_DIR
+
+    table = read_table(BUILTIN_DIR / "wide")
+    res = table.results
+    assert (res["target"].nunique(), res.loc[res["candidate_kind"] != "scratch", "candidate"]
+            .nunique(), res["repeat"].nunique(), res["fold"].nunique()) == (8, 9, 3, 2)
+    truth = res[res["candidate_kind"] != "scratch"].groupby(["target", "candidate"])["value"].mean()
+    expected = {}
+    for method in ("hscore", "logme", "simex"):
+        rows = table.scores[table.scores["method"] == method]
+        taus = [weightedtau(truth.loc[t].reindex(g["candidate"]).to_numpy(), g["score"].to_numpy(),
+                            rank=None).statistic for t, g in rows.groupby("target")]
+        expected[method] = float(np.mean(taus))
+    assert expected == pytest.approx({"hscore": 0.7675, "logme": 0.7085, "simex": 0.0640},
+                                     abs=5e-5)          # the figures in docs/results.md
+    scores = table.scores.pivot_table(index=["candidate", "target"], columns="method",
+                                      values="score")[["hscore", "logme"]].reset_index()
+    assert len(scores) == 69                             # 9 sources x 8 targets, none its own
+    path = tmp_path / "scores.csv"
+    scores.rename(columns={"hscore": "my-hscore", "logme": "my-logme"}).to_csv(path, index=False)
+    got = cli("score", str(path), "--results", "wide", "--json")
+    assert got.exit_code == 0, got.stderr
+    rows = {r["method"]: r for r in got.json()["evaluation"]}
+    assert rows["my-hscore"]["weighted_tau"] == pytest.approx(expected["hscore"], abs=1e-9)
+    assert rows["my-logme"]["weighted_tau"] == pytest.approx(expected["logme"], abs=1e-9)

@@ -95,7 +95,7 @@ def main() -> None:
     for other in (n for n in learners if n != DEFAULT_LEARNER):
         for metric, table in wide.items():
             diff = paired_difference(table[DEFAULT_LEARNER], table[other], metric,
-                                     np.random.default_rng(0))
+                                     np.random.default_rng(0), regret_cap=ev.regret_cap)
             print(f"{DEFAULT_LEARNER} - {other} ({metric}): {diff['diff']:+.3f} "
                   f"[{diff['low']:+.3f}, {diff['high']:+.3f}] {diff['verdict']}")
     features = [c for c in feature_columns(pairs) if pairs[c].notna().any()]
