@@ -222,3 +222,47 @@ def test_report_accepts_the_suite_file_it_ran(cli, tmp_path):
     res = cli("report", "--suite", suite)
     assert res.exit_code == 1  # nothing ran yet, and it says so for the suite's name
     assert "No finished results for suite 'tiny'" in res.stderr
+
+
+def test_every_listing_group_answers_list_as_its_help_says(cli):
+    """`bench results list` (the issue's and the group help's spelling) failed with
+    "No such command 'list'" while the bare `bench results` listed."""
+    for group, help_word in (("results", "list"), ("datasets", "List"), ("models", "List")):
+        assert help_word in " ".join(cli(group, "--help").stdout.split())
+        bare, named = cli(group, "--json"), cli(group, "list", "--json")
+        assert bare.exit_code == named.exit_code == 0, (group, named.stderr)
+        assert named.json() == bare.json()
+    names = [r["name"] for r in cli("results", "list", "--json").json()]
+    assert {"mnist", "wide"} <= set(names)
+
+
+def _quoted_bench_commands() -> set[tuple[str, ...]]:
+    """Every `bench WORD [WORD]` the docs and the code's messages quote."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    files = [root / "README.md", *root.glob("docs/*.md")]
+    for pkg in ("benchmark", "registry", "probes", "bench_core"):
+        files += (root / pkg).rglob("*.py")
+    found = set()
+    for path in files:
+        for words in re.findall(r"`bench ((?:[a-z][a-z-]* ?){1,2})", path.read_text()):
+            found.add(tuple(words.split()))
+    return found
+
+
+def test_every_command_the_docs_and_messages_quote_exists():
+    """A message that says "see `bench results list`" must name a command that runs."""
+    import typer
+
+    from benchmark.cli.app import app
+
+    root = typer.main.get_command(app)
+    quoted = _quoted_bench_commands()
+    assert ("results", "list") in quoted and len(quoted) > 15
+    for words in quoted:
+        command = root.commands.get(words[0])
+        assert command is not None, f"`bench {' '.join(words)}`: no command {words[0]!r}"
+        if len(words) > 1 and hasattr(command, "commands"):  # a group: the next word is its verb
+            assert words[1] in command.commands, f"`bench {' '.join(words)}`: no such verb"
