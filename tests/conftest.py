@@ -73,6 +73,17 @@ def cli(bench_home: Path) -> Callable[..., CliResult]:
     return run
 
 
+def python_in_fresh_process(code: str, *args: str) -> str:
+    """Run ``code`` in a fresh interpreter at the repository's root (what a module imports,
+    nothing cached by this process), assert it exited 0 and return its stdout."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
 def files_under(folder: Path) -> list[Path]:
     """Every file below ``folder`` (empty list if it does not exist)."""
     return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import python_in_fresh_process
 from bench_core.models import build_model
 from bench_core.sources import SourceModel
 from benchmark.engine.executors import (EXECUTORS, ExecutorContext, Job, Needs,
@@ -32,7 +33,6 @@ from registry.names import ContractError, LazyRegistry
 from registry.paths import BenchPaths
 from test_contributing import examples
 
-ROOT = Path(__file__).resolve().parents[1]
 def _probe_params():
     """Every registered probe; those whose cost tier is 4 (they train a network or solve
     optimal transport) run in the slow tier: the class says so, no list here."""
@@ -307,9 +307,8 @@ def test_names_are_listed_without_importing_torch_or_the_extensions():
             "assert 'torch' not in sys.modules\n"
             "assert 'probes.task2vec' not in sys.modules\n"
             "print(names)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "logme" in out.stdout and "chest-xray" in out.stdout and "blur" in out.stdout
+    out = python_in_fresh_process(code)
+    assert "logme" in out and "chest-xray" in out and "blur" in out
 
 
 def _package(tmp_path: Path, files: dict[str, str]) -> Path:

@@ -7,11 +7,11 @@ points beside its rooms. Every import statement counts, top level or inside func
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from conftest import python_in_fresh_process
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("registry", "bench_core", "probes", "benchmark")
@@ -211,9 +211,8 @@ def test_probes_import_without_the_benchmark_engine_or_the_cli():
             "bad = sorted(m for m in sys.modules if m == 'benchmark' or m.startswith('benchmark.'))\n"
             "assert not bad, bad\n"
             "print(sorted(probes.base.PROBES.names()))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "task2vec" in out.stdout and "logme" in out.stdout
+    out = python_in_fresh_process(code)
+    assert "task2vec" in out and "logme" in out
 
 
 @pytest.mark.slow  # a fresh interpreter imports the library (torch, MLflow)
@@ -222,6 +221,4 @@ def test_the_library_entry_point_does_not_import_the_cli(tmp_path):
             "from registry.paths import BenchPaths\n"
             "import pathlib; benchmark.api.open_tracker(BenchPaths(pathlib.Path(sys.argv[1])), 'x')\n"
             "assert 'benchmark.cli' not in sys.modules and 'typer' not in sys.modules")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
-                         text=True, cwd=ROOT)
-    assert out.returncode == 0, out.stderr[-2000:]
+    python_in_fresh_process(code, str(tmp_path))

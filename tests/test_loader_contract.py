@@ -7,13 +7,12 @@ builder tests by its card naming the builder.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import python_in_fresh_process
 from formats import FIXTURES
 from registry.card import DatasetCard
 from registry.catalog import Catalog
@@ -25,7 +24,6 @@ from registry.loaders.base import LoaderOptions, check_loader
 from registry.names import ContractError
 from registry.paths import BenchPaths
 
-ROOT = Path(__file__).resolve().parents[1]
 NEEDS_PATH = [n for n in LOADERS.names() if LOADERS.get(n).needs_path]
 FILE_READERS = [n for n in LOADERS.names() if LOADERS.get(n).parallel_read]
 REQUIRED_OPTIONS = [(n, f) for n in LOADERS.names()
@@ -227,9 +225,8 @@ def test_builders_are_listed_without_importing_them_or_torch():
             "assert loaded == ['registry.embedded.builders'], loaded\n"
             "assert not {'torch', 'sklearn', 'skimage', 'pydicom'} & set(sys.modules)\n"
             "print(names)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "'digits'" in out.stdout and "'dicom-modality'" in out.stdout
+    out = python_in_fresh_process(code)
+    assert "'digits'" in out and "'dicom-modality'" in out
 
 
 def test_every_builder_found_in_the_source_is_what_its_module_registers():
