@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import markdown_doc as md
 from registry.catalog import Catalog
 from registry.loaders import LOADERS
 
@@ -20,23 +21,9 @@ DATASETS_MD = ROOT / "docs" / "datasets.md"
 CARD_COUNT = re.compile(r"\b(\d+) (?:dataset )?cards\b")
 
 
-def _section(text: str, heading: str) -> str:
-    """The text under the markdown heading ``heading`` up to the next heading of that level."""
-    start = text.index(heading)
-    level = heading.split(" ")[0]
-    end = text.find(f"\n{level} ", start + len(heading))
-    return text[start:] if end < 0 else text[start:end]
-
-
-def _table_rows(section: str) -> list[list[str]]:
-    """The body rows of the first markdown table in ``section``, as lists of cells."""
-    rows = [line for line in section.splitlines() if line.startswith("|")]
-    return [[c.strip() for c in row.strip("|").split("|")] for row in rows[2:]]
-
-
 def _loader_table() -> list[str]:
-    section = _section(DATASETS_MD.read_text(), "## Loaders: the on-disk formats")
-    return [re.fullmatch(r"`([^`]+)`", row[0]).group(1) for row in _table_rows(section)]
+    section = md.section(DATASETS_MD.read_text(), "## Loaders: the on-disk formats")
+    return [re.fullmatch(r"`([^`]+)`", row[0]).group(1) for row in md.first_table(section)]
 
 
 def test_the_loader_table_lists_every_registered_loader_once():
@@ -50,8 +37,8 @@ def test_the_loader_table_lists_every_registered_loader_once():
 
 def test_the_catalog_table_lists_every_card():
     catalog = Catalog.load()
-    section = _section(DATASETS_MD.read_text(), "## The catalog: `bench datasets`")
-    named = {n for row in _table_rows(section) for n in re.findall(r"`([^`]+)`", row[1])}
+    section = md.section(DATASETS_MD.read_text(), "## The catalog: `bench datasets`")
+    named = {n for row in md.first_table(section) for n in re.findall(r"`([^`]+)`", row[1])}
     missing = sorted(set(catalog.cards) - named)
     unknown = sorted(named - set(catalog.cards) - set(catalog.aliases))
     assert not missing, f"cards not in docs/datasets.md's catalog table: {missing}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import markdown_doc as md
 from probes.base import PROBES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,20 +29,9 @@ def _estimators() -> set[str]:
     return {n for n, m in _built_in().items() if m.startswith("probes.estimators.")}
 
 
-def _section(text: str, heading: str) -> str:
-    start = text.index(heading)
-    level = heading.split(" ")[0]
-    end = text.find(f"\n{level} ", start + len(heading))
-    return text[start:] if end < 0 else text[start:end]
-
-
 def _first_column(section: str) -> list[set[str]]:
     """The backticked names of the first cell of each body row of the section's first table."""
-    lines = section.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
-    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
-    rows = lines[start + 2:end]
-    return [set(NAME.findall(row.strip("|").split("|")[0])) for row in rows]
+    return [set(NAME.findall(row[0])) for row in md.first_table(section)]
 
 
 def _differ(listed: set[str], registered: set[str], where: str) -> str:
@@ -50,7 +40,7 @@ def _differ(listed: set[str], registered: set[str], where: str) -> str:
 
 
 def test_the_probe_table_names_every_probe_once():
-    cells = _first_column(_section(PROBES_MD.read_text(), "## The probes"))
+    cells = _first_column(md.section(PROBES_MD.read_text(), "## The probes"))
     listed = [n for cell in cells for n in cell]
     assert len(listed) == len(set(listed)), f"a probe listed twice: {sorted(listed)}"
     assert set(listed) == set(_built_in()), _differ(set(listed), set(_built_in()),
@@ -59,17 +49,17 @@ def test_the_probe_table_names_every_probe_once():
 
 def test_the_estimator_rows_name_exactly_the_estimators():
     text = PROBES_MD.read_text()
-    grouped = [c for c in _first_column(_section(text, "## The probes")) if len(c) > 1]
+    grouped = [c for c in _first_column(md.section(text, "## The probes")) if len(c) > 1]
     assert grouped == [_estimators()], _differ(set().union(*grouped), _estimators(),
                                                "the estimators' row of 'The probes'")
-    table = set().union(*_first_column(_section(text, "### The transferability estimators")))
+    table = set().union(*_first_column(md.section(text, "### The transferability estimators")))
     assert table == _estimators(), _differ(table, _estimators(), "the estimator table")
-    options = [c for c in _first_column(_section(text, "## Options per probe")) if len(c) > 1]
+    options = [c for c in _first_column(md.section(text, "## Options per probe")) if len(c) > 1]
     assert options == [_estimators()], "the estimators' row of 'Options per probe'"
 
 
 def test_the_options_table_has_a_row_for_every_probe():
-    cells = _first_column(_section(PROBES_MD.read_text(), "## Options per probe"))
+    cells = _first_column(md.section(PROBES_MD.read_text(), "## Options per probe"))
     listed = set().union(*cells)
     assert listed == set(_built_in()), _differ(listed, set(_built_in()), "'Options per probe'")
 
@@ -105,7 +95,7 @@ def test_readme_lists_every_estimator():
 def _option_rows() -> dict[str, str]:
     """probe name -> the text of its row in 'Options per probe' (a row that reads "as the
     estimators" includes the estimators' row)."""
-    section = _section(PROBES_MD.read_text(), "## Options per probe")
+    section = md.section(PROBES_MD.read_text(), "## Options per probe")
     rows = [line for line in section.splitlines() if line.startswith("| `")]
     by_name = {n: row for row in rows for n in NAME.findall(row.split("|")[1])}
     shared = by_name[min(_estimators())]
