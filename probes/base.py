@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from bench_core.sources import SourceModel
 from registry.errors import BenchError
 from registry.names import (ContractError, LazyRegistry, Requirement, check_extension, is_name,
-                            takes, validate_options)
+                            is_flag, subclass_of, takes, validate_options)
 from registry.paths import BenchPaths
 from registry.progress import ProgressFactory, no_progress
 from registry.store import DatasetRecord
@@ -136,16 +136,16 @@ GUIDE = "docs/contributing.md, 'A probe or an estimator'"
 PROBE_CONTRACT = (
     Requirement("name", is_name, 'set name = "my-probe" in the class body (lowercase words '
                 "joined by dashes: the CLI and suites name it so)", own=True),
-    Requirement("Options", lambda v: isinstance(v, type) and issubclass(v, ProbeOptions),
+    Requirement("Options", subclass_of(ProbeOptions),
                 "make Options a subclass of probes.base.ProbeOptions"),
     Requirement("symmetric", lambda v: isinstance(v, (bool, property)),
                 "set symmetric = True when d(a, b) = d(b, a), else False (a property when "
                 "it depends on the options)"),
-    Requirement("needs_data", lambda v: isinstance(v, bool),
+    Requirement("needs_data", is_flag,
                 "set needs_data = False only when the catalog card is enough"),
-    Requirement("uses_source_models", lambda v: isinstance(v, bool),
+    Requirement("uses_source_models", is_flag,
                 "set uses_source_models = True when it scores ProbeContext.source_models"),
-    Requirement("uses_probe_network", lambda v: isinstance(v, bool),
+    Requirement("uses_probe_network", is_flag,
                 "set uses_probe_network = True when it embeds data with one network"),
     Requirement("version", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
                 "set version = 1 (bump it when a change alters results)"),

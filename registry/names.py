@@ -276,6 +276,16 @@ def is_name(value: Any) -> bool:
     return isinstance(value, str) and NAME_PATTERN.fullmatch(value) is not None
 
 
+def is_flag(value: Any) -> bool:
+    """A class attribute that must be True or False."""
+    return isinstance(value, bool)
+
+
+def subclass_of(base: type) -> Callable[[Any], bool]:
+    """A check that an attribute is a class derived from ``base`` (an extension's Options)."""
+    return lambda value: isinstance(value, type) and issubclass(value, base)
+
+
 def takes(*params: str) -> Callable[[Any], bool]:
     """A check that a function (a method read off its class: ``self`` first) can be called
     with these positional arguments."""

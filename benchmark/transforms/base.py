@@ -15,7 +15,7 @@ import numpy as np
 
 from registry.card import Derivation
 from registry.names import (ContractError, LazyRegistry, Requirement, check_extension, is_name,
-                            takes)
+                            is_flag, takes)
 
 
 class ShiftSpec(Protocol):
@@ -68,7 +68,7 @@ TRANSFORM_CONTRACT = (
                 "joined by dashes: suites name it so)", own=True),
     Requirement("level_range", _level_range, "set level_range = (exclusive low, exclusive "
                 "high or None)"),
-    Requirement("seeded", lambda v: isinstance(v, bool),
+    Requirement("seeded", is_flag,
                 "set seeded = True when the seed changes the result, else False"),
     Requirement("apply", takes("images", "level", "seed"),
                 "a @staticmethod apply(images, level, seed) -> float images"),

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from registry.errors import DatasetFormatError
 from registry.names import (ContractError, LazyRegistry, Requirement, check_extension, is_name,
-                            takes, validate_options)
+                            is_flag, subclass_of, takes, validate_options)
 from registry.paths import BenchPaths
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp",
@@ -145,11 +145,11 @@ LOADER_GUIDE = 'the loader contract: docs/contributing.md, "A dataset loader"'
 LOADER_CONTRACT = (
     Requirement("name", is_name, 'set name = "my-format" in the class body (lowercase words '
                 "joined by dashes; cards name it as format.loader)", own=True),
-    Requirement("Options", lambda v: isinstance(v, type) and issubclass(v, LoaderOptions),
+    Requirement("Options", subclass_of(LoaderOptions),
                 "make Options a subclass of registry.loaders.base.LoaderOptions"),
-    Requirement("needs_path", lambda v: isinstance(v, bool),
+    Requirement("needs_path", is_flag,
                 "set needs_path = True (it reads --path) or False (it builds or fetches its data)"),
-    Requirement("parallel_read", lambda v: isinstance(v, bool),
+    Requirement("parallel_read", is_flag,
                 "set parallel_read = True only when read() decodes one file per sample in a "
                 "thread (as FileLoader does), else False"),
     Requirement("__init__", takes("self", "options", "context"),
