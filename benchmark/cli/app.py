@@ -41,13 +41,18 @@ def main(ctx: typer.Context,
     ctx.obj = BenchPaths(resolve_home())
 
 
+def _lists(group: typer.Typer, list_cmd) -> None:
+    """A group lists on its own (`bench datasets`, the design's contract) and by `list`, as
+    its help says."""
+    group.callback(invoke_without_command=True)(list_cmd)
+    group.command("list")(list_cmd)
+
+
 # `bench --help` gives one short line per command, as git does; each command's own --help the
 # whole story
 app.command("add-dataset", short_help="Register a dataset: validate, decode once, describe.")(
     datasets.add_dataset_cmd)
-# each group lists on its own (`bench datasets`, the design's contract) and by `list`, as its help says
-datasets_app.callback(invoke_without_command=True)(datasets.datasets_list)
-datasets_app.command("list")(datasets.datasets_list)
+_lists(datasets_app, datasets.datasets_list)
 datasets_app.command("show")(datasets.datasets_show)
 datasets_app.command("remove")(datasets.datasets_remove)
 openml_app.command("export")(datasets.openml_export_cmd)
@@ -62,11 +67,9 @@ app.command("recommend", short_help="Rank sources for a target, and say how far 
     probe.recommend_cmd)
 app.command("publish", short_help="Publish a pretrained source (registry, timm folder, Hub).")(
     publish.publish_cmd)
-models_app.callback(invoke_without_command=True)(publish.models_list)
-models_app.command("list")(publish.models_list)
+_lists(models_app, publish.models_list)
 models_app.command("show")(publish.models_show)
-results_app.callback(invoke_without_command=True)(results.list_cmd)
-results_app.command("list")(results.list_cmd)
+_lists(results_app, results.list_cmd)
 results_app.command("export")(results.export_cmd)
 results_app.command("import")(results.import_cmd)
 results_app.command("show")(results.show_cmd)
