@@ -18,16 +18,18 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from registry.files import atomic_folder
 from registry.names import unknown_name_message
 from registry.paths import BenchPaths
-from registry.transfer_table import (DESCRIPTOR, TransferTable, TransferTableError, descriptor,
-                                     read_table, write_table)
+from registry.store import connect
+from registry.transfer_table import (DESCRIPTOR, TransferTable, TransferTableError, read_table,
+                                     validate, write_files)
 
 BUILTIN_DIR = Path(__file__).parent / "results_builtin"
 SCHEMA = """
@@ -113,20 +115,17 @@ class ResultStore:
         self.db = paths.registry_db
         self.root = paths.home / "results"
 
-    def _connect(self) -> sqlite3.Connection:
-        self.db.parent.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(self.db, timeout=60)
-        con.row_factory = sqlite3.Row
-        con.executescript(SCHEMA)
-        return con
+    @contextmanager
+    def _connect(self, write: bool) -> Iterator[sqlite3.Connection]:
+        with connect(self.db, SCHEMA, write=write) as con:
+            con.row_factory = sqlite3.Row
+            yield con
 
     def records(self) -> list[ResultSetRecord]:
         """Every result set: the imported ones, then the built-in ones not shadowed by them."""
-        mine = []
-        if self.db.is_file():
-            with self._connect() as con:
-                mine = [_record(r, self.paths.home) for r in
-                        con.execute("SELECT * FROM result_sets ORDER BY name")]
+        with self._connect(write=False) as con:
+            mine = [_record(r, self.paths.home) for r in
+                    con.execute("SELECT * FROM result_sets ORDER BY name")]
         taken = {r.name for r in mine}
         return mine + [b for n in builtin_names() if n not in taken
                        and (b := _builtin(n)) is not None]
@@ -148,44 +147,39 @@ class ResultStore:
     def import_table(self, table: TransferTable, name: str, *, replace: bool = False
                      ) -> ImportOutcome:
         """Store ``table`` as result set ``name`` (see the module docstring)."""
-        table = _named(table, name)
+        table = validate(_named(table, name))  # the version is that of the validated table
         version = table.version
-        with self._connect() as con:
+        with self._connect(write=True) as con:
+            con.execute("BEGIN IMMEDIATE")
             old = con.execute("SELECT * FROM result_sets WHERE name = ?", (name,)).fetchone()
             if old is not None and old["version"] == version:
+                con.rollback()
                 return ImportOutcome(_record(old, self.paths.home), "unchanged")
             if old is not None and not replace:
+                con.rollback()
                 raise TransferTableError(
                     f"Result set '{name}' exists with another content (version "
                     f"{old['version'][:19]}..., the new table is {version[:19]}...).",
                     "Import it under another --name, or pass --replace to replace it.")
-            record = self._write(con, table, name, version)
+            record = self._write(con, table, name)
         return ImportOutcome(record, "replaced" if old is not None else "imported")
 
-    def _write(self, con: sqlite3.Connection, table: TransferTable, name: str, version: str
+    def _write(self, con: sqlite3.Connection, table: TransferTable, name: str
                ) -> ResultSetRecord:
-        self.root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".import-{name}-", dir=self.root))
-        folder = self.root / name
+        """Write the folder and its row inside ``con``'s open transaction: both or neither."""
         try:
-            write_table(table, staging / name)
-            doc = descriptor(table)
-            results = table.results
-            row = (name, version, table.metric, len(results), results["target"].nunique(),
-                   results.loc[results["candidate"] != "scratch", "candidate"].nunique(),
-                   table.meta.get("protocol_id"), str(Path("results") / name),
-                   datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                   json.dumps(doc, default=str))
-            con.execute("INSERT OR REPLACE INTO result_sets VALUES (?,?,?,?,?,?,?,?,?,?)", row)
-            if folder.exists():
-                shutil.rmtree(folder)
-            (staging / name).rename(folder)
+            with atomic_folder(self.root / name) as tmp:
+                doc = write_files(table, tmp)
+                counts = doc["transfer_bench"]["counts"]
+                con.execute("INSERT OR REPLACE INTO result_sets VALUES (?,?,?,?,?,?,?,?,?,?)",
+                            (name, doc["version"], table.metric, counts["rows"],
+                             counts["targets"], counts["candidates"],
+                             table.meta.get("protocol_id"), str(Path("results") / name),
+                             doc["created"], json.dumps(doc, default=str)))
             con.commit()
         except BaseException:
             con.rollback()
             raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
         return _record(con.execute("SELECT * FROM result_sets WHERE name = ?",
                                    (name,)).fetchone(), self.paths.home)
 
@@ -195,10 +189,9 @@ class ResultStore:
         if record.builtin:
             raise TransferTableError(f"'{name}' is a built-in result set; it cannot be removed.",
                                      "Built-in result sets ship with the package.")
-        with self._connect() as con:
+        with self._connect(write=True) as con:
             con.execute("DELETE FROM result_sets WHERE name = ?", (name,))
             shutil.rmtree(record.path, ignore_errors=True)
-            con.commit()
         return record
 
 

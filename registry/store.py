@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -81,6 +81,30 @@ class DatasetRecord:
         return next((f.path for f in self.files if f.role == role), None)
 
 
+@contextmanager
+def connect(path: Path, schema: str, *, write: bool, timeout: float = 60.0
+            ) -> Iterator[sqlite3.Connection]:
+    """A connection to the registry database ``path`` with ``schema`` created, closed after
+    use, in autocommit mode (writers open their own ``BEGIN IMMEDIATE``); a read of a database
+    that does not exist yet sees an empty one in memory. Database errors become a
+    RegistryError."""
+    if not write and not path.exists():
+        conn = sqlite3.connect(":memory:")
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+    try:
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.executescript(schema)
+        yield conn
+    except sqlite3.DatabaseError as err:
+        raise RegistryError(f"Registry database {path} failed: {err}.",
+                            "If it is corrupt, move it away and register the datasets again."
+                            ) from None
+    finally:
+        conn.close()
+
+
 class RegistryStore:
     """Access to the SQLite registry; connections are opened per operation."""
 
@@ -89,23 +113,8 @@ class RegistryStore:
         self.timeout = timeout
         self.home = path.absolute().parent  # BENCH_HOME: registry_db is HOME/registry.db
 
-    @contextmanager
-    def _connect(self, write: bool) -> Iterator[sqlite3.Connection]:
-        if not write and not self.path.exists():
-            conn = sqlite3.connect(":memory:")
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-        try:
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.executescript(SCHEMA)
-            yield conn
-        except sqlite3.DatabaseError as err:
-            raise RegistryError(f"Registry database {self.path} failed: {err}.",
-                                "If it is corrupt, move it away and register the datasets again."
-                                ) from None
-        finally:
-            conn.close()
+    def _connect(self, write: bool) -> AbstractContextManager[sqlite3.Connection]:
+        return connect(self.path, SCHEMA, write=write, timeout=self.timeout)
 
     def add(self, record: DatasetRecord) -> None:
         """Insert (or replace) ``record`` and its files in one transaction."""

@@ -48,11 +48,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -63,12 +61,12 @@ import pandera.pandas as pa
 
 from registry.card import ExpertFeatures
 from registry.errors import RegistryError
+from registry.files import atomic_folder
 
 FORMAT_VERSION = 1
 DESCRIPTOR = "datapackage.json"
 KINDS = ("dataset", "model", "scratch")
 SCRATCH = "scratch"
-REPEATS_ARE = ("independent repeats", "folds of one split")
 RESULT_KEY = ("candidate", "target", "repeat", "fold", "metric")
 SCORE_KEY = ("candidate", "target", "method")
 META_FIELDS = ("NumberOfClasses", "ClassEntropy", "imbalance_ratio", "channels",
@@ -122,8 +120,8 @@ def _datasets_schema() -> pa.DataFrameSchema:
 
 DATASETS_SCHEMA = _datasets_schema()
 SCHEMAS = {"results": RESULTS_SCHEMA, "scores": SCORES_SCHEMA, "datasets": DATASETS_SCHEMA}
-OPTIONAL_COLUMNS = {"fold", "candidate_images", "candidate_classes", "candidate_params",
-                    "config_hash"}
+# the results' columns a table may leave out (added empty before validation), in schema order
+OPTIONAL_COLUMNS = tuple(c for c, col in RESULTS_SCHEMA.columns.items() if col.nullable)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,12 +139,11 @@ class TransferTable:
     def metric(self) -> str:
         return str(self.meta.get("metric") or self.results["metric"].iloc[0])
 
-    @property
+    @cached_property
     def version(self) -> str:
+        """The content hash, computed once per table (tables are not changed in place:
+        :func:`validate` and the readers make new ones)."""
         return content_hash(self)
-
-    def targets(self) -> list[str]:
-        return sorted(self.results["target"].unique())
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -375,29 +372,25 @@ def _empty_datasets() -> pd.DataFrame:
     return pd.DataFrame({"name": pd.Series(dtype=object)})
 
 
+def write_files(table: TransferTable, folder: Path) -> dict[str, Any]:
+    """Write validated ``table``'s Parquet resources and descriptor into the existing ``folder``;
+    returns the descriptor written."""
+    for name, frame in (("results", table.results), ("scores", table.scores),
+                        ("datasets", table.datasets)):
+        if len(frame):
+            frame.to_parquet(folder / f"{name}.parquet", index=False)
+    doc = descriptor(table)
+    (folder / DESCRIPTOR).write_text(json.dumps(doc, indent=2, default=str))
+    return doc
+
+
 def write_table(table: TransferTable, path: Path) -> Path:
     """Validate ``table`` and write it to folder ``path`` atomically (a temporary folder beside
     it, renamed when complete; an existing folder is replaced only then). Returns ``path``."""
     table = validate(table)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-    try:
-        for name, frame in (("results", table.results), ("scores", table.scores),
-                            ("datasets", table.datasets)):
-            if len(frame):
-                frame.to_parquet(tmp / f"{name}.parquet", index=False)
-        (tmp / DESCRIPTOR).write_text(json.dumps(descriptor(table), indent=2, default=str))
-        if path.exists():
-            old = path.with_name(f".{path.name}-old-{os.getpid()}")
-            path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with atomic_folder(path) as tmp:
+        write_files(table, tmp)
     return path
 
 

@@ -145,6 +145,24 @@ def test_import_is_idempotent_by_content_and_a_changed_table_needs_replace(cli, 
     assert missing.exit_code == 1 and "Unknown result set 'mine'" in missing.stderr
 
 
+def test_an_unvalidated_table_imported_from_python_gets_the_version_of_its_files(tmp_path,
+                                                                                 paths):
+    """The version was hashed before validation added the optional columns: the registry row
+    and datapackage.json disagreed, and importing the stored table again was refused."""
+    from registry.result_store import ResultStore
+
+    table = read_any(plain_files(tmp_path / "in")["results"])
+    raw = TransferTable(results=table.results.drop(columns=["fold", "config_hash"]),
+                        meta=table.meta)
+    assert raw.version != table.version  # validation changes what is hashed
+    store = ResultStore(paths)
+    first = store.import_table(raw, "api")
+    doc = json.loads((first.record.path / "datapackage.json").read_text())
+    assert first.status == "imported" and first.record.version == doc["version"]
+    assert first.record.descriptor == doc  # the row holds the descriptor that was written
+    assert store.import_table(store.load("api"), "api").status == "unchanged"
+
+
 def test_a_plain_csv_with_two_metric_columns_needs_metric(cli, tmp_path, bench_home):
     files = plain_files(tmp_path / "in")
     frame = pd.read_csv(files["results"]).assign(accuracy=0.5)
