@@ -332,6 +332,14 @@ def test_the_built_in_result_sets_load_on_a_fresh_home_and_are_package_data(cli,
     assert "results_builtin/*/*" in data["tool"]["setuptools"]["package-data"]["registry"]
 
 
+def test_a_result_set_page_links_to_no_mlflow_ui(cli, bench_home):
+    """A result set has no MLflow experiment behind it: the best-source table linked each
+    target's best source to '/#/experiments//runs?...', a page that does not exist."""
+    assert cli("report", "--results", "mnist").exit_code == 0
+    page = (bench_home / "reports" / "results-mnist" / "report.html").read_text()
+    assert "picture-crops" in page and "#/experiments/" not in page
+
+
 def test_the_built_in_wide_set_reproduces_its_published_weighted_taus(cli, bench_home, tmp_path):
     """The wide suite's table ships (8 targets x 9 sources, 3 repeats of 2 folds), and `bench
     score` on it gives the weighted taus docs/results.md publishes, which an independent

@@ -77,6 +77,12 @@ def _pm(mean: Any, std: Any, digits: int = 4, signed: bool = False) -> Cell:
     return Cell(f"{cell.text} ± {float(std):.{digits}f}", cell.sort)
 
 
+def _link(ctx: HtmlContext, run_id: str | None = None) -> str | None:
+    """The MLflow UI's address of the experiment (or of one run); None where the page has no
+    MLflow UI behind it (a result set's report)."""
+    return experiment_url(ctx.mlflow_url, ctx.experiment_id, run_id) if ctx.mlflow_url else None
+
+
 def results_view(table: pd.DataFrame, ctx: HtmlContext) -> TableView:
     """Every pair: target, source, kind, k, folds x repeats, AUC, Eq. 1, generality, run link;
     the best transfer source of each target marked."""
@@ -84,8 +90,7 @@ def results_view(table: pd.DataFrame, ctx: HtmlContext) -> TableView:
     rows = []
     for _, r in table.iterrows():
         is_best = r["kind"] == "transfer" and best.get(r["target"]) == r["source"]
-        link = (experiment_url(ctx.mlflow_url, ctx.experiment_id, r["run_id"])
-                if ctx.mlflow_url and r["run_id"] else None)
+        link = _link(ctx, r["run_id"]) if r["run_id"] else None
         rows.append([Cell(r["target"], r["target"]),
                      Cell(r["source"], r["source"], css="best" if is_best else ""),
                      Cell(r["kind"], r["kind"]),
@@ -130,9 +135,7 @@ def best_view(table: pd.DataFrame, ctx: HtmlContext) -> TableView:
             "helps" if margin > spread else "hurts" if margin < -spread else "within spread")
         second = transfer.iloc[1]["source"] if len(transfer) > 1 else ""
         rows.append([Cell(target, target), Cell(top["source"], top["source"], css="best",
-                                                href=experiment_url(ctx.mlflow_url,
-                                                                    ctx.experiment_id,
-                                                                    top["run_id"])),
+                                                href=_link(ctx, top["run_id"])),
                      _pm(top["auc_mean"], top["auc_std"]),
                      _num(None if base is None else base["auc_mean"]),
                      _num(margin, 4, signed=True), Cell(verdict, verdict),
@@ -235,8 +238,7 @@ def write_page(path: Path, page: str) -> Path:
 def header(suite: str, ctx: HtmlContext) -> dict[str, Any]:
     return {"suite": suite, "made": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
             "commit": ctx.commit[:12], "tracking_uri": ctx.tracking_uri,
-            "experiment_link": experiment_url(ctx.mlflow_url, ctx.experiment_id)
-            if ctx.mlflow_url else None, "mlflow_url": ctx.mlflow_url}
+            "experiment_link": _link(ctx), "mlflow_url": ctx.mlflow_url}
 
 
 def dataset_cards(names: list[str], ctx: HtmlContext) -> list[dict[str, Any]]:
