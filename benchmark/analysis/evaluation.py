@@ -185,13 +185,15 @@ def regret_cap(truth: pd.DataFrame) -> float:
 
 
 def _summary_row(name: str, kind: str, part: pd.DataFrame, wide: dict, null_of: dict,
-                 seed: int, cap: float) -> dict:
+                 seed: int, cap: float, tests: bool) -> dict:
     row = {"method": name, "kind": kind}
     for m in METRICS:
         iv = mean_interval(part[m].to_numpy(dtype=float), m, _rng(seed, name, m), cap)
         row |= {m: iv.mean, f"{m}_low": iv.low, f"{m}_high": iv.high}
         if m == DECIDING:
             row |= {"n_targets": iv.n, "enough_targets": iv.enough}
+        if not tests:
+            continue
         vs = _vs_random(iv.mean, null_of.get((name, m), {}), m, _rng(seed, name, m, RANDOM))
         row |= {f"beats_random_{m}_{k}": v for k, v in vs.items()}
         for base in PAIRED_BASELINES:
@@ -203,14 +205,14 @@ def _summary_row(name: str, kind: str, part: pd.DataFrame, wide: dict, null_of: 
 
 
 def _summary(per_target: pd.DataFrame, targets: list[str], null_of: dict, seed: int,
-             cap: float) -> pd.DataFrame:
+             cap: float, tests: bool) -> pd.DataFrame:
     methods = per_target[per_target["method"] != RANDOM]
     wide = {m: methods.pivot(index="method", columns="target", values=m)
             .reindex(columns=targets).astype(float) for m in METRICS}
     wide = {m: {name: w.loc[name].to_numpy() for name in w.index} for m, w in wide.items()}
     rows = [_random_summary(null_of, seed)]
     for (name, kind), part in methods.groupby(["method", "kind"], sort=False):
-        rows.append(_summary_row(name, kind, part, wide, null_of, seed, cap))
+        rows.append(_summary_row(name, kind, part, wide, null_of, seed, cap, tests))
     return pd.DataFrame(rows)
 
 
@@ -238,7 +240,7 @@ def mean_figures(per_target: pd.DataFrame) -> pd.DataFrame:
 
 def evaluate(results: pd.DataFrame, scores: Mapping[str, pd.DataFrame],
              sizes: Mapping[str, float], *, include_self: bool = False, seed: int = 0,
-             ceiling: pd.DataFrame | None = None) -> Evaluation:
+             ceiling: pd.DataFrame | None = None, tests: bool = True) -> Evaluation:
     """Every method of ``scores`` and the baselines against ``results`` (see the module
     docstring). Summary columns: method, kind, n_targets (targets with a weighted tau),
     enough_targets, for each metric <metric>, <metric>_low, <metric>_high; against random
@@ -246,7 +248,9 @@ def evaluate(results: pd.DataFrame, scores: Mapping[str, pd.DataFrame],
     p_two_sided, exact, verdict}; against each of best-on-average and static-size
     beats_<baseline>_<metric>_{diff, low, high, p, wins, ties, losses, n, verdict} (hyphens
     as underscores); with ``ceiling`` (a :func:`benchmark.analysis.ceiling.noise_ceiling`
-    table) <metric>_ceiling, <metric>_above_ceiling and above_ceiling (on weighted tau)."""
+    table) <metric>_ceiling, <metric>_above_ceiling and above_ceiling (on weighted tau).
+    ``tests=False``: the figures and their intervals only, without the tests against random
+    and the baselines (each figure draws from its own generator: the same numbers)."""
     truth = truth_table(results, include_self)
     targets = target_list(truth, None)
     if not targets:
@@ -255,7 +259,7 @@ def evaluate(results: pd.DataFrame, scores: Mapping[str, pd.DataFrame],
     methods = _methods(results, scores, sizes, include_self)
     per_target, null_of = _per_target(truth, targets, methods, _Nulls(seed))
     cap = regret_cap(truth)
-    summary = _summary(per_target, targets, null_of, seed, cap)
+    summary = _summary(per_target, targets, null_of, seed, cap, tests)
     if ceiling is not None:
         per_target, summary = flag_ceiling(per_target, summary, ceiling)
     return Evaluation(per_target=per_target, summary=summary, nulls=null_of, regret_cap=cap)
@@ -321,7 +325,8 @@ def leave_largest_out(results: pd.DataFrame, scores: Mapping[str, pd.DataFrame],
     left = largest_sources(results, sizes, include_self)
     reduced = evaluate(without_sources(results, left),
                        {k: without_sources(v, left) for k, v in scores.items()}, sizes,
-                       include_self=include_self, seed=seed).summary.set_index("method")
+                       include_self=include_self, seed=seed, tests=False
+                       ).summary.set_index("method")
     rows = []
     for _, a in full.iterrows():
         if a["method"] not in reduced.index:
