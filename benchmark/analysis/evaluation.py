@@ -35,8 +35,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.analysis.baselines import (BEST_ON_AVERAGE, RANDOM, STATIC_SIZE,
-                                          baseline_score_tables, best_on_average_scores,
-                                          static_size_scores)
+                                          baseline_score_tables)
 from benchmark.analysis.ceiling import noise_ceiling, pair_spread
 from benchmark.analysis.fidelity import fidelity
 from benchmark.analysis.inference import (MIN_TARGETS, mean_interval, p_verdict,
@@ -79,9 +78,8 @@ def _methods(results, scores, sizes, include_self) -> list[tuple[str, str, pd.Da
         raise EvaluationError(f"Method name(s) {clash} clash with the baselines' names.",
                               "Rename the method(s).")
     methods = [(n, _kind(n), checked_scores(s, n, include_self)) for n, s in scores.items()]
-    return methods + [
-        (BEST_ON_AVERAGE, "baseline", best_on_average_scores(results, None, include_self)),
-        (STATIC_SIZE, "baseline", static_size_scores(results, sizes, None, include_self))]
+    return methods + [(n, "baseline", s) for n, s in
+                      baseline_score_tables(results, sizes, include_self).items()]
 
 
 class _Nulls:

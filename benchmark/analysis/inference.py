@@ -42,7 +42,6 @@ MIN_TARGETS = {"weighted_tau": 5, "kendall_tau": 8, "spearman_rho": 50, "top1_re
 MIN_PAIRED = {"weighted_tau": 5, "kendall_tau": 5, "spearman_rho": 5, "top1_regret": 8}
 TIE_TOL = 1e-9      # |difference| at or below this is a tie, not a win
 TOO_FEW = "too few targets to judge"
-VERDICTS = ("better", "worse", "not distinguishable", TOO_FEW)
 MIN_VALUES = 3      # fewer values than this: a mean, but no interval (2 values resample 4 ways)
 
 

@@ -303,7 +303,7 @@ def loto_scores(pairs: pd.DataFrame, learner: Learner | None = None,
     """LOTO scores: for each target t, ``learner`` fitted on the pairs of the other targets
     (with a measured label) scores t's candidates (its rows in ``scored``, default ``pairs``:
     e.g. one suite's rows of a table across suites). Columns source, target, score (higher =
-    better), ready for ``benchmark.analysis.evaluation.evaluate_probes``. Targets whose
+    better), ready for ``benchmark.analysis.evaluation.evaluate``. Targets whose
     training set fails the guardrail, or with no row to score, get no rows;
     ``result.attrs['refused']`` maps them to the reason."""
     learner = LEARNERS[DEFAULT_LEARNER] if learner is None else learner

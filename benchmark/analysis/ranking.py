@@ -18,7 +18,6 @@ RESULT_COLUMNS = ("source", "target", "repeat", "auc")
 SCORE_COLUMNS = ("source", "target", "score")
 CORRELATIONS = ("kendall_tau", "weighted_tau", "spearman_rho")
 METRICS = (*CORRELATIONS, "top1_regret")
-KINDS = ("probe", "learned", "baseline")
 TIE_SEP = "|"  # joins the names of tied sources in `recommended` and `best`
 
 

@@ -57,8 +57,9 @@ def _fold_rows(table: TransferTable) -> pd.DataFrame:
     if table.meta.get("repeats_are") == "folds of one split":
         rows["repeat"] = rows["repeat"] * (rows["fold"].max() + 1) + rows["fold"]
         rows["fold"] = 0
-    scratch = rows[rows["candidate"] == SCRATCH].set_index(["target", "repeat", "fold"])["value"]
-    per_target = rows[rows["candidate"] == SCRATCH].groupby("target")["value"].mean()
+    scratch_rows = rows[rows["candidate"] == SCRATCH]
+    scratch = scratch_rows.set_index(["target", "repeat", "fold"])["value"]
+    per_target = scratch_rows.groupby("target")["value"].mean()
     key = pd.MultiIndex.from_frame(rows[["target", "repeat", "fold"]])
     base = pd.Series(scratch.reindex(key).to_numpy(), index=rows.index)
     base = base.fillna(rows["target"].map(per_target))
