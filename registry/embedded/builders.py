@@ -63,12 +63,7 @@ def register_builder(name: str) -> Callable[[Builder], Builder]:
     """Decorator: register a builder function ``(params, seed) -> EmbeddedData`` under
     ``name`` (a ContractError when the name or the signature is wrong)."""
     _check_name(name)  # at once; the function when it is decorated
-
-    def deco(fn: Builder) -> Builder:
-        BUILDERS.add(name, fn)
-        return fn
-
-    return deco
+    return BUILDERS.register(name)
 
 
 def to_uint8(x: np.ndarray, max_value: float) -> np.ndarray:
