@@ -111,13 +111,17 @@ class Needs:
         """The optional module, imported (or an error naming the extra to install)."""
         return import_extra(self.module, self.extra) if self.module else None
 
+    def absent_commands(self) -> list[str]:
+        """The declared commands that are not on PATH here."""
+        return [c for c in self.commands if shutil.which(c) is None]
+
     def missing(self) -> str | None:
         """What this machine lacks of these needs, in words (None when nothing); the module
         is looked up without being imported."""
         if self.module and importlib.util.find_spec(self.module) is None:
             return (f"needs {self.module}, which is not installed "
                     f'(pip install -e ".[{self.extra}]")')
-        absent = [c for c in self.commands if shutil.which(c) is None]
+        absent = self.absent_commands()
         if absent:
             return f"needs {', '.join(absent)} on PATH (a cluster's tools), not found here"
         return None

@@ -14,7 +14,6 @@ it alone the driver keeps at most ``--array-parallelism`` jobs in flight.
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -116,7 +115,7 @@ class SlurmExecutor(Executor):
 
     def _check_cluster(self) -> None:
         """Slurm's tools are here, and the compute nodes can reach the tracking store."""
-        missing = [tool for tool in self.needs.commands if shutil.which(tool) is None]
+        missing = self.needs.absent_commands()
         if missing:
             raise ExecutorError(f"--executor slurm needs Slurm's {' and '.join(missing)}, "
                                 f"which {'is' if len(missing) == 1 else 'are'} not on PATH.",
