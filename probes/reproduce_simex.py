@@ -35,7 +35,7 @@ from matplotlib.figure import Figure
 from scipy.stats import spearmanr
 from torch import nn
 
-from bench_core.data import DeviceData, load_device_data
+from bench_core.data import load_device_data
 from bench_core.devices import resolve_device
 from probes.simex import (SIDE, SimExOptions, _prepare, delta_matrix, queries_per_reference,
                           train_fleet)
@@ -222,11 +222,11 @@ def _per_class(records: list[DatasetRecord], max_classes: int) -> int:
     return min(r.class_counts[c] for r in records for c in r.classes[:max_classes])
 
 
-def _splits(records: list[DatasetRecord], loaded: list[DeviceData], proto: Protocol, seed: int,
-            device: torch.device):
+def _splits(records: list[DatasetRecord], proto: Protocol, seed: int, device: torch.device):
     per_class = _per_class(records, proto.max_classes)
     train, test, classes = [], [], []
-    for record, data in zip(records, loaded):
+    for record in records:
+        data = load_device_data(record, (SIDE, SIDE), device)
         y = torch.as_tensor(data.labels_np)
         first = torch.nonzero(y < proto.max_classes).flatten()  # the first classes only
         keep = first[balanced(y[first], per_class, seed)]
@@ -239,11 +239,8 @@ def _splits(records: list[DatasetRecord], loaded: list[DeviceData], proto: Proto
     return train, test, classes
 
 
-def run(records: list[DatasetRecord], loaded: list[DeviceData], proto: Protocol, seed: int,
-        device: torch.device) -> dict:
-    """One seed: the balanced splits of ``loaded`` (each record's images on ``device``), the
-    frozen-feature transfer matrix and, per loss, the autoencoder fleet's delta and its rho."""
-    train, test, classes = _splits(records, loaded, proto, seed, device)
+def run(records: list[DatasetRecord], proto: Protocol, seed: int, device: torch.device) -> dict:
+    train, test, classes = _splits(records, proto, seed, device)
     acc, transfer_s, clf_epochs = retrain_matrix(train, test, classes, proto, seed)
     out = {"datasets": [r.name for r in records], "retrain_accuracy": acc.round(4).tolist(),
            "transfer_seconds": transfer_s, "clf_epochs": clf_epochs,
@@ -268,10 +265,8 @@ def run(records: list[DatasetRecord], loaded: list[DeviceData], proto: Protocol,
 
 
 def run_seeds(records: list[DatasetRecord], proto: Protocol, device: torch.device) -> dict:
-    """``run`` once per seed (the datasets loaded once); per loss the rho of every seed, their
-    mean and range per base."""
-    loaded = [load_device_data(r, (SIDE, SIDE), device) for r in records]
-    runs = [run(records, loaded, proto, s, device) for s in proto.seeds]
+    """``run`` once per seed; per loss the rho of every seed, their mean and range per base."""
+    runs = [run(records, proto, s, device) for s in proto.seeds]
     out = {"datasets": [r.name for r in records], "seeds": list(proto.seeds), "runs": runs,
            "protocol": dataclasses.asdict(proto), "device": str(device)}
     for loss in LOSSES:

@@ -73,7 +73,7 @@ def test_early_stop_watches_the_scored_ordering_on_training_samples_only(monkeyp
     monkeypatch.setattr(rs, "train_fleet", fake_train_fleet)
     monkeypatch.setattr(rs, "delta_matrix", lambda fleet, sets, loss: np.arange(9.0).reshape(3, 3))
     records = [SimpleNamespace(name=f"d{i}") for i in range(3)]
-    rs.run(records, [], Protocol(watch_per_set=20), seed=0, device=torch.device("cpu"))
+    rs.run(records, Protocol(watch_per_set=20), seed=0, device=torch.device("cpu"))
     assert seen["ordering"] is queries_per_reference  # the ordering the rho scores
     for k, watched in enumerate(seen["watch"]):
         ids = set(watched[:, 0, 0, 0].tolist())
