@@ -41,9 +41,9 @@ CATS_SCANS_PROTOCOL = {"source": "vcheplygina/cats-scans results/aucs_scores_dis
                        "evaluation": "5-fold cross-validation, AUC (one-vs-rest weighted)"}
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _read_csv(path: Path, nrows: int | None = None) -> pd.DataFrame:
     try:
-        return pd.read_csv(path)
+        return pd.read_csv(path, nrows=nrows)
     except FileNotFoundError:
         raise TransferTableError(f"No file {path}.", "Check the path.") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
@@ -251,7 +251,7 @@ def detect(path: Path) -> str:
             return "package"
         raise TransferTableError(f"{path} is a folder without {DESCRIPTOR}.",
                                  "Give a transfer table folder or a CSV file.")
-    header = set(_read_csv(path).columns)
+    header = set(_read_csv(path, nrows=0).columns)  # the reader chosen parses the rows
     if {"source", "target", "expert_distance"} <= header and any(
             re.fullmatch(r"fold_\d+", c) for c in header):
         return "cats-scans"

@@ -304,7 +304,7 @@ def descriptor(table: TransferTable) -> dict[str, Any]:
               "candidates": int(results.loc[results["candidate"] != SCRATCH,
                                             "candidate"].nunique())}
     meta.pop("counts", None)
-    return {"profile": "tabular-data-package", **head, "version": content_hash(table),
+    return {"profile": "tabular-data-package", **head, "version": table.version,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "transfer_bench": {"format_version": FORMAT_VERSION, **meta, "counts": counts},
             "resources": resources}

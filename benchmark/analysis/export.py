@@ -34,11 +34,17 @@ DEFAULT_LICENSE = {"name": "CC-BY-4.0", "path": "https://creativecommons.org/lic
                    "title": "Creative Commons Attribution 4.0"}
 
 
-def tool_version() -> str:
+def package_version() -> str | None:
+    """The installed version of transfer-bench (None when it runs from a plain checkout)."""
     try:
-        return f"{TOOL} {version(TOOL)}"
+        return version(TOOL)
     except PackageNotFoundError:
-        return TOOL
+        return None
+
+
+def tool_version() -> str:
+    v = package_version()
+    return f"{TOOL} {v}" if v else TOOL
 
 
 def _result_rows(folds: pd.DataFrame, sizes: dict[str, float], classes: dict[str, int]

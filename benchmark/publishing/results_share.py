@@ -31,13 +31,13 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from benchmark.analysis.export import TOOL, package_version
 from benchmark.publishing.hub import HubTarget, hub_target, reach_hub, upload
 from benchmark.publishing.trained import PublishError
 from registry.files import atomic_folder
@@ -373,11 +373,8 @@ def _push(folder: Path, target: HubTarget, frames: Mapping[str, pd.DataFrame],
     later = f"upload it later with `hf upload {target.repo_id} {folder} --repo-type dataset`"
     reach_hub(target, environ, offline=f"{kept} Unset HF_HUB_OFFLINE and publish again, or {later}.",
               unreachable=f"{kept} Publish again with --push when online, or {later}.")
-    try:
-        tool = version("transfer-bench")
-    except PackageNotFoundError:
-        tool = "unknown"
-    repo_id = upload(folder, target, repo_type="dataset", library=("transfer-bench", tool),
+    repo_id = upload(folder, target, repo_type="dataset",
+                     library=(TOOL, package_version() or "unknown"),
                      files=["README.md", DESCRIPTOR, *(f"{res}/*.parquet" for res in frames)],
                      retry="publish again with --push")
     return f"{target.endpoint}/datasets/{repo_id}"
