@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict
 
 from bench_core.sources import SourceModel
 from registry.errors import BenchError
-from registry.names import (ContractError, LazyRegistry, Requirement, check_extension, is_name,
-                            is_flag, subclass_of, takes, validate_options)
+from registry.names import (LazyRegistry, Requirement, check_extension, is_flag, is_name,
+                            subclass_of, takes, validate_options)
 from registry.paths import BenchPaths
 from registry.progress import ProgressFactory, no_progress
 from registry.store import DatasetRecord
@@ -165,11 +165,7 @@ def check_probe_class(name: str, cls: Any) -> None:
     """Refuse ``cls`` unless it is a complete probe (:data:`PROBE_CONTRACT`, every abstract
     method implemented: an estimator's ``score(features, probs, labels)`` too) registered under
     its own name, naming what is missing and how to fix it."""
-    check_extension(cls, "probe", Probe, PROBE_CONTRACT, GUIDE)
-    if name != cls.name:
-        raise ContractError(f"Probe {cls.__module__}:{cls.__qualname__} is named "
-                            f"'{cls.name}' but offered as '{name}'.",
-                            "Use one name for both (the entry point's and the class's).")
+    check_extension(cls, "probe", Probe, PROBE_CONTRACT, GUIDE, name)
 
 
 # every @register_probe class of this package, found by name without importing it (the CLI
@@ -183,8 +179,7 @@ PROBES: LazyRegistry[type[Probe]] = LazyRegistry("probe", "probes", "register_pr
 def register_probe(cls: type[Probe]) -> type[Probe]:
     """Class decorator: register ``cls`` under ``cls.name`` once it meets
     :data:`PROBE_CONTRACT` (else a ContractError naming what is missing and the fix)."""
-    PROBES.add(getattr(cls, "name", "") if isinstance(cls, type) else "", cls)
-    return cls
+    return PROBES.add_class(cls)
 
 
 def card_only_record(card: dict[str, Any]) -> DatasetRecord:

@@ -226,6 +226,12 @@ class LazyRegistry(Registry[T]):
                 self.add(name, obj)
         return super().get(name)
 
+    def add_class(self, cls: T) -> T:
+        """Register class ``cls`` under its own ``name`` (held to the contract like any other
+        entry); returns it, for the kinds' class decorators."""
+        self.add(getattr(cls, "name", "") if isinstance(cls, type) else "", cls)
+        return cls
+
     def add(self, name: str, obj: T) -> None:
         if name in self._items and self._items[name] is obj:
             return  # a module imported twice under one name registers once
@@ -303,10 +309,11 @@ def takes(*params: str) -> Callable[[Any], bool]:
 
 
 def check_extension(cls: Any, kind: str, base: type, requirements: Sequence[Requirement],
-                    guide: str) -> None:
+                    guide: str, name: str | None = None) -> None:
     """Refuse ``cls`` as a ``kind`` unless it subclasses ``base``, implements every abstract
     method and meets every requirement: one :class:`ContractError` naming each problem and its
-    fix, and ``guide`` (where the contract is written)."""
+    fix, and ``guide`` (where the contract is written). With ``name`` (what it is offered as:
+    the decorator's or the entry point's name) the class must carry that name."""
     where = f"{getattr(cls, '__module__', '?')}:{getattr(cls, '__qualname__', repr(cls))}"
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise ContractError(f"{kind.capitalize()} {where} cannot be registered: it is not a "
@@ -328,6 +335,10 @@ def check_extension(cls: Any, kind: str, base: type, requirements: Sequence[Requ
     if problems:
         raise ContractError(f"{kind.capitalize()} {where} cannot be registered: "
                             f"{'; '.join(problems)}.", f"Fix: {'; '.join(fixes)} ({guide}).")
+    if name is not None and name != cls.name:
+        raise ContractError(f"{kind.capitalize()} {where} is named '{cls.name}' but offered as "
+                            f"'{name}'.", "Use one name for both (the entry point's and the "
+                            "class's).")
 
 
 def _signature(fn: Any) -> str:

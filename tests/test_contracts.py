@@ -415,3 +415,13 @@ def test_a_probe_or_transform_missing_what_the_engine_reads_is_refused_by_name()
     with pytest.raises(ContractError, match=r"describe\(\) is not implemented"):
         register_transform(NoDescribe)
     assert "no-compute" not in PROBES.names() and "no-score" not in PROBES.names()
+
+
+@pytest.mark.parametrize("registry, name", [(PROBES, "expert"), (LOADERS, "idx"),
+                                            (TRANSFORMS, "blur"), (EXECUTORS, "local")])
+def test_a_class_offered_under_another_name_is_refused(registry, name):
+    """An entry point naming a class by a name it does not carry registers nothing."""
+    cls = registry.get(name)
+    with pytest.raises(ContractError, match=f"is named '{name}' but offered as 'other-name'"):
+        registry.add("other-name", cls)
+    assert "other-name" not in registry

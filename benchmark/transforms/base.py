@@ -14,8 +14,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from registry.card import Derivation
-from registry.names import (ContractError, LazyRegistry, Requirement, check_extension, is_name,
-                            is_flag, takes)
+from registry.names import LazyRegistry, Requirement, check_extension, is_flag, is_name, takes
 
 
 class ShiftSpec(Protocol):
@@ -79,11 +78,7 @@ TRANSFORM_CONTRACT = (
 
 def check_transform(name: str, cls: Any) -> None:
     """Refuse ``cls`` unless it meets :data:`TRANSFORM_CONTRACT` under its own name."""
-    check_extension(cls, "shift transform", ShiftTransform, TRANSFORM_CONTRACT, GUIDE)
-    if name != cls.name:
-        raise ContractError(f"Shift transform {cls.__module__}:{cls.__qualname__} is named "
-                            f"'{cls.name}' but offered as '{name}'.",
-                            "Use one name for both (the entry point's and the class's).")
+    check_extension(cls, "shift transform", ShiftTransform, TRANSFORM_CONTRACT, GUIDE, name)
 
 
 TRANSFORMS: LazyRegistry[type[ShiftTransform]] = LazyRegistry(
@@ -94,8 +89,7 @@ TRANSFORMS: LazyRegistry[type[ShiftTransform]] = LazyRegistry(
 def register_transform(cls: type[ShiftTransform]) -> type[ShiftTransform]:
     """Class decorator: register ``cls`` under ``cls.name`` once it meets
     :data:`TRANSFORM_CONTRACT` (else a ContractError naming what is missing and the fix)."""
-    TRANSFORMS.add(getattr(cls, "name", "") if isinstance(cls, type) else "", cls)
-    return cls
+    return TRANSFORMS.add_class(cls)
 
 
 def transform_images(images, spec: ShiftSpec):

@@ -23,8 +23,8 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict
 
 from registry.errors import DatasetFormatError
-from registry.names import (ContractError, LazyRegistry, Requirement, check_extension, is_name,
-                            is_flag, subclass_of, takes, validate_options)
+from registry.names import (LazyRegistry, Requirement, check_extension, is_flag, is_name,
+                            subclass_of, takes, validate_options)
 from registry.paths import BenchPaths
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp",
@@ -168,11 +168,7 @@ LOADER_CONTRACT = (
 def check_loader(name: str, cls: type[Loader]) -> None:
     """Refuse ``cls`` (a ContractError naming each problem and its fix) unless it is a
     :class:`Loader` meeting :data:`LOADER_CONTRACT`, registered under its own ``name``."""
-    check_extension(cls, "loader", Loader, LOADER_CONTRACT, LOADER_GUIDE)
-    if name != cls.name:
-        raise ContractError(f"Loader {cls.__module__}:{cls.__qualname__} is named "
-                            f"'{cls.name}' but offered as '{name}'.",
-                            "Use one name for both (the entry point's and the class's).")
+    check_extension(cls, "loader", Loader, LOADER_CONTRACT, LOADER_GUIDE, name)
 
 
 # every @register_loader class of this package, found by name without importing it; installed
@@ -185,8 +181,7 @@ LOADERS: LazyRegistry[type[Loader]] = LazyRegistry("loader", "registry.loaders",
 def register_loader(cls: type[Loader]) -> type[Loader]:
     """Class decorator: register ``cls`` under ``cls.name`` once it meets
     :data:`LOADER_CONTRACT` (else a ContractError naming what is missing and the fix)."""
-    LOADERS.add(getattr(cls, "name", "") if isinstance(cls, type) else "", cls)
-    return cls
+    return LOADERS.add_class(cls)
 
 
 # Helpers shared by the file-based loaders -------------------------------------------------

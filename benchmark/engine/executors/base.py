@@ -186,11 +186,8 @@ def check_executor(name: str, cls: Any) -> None:
     """Refuse ``cls`` as the executor ``name`` unless it meets :data:`EXECUTOR_CONTRACT` and
     its constructor takes what the CLI passes: a :class:`~registry.names.ContractError` naming
     what is missing and the fix."""
-    check_extension(cls, "executor", Executor, EXECUTOR_CONTRACT, _GUIDE)
+    check_extension(cls, "executor", Executor, EXECUTOR_CONTRACT, _GUIDE, name)
     what = f"Executor {cls.__module__}:{cls.__qualname__}"
-    if name != cls.name:
-        raise ContractError(f"{what} is named '{cls.name}' but offered as '{name}'.",
-                            "Use one name for both (the entry point's and the class's).")
     params = list(inspect.signature(cls).parameters.values())
     if not params or params[0].name != "context":
         raise ContractError(f"{what}'s constructor does not take 'context' first.",
@@ -214,8 +211,7 @@ EXECUTORS: LazyRegistry[type[Executor]] = LazyRegistry(
 def register_executor(cls: type[Executor]) -> type[Executor]:
     """Class decorator: register ``cls`` under ``cls.name`` once it meets
     :data:`EXECUTOR_CONTRACT` (else a ContractError naming what is missing and the fix)."""
-    EXECUTORS.add(getattr(cls, "name", "") if isinstance(cls, type) else "", cls)
-    return cls
+    return EXECUTORS.add_class(cls)
 
 
 def executor_options(name: str) -> list[str]:
