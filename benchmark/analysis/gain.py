@@ -97,19 +97,21 @@ def conformal_half_width(residuals: np.ndarray, level: float = LEVEL) -> float:
     return float(r[k - 1]) if 0 < k <= len(r) else math.inf
 
 
-def loto_coverage(train: pd.DataFrame, level: float = LEVEL) -> float | None:
+def loto_coverage(train: pd.DataFrame, level: float = LEVEL,
+                  residuals: np.ndarray | None = None) -> float | None:
     """Share of training pairs inside the interval built without their target (model and
-    calibration residuals): the interval's coverage, nested leave-one-target-out."""
+    calibration residuals): the interval's coverage, nested leave-one-target-out.
+    ``residuals``: :func:`loto_residuals` of ``train`` when the caller has them (each pair's
+    residual under the model fitted without its target, the one this check needs)."""
     targets = train["target"].to_numpy()
     if len(np.unique(targets)) < MIN_TARGETS + 1:
         return None
+    residuals = loto_residuals(train) if residuals is None else residuals
     inside = []
     for t in np.unique(targets):
         held = targets == t
-        rest = train[~held]
-        half = conformal_half_width(loto_residuals(rest), level)
-        pred = _fit_predict(rest, train[held])
-        inside += list(np.abs(train.loc[held, GAIN].to_numpy(dtype=float) - pred) <= half)
+        half = conformal_half_width(loto_residuals(train[~held]), level)
+        inside += list(residuals[held] <= half)
     return float(np.mean(inside))
 
 
@@ -136,7 +138,8 @@ def predict_gain(train: pd.DataFrame, test: pd.DataFrame, level: float = LEVEL,
                               f"transferability; {MIN_TARGETS} are needed to calibrate an "
                               "interval")
     point = _fit_predict(train, test)
-    half = conformal_half_width(loto_residuals(train), level)
+    residuals = loto_residuals(train)
+    half = conformal_half_width(residuals, level)
     reason = None
     if not math.isfinite(half):  # fewer residuals than the quantile needs: no interval
         half = math.nan
@@ -146,5 +149,6 @@ def predict_gain(train: pd.DataFrame, test: pd.DataFrame, level: float = LEVEL,
                           "gain_low": point - half, "gain_high": point + half})
     table["negative_transfer"] = [negative_transfer(p, h if math.isfinite(h) else p)
                                   for p, h in zip(table["predicted_gain"], table["gain_high"])]
-    coverage = loto_coverage(train, level) if check_coverage and reason is None else None
+    coverage = (loto_coverage(train, level, residuals) if check_coverage and reason is None
+                else None)
     return GainPrediction(table, n_targets, len(train), level, coverage, reason)
