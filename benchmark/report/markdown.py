@@ -114,15 +114,20 @@ def ceiling_table(a) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _tau_by_target(per: pd.DataFrame, methods) -> pd.DataFrame:
+    """Weighted tau per method (rows, in the order of ``methods``) and target (columns), each
+    with its exact p against a random ranking on that target where there is one."""
+    p = per.get("weighted_tau_p", pd.Series([None] * len(per), index=per.index))
+    cells = [interval(v, None, None) + ("" if pd.isna(q) else f" ({_p(q)})")
+             for v, q in zip(per["weighted_tau"], p)]
+    table = per.assign(cell=cells).pivot(index="method", columns="target", values="cell")
+    return table.reindex(methods).reset_index()
+
+
 def per_target_table(a) -> pd.DataFrame:
     """Weighted tau per method (rows) and target (columns), each with its exact p against a
     random ranking on that target."""
-    per = a.per_target
-    cells = [interval(v, None, None) + ("" if pd.isna(p) else f" ({_p(p)})")
-             for v, p in zip(per["weighted_tau"], per.get("weighted_tau_p", pd.Series(
-                 [None] * len(per), index=per.index)))]
-    table = per.assign(cell=cells).pivot(index="method", columns="target", values="cell")
-    return table.reindex(a.summary["method"]).reset_index()
+    return _tau_by_target(a.per_target, a.summary["method"])
 
 
 def evaluation_markdown(a, extra: dict | None = None) -> str:
@@ -170,10 +175,9 @@ def summary_rows(summary: pd.DataFrame, first: list[str] | None = None) -> str:
     of ``first`` on top."""
     first = list(first or [])
     order = first + [m for m in summary["method"] if m not in first]
-    rows = []
+    by_method, rows = summary.set_index("method", drop=False), []
     for m in order:
-        r = summary.set_index("method").loc[m].copy()
-        r["method"] = m
+        r = by_method.loc[m]
         rows.append({"method": m, "kind": r["kind"], "targets": int(r["n_targets"]),
                      "weighted tau": interval(r["weighted_tau"], r["weighted_tau_low"],
                                               r["weighted_tau_high"]),
@@ -191,8 +195,5 @@ def per_target_rows(per_target: pd.DataFrame, methods: list[str]) -> str:
     part = per_target[per_target["method"].isin(methods)]
     if part.empty:
         return ""
-    cells = [interval(v, None, None) + ("" if pd.isna(p) else f" ({_p(p)})")
-             for v, p in zip(part["weighted_tau"], part["weighted_tau_p"])]
-    table = part.assign(cell=cells).pivot(index="method", columns="target", values="cell")
     return "\nWeighted tau per target (p: exact permutation test against a random ranking):\n\n" \
-        + markdown_table(table.reindex(methods).reset_index())
+        + markdown_table(_tau_by_target(part, methods))
