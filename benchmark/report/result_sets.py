@@ -23,11 +23,6 @@ from registry.paths import BenchPaths
 from registry.result_store import ResultStore
 from registry.store import RegistryStore
 
-FOLDS_NOTE = ("\nThe repeats of this table are the folds of one split: the noise ceiling and "
-              "the intervals measure fold-to-fold noise only, which understates the noise of a "
-              "new split.\n")
-
-
 def html_context(name: str, inputs: AnalysisInputs, paths: BenchPaths, catalog: Catalog,
                  version: str) -> HtmlContext:
     """The page's context for a result set: the registry's records and cards where names
@@ -52,9 +47,6 @@ def build_results_report(name: str, paths: BenchPaths, out: Path | None = None, 
     out = out or paths.home / "reports" / f"results-{name}"
     report = compose_report(inputs, out, include_self=include_self,
                             extra_scores={LEARNED: learned})
-    if inputs.repeats_are == "folds of one split" and "evaluation_markdown" in report.files:
-        md = report.files["evaluation_markdown"]
-        md.write_text(md.read_text() + FOLDS_NOTE)
     if html:
         context = html_context(name, inputs, paths, catalog, record.version)
         report.files["html"] = html_report(report, f"results:{name}", context,

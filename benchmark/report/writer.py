@@ -26,6 +26,11 @@ from benchmark.report.mlflow_log import log_report
 from probes.correlation import correlations, scatter_figure
 from probes.tracking import load_probe_matrices
 
+# a table whose repeats are the folds of one split (the cats-scans table) says what that means
+FOLDS_NOTE = ("\nThe repeats of this table are the folds of one split: the noise ceiling and "
+              "the intervals measure fold-to-fold noise only, which understates the noise of a "
+              "new split.\n")
+
 
 @dataclass(frozen=True, kw_only=True)
 class Report:
@@ -93,8 +98,9 @@ def _evaluation(inputs: AnalysisInputs, out_dir: Path, files: dict[str, Path],
         if frame is not None:
             files[f"{name}_csv"] = out_dir / f"{name}.csv"
             frame.to_csv(files[f"{name}_csv"], index=False)
+    note = FOLDS_NOTE if inputs.repeats_are == "folds of one split" else ""
     files["evaluation_markdown"] = out_dir / "evaluation.md"
-    files["evaluation_markdown"].write_text(evaluation_markdown(a, extra))
+    files["evaluation_markdown"].write_text(evaluation_markdown(a, extra) + note)
     return a
 
 
