@@ -60,6 +60,12 @@ def _registered_view(rec: DatasetRecord) -> dict[str, Any]:
     }
 
 
+def known_datasets(catalog: Catalog, paths: BenchPaths) -> set[str]:
+    """Every dataset name a command may be given: the catalog's cards and what is registered
+    here (a new dataset registered from a folder has no card)."""
+    return set(catalog.cards) | set(RegistryStore(paths.registry_db).names())
+
+
 def dataset_sizes(paths: BenchPaths, catalog: Catalog | None = None) -> dict[str, int]:
     """Images per dataset: registered datasets as registered, the rest as their cards say
     (weight-only sources such as ImageNet), for the static-size baseline."""

@@ -44,8 +44,7 @@ from registry.catalog import Catalog
 from registry.errors import BenchError
 from registry.names import unknown_name_message
 from registry.paths import BenchPaths
-from registry.store import RegistryStore
-from registry.views import dataset_sizes
+from registry.views import dataset_sizes, known_datasets
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -301,9 +300,7 @@ def _learned_for(target: str, test: pd.DataFrame, pairs: pd.DataFrame) -> np.nda
 def _check_target(name: str, given: str, suite, paths: BenchPaths, catalog: Catalog) -> None:
     """A target is a registered dataset, a catalog card or a dataset of the suite; a typo
     fails here rather than being ranked for by the methods that never read the target."""
-    known = set(catalog.cards) | set(suite.dataset_names())
-    if paths.registry_db.is_file():
-        known |= set(RegistryStore(paths.registry_db).names())
+    known = known_datasets(catalog, paths) | set(suite.dataset_names())
     if name not in known:
         raise BenchError(unknown_name_message("target", given, sorted(known))
                          + " It is not a registered dataset, a catalog card or a dataset of "

@@ -21,8 +21,7 @@ from registry.errors import BenchError
 from registry.names import unknown_name_message
 from registry.paths import BenchPaths
 from registry.result_store import ResultStore
-from registry.store import RegistryStore
-from registry.views import dataset_sizes
+from registry.views import dataset_sizes, known_datasets
 
 
 def result_set_inputs(name: str, paths: BenchPaths, catalog: Catalog | None = None
@@ -98,9 +97,7 @@ def target_key(target: str, results: pd.DataFrame, names: list[str], catalog: Ca
     if len(held) > 1:
         raise BenchError(f"Target '{target}' is in several result sets ({', '.join(held)}).",
                          "Name one of them as SET:TARGET.")
-    known = set(catalog.cards)
-    if paths.registry_db.is_file():
-        known |= set(RegistryStore(paths.registry_db).names())
+    known = known_datasets(catalog, paths)
     name = catalog.key(target) if target.lower() in catalog else target
     if name not in known:
         raise BenchError(unknown_name_message("target", target, sorted(known | targets)) +
