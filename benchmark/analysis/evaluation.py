@@ -38,7 +38,7 @@ from benchmark.analysis.baselines import (BEST_ON_AVERAGE, RANDOM, STATIC_SIZE,
                                           baseline_score_tables)
 from benchmark.analysis.ceiling import noise_ceiling, pair_spread
 from benchmark.analysis.fidelity import fidelity
-from benchmark.analysis.inference import (MIN_TARGETS, mean_interval, p_verdict,
+from benchmark.analysis.inference import (MIN_TARGETS, TIE_TOL, mean_interval, p_verdict,
                                           paired_difference)
 from benchmark.analysis.nulls import (Null, compare_with_null, mean_null, target_nulls,
                                       tie_pattern)
@@ -264,9 +264,13 @@ def evaluate(results: pd.DataFrame, scores: Mapping[str, pd.DataFrame],
 
 
 def _above(value: float, ceiling: float, metric: str) -> bool | None:
+    """Whether ``value`` reaches ``ceiling`` (a regret: gets down to its floor), floating-point
+    noise aside: a perfect ranking's mean tau of 0.9999999999999999 reaches a ceiling of 1."""
     if pd.isna(value) or pd.isna(ceiling):
         return None
-    return bool(value <= ceiling) if metric == "top1_regret" else bool(value >= ceiling)
+    if metric == "top1_regret":
+        return bool(value <= ceiling + TIE_TOL)
+    return bool(value >= ceiling - TIE_TOL)
 
 
 def flag_ceiling(per_target: pd.DataFrame, summary: pd.DataFrame, ceiling: pd.DataFrame
